@@ -1,0 +1,100 @@
+/*
+ * luahost: the differences between Lua 5.4 and LuaJIT, in one place.
+ *
+ * Guest addresses and counters are unsigned 64-bit. Lua 5.4 holds them
+ * exactly in its integers (values >= 2^63 read as negative, and print
+ * right with %x). LuaJIT numbers are doubles: values up to 2^53 are pushed
+ * as numbers, larger ones as uint64_t cdata built by a constructor the
+ * runtime registers (lua/compat_jit.lua), so nothing is ever rounded.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef LUAHOST_COMPAT_H
+#define LUAHOST_COMPAT_H
+
+#include <stdint.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#ifdef LUAJIT_VERSION_NUM
+#define LH_LUAJIT 1
+#else
+#define LH_LUAJIT 0
+#endif
+
+#ifndef LUA_OK
+#define LUA_OK 0
+#endif
+
+#if LH_LUAJIT
+#define lh_rawlen(L, i) lua_objlen((L), (i))
+#else
+#define lh_rawlen(L, i) lua_rawlen((L), (i))
+#endif
+
+#define LH_EXACT_DOUBLE_MAX (UINT64_C(1) << 53)
+
+/* Registry slots the runtime fills in under LuaJIT (see runtime.c). */
+extern int lh_u64_new_ref;    /* function(hi, lo) -> uint64_t cdata */
+extern int lh_u64_parts_ref;  /* function(cdata) -> hi, lo or nil */
+
+static inline void lh_push_u64(lua_State *L, uint64_t v)
+{
+#if LH_LUAJIT
+    if (v <= LH_EXACT_DOUBLE_MAX) {
+        lua_pushnumber(L, (lua_Number)v);
+        return;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lh_u64_new_ref);
+    lua_pushnumber(L, (lua_Number)(uint32_t)(v >> 32));
+    lua_pushnumber(L, (lua_Number)(uint32_t)v);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        lua_error(L);
+    }
+#else
+    lua_pushinteger(L, (lua_Integer)v);
+#endif
+}
+
+/*
+ * Reads an unsigned 64-bit argument. Lua 5.4 takes any integer (negative
+ * ones as two's complement, as string.format("%x") shows them). LuaJIT
+ * takes an exact non-negative integral number or a 64-bit cdata.
+ */
+static inline uint64_t lh_check_u64(lua_State *L, int idx)
+{
+#if LH_LUAJIT
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        lua_Number n = lua_tonumber(L, idx);
+        if (n < 0 || n > (lua_Number)LH_EXACT_DOUBLE_MAX || n != (lua_Number)(uint64_t)n) {
+            luaL_argerror(L, idx, "number is not an exact unsigned 64-bit integer");
+        }
+        return (uint64_t)n;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lh_u64_parts_ref);
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+        lua_error(L);
+    }
+    if (lua_isnil(L, -2)) {
+        luaL_typerror(L, idx, "integer");
+    }
+    uint64_t v = ((uint64_t)lua_tonumber(L, -2) << 32) | (uint32_t)lua_tonumber(L, -1);
+    lua_pop(L, 2);
+    return v;
+#else
+    return (uint64_t)luaL_checkinteger(L, idx);
+#endif
+}
+
+#if !LH_LUAJIT
+/* LuaJIT has luaL_typerror; Lua 5.4 dropped it. */
+static inline int luaL_typerror(lua_State *L, int idx, const char *tname)
+{
+    const char *msg = lua_pushfstring(L, "%s expected, got %s", tname, luaL_typename(L, idx));
+    return luaL_argerror(L, idx, msg);
+}
+#endif
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * luahost: shared declarations of the C host.
+ *
+ * The host is mechanism only: it owns the Lua state, the lock around it,
+ * the handle types and the trampolines QEMU calls. Everything a script
+ * sees is built in lua/ on top of the private raw table made here.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef LUAHOST_H
+#define LUAHOST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+#include <qemu-plugin.h>
+
+#include "compat.h"
+
+/* Metatable names: defined once, shown in wrong-type errors. */
+#define LH_TB_MT "luahost.tb"
+#define LH_INSN_MT "luahost.insn"
+#define LH_SCOREBOARD_MT "luahost.scoreboard"
+
+/*
+ * A Lua function QEMU calls back. One record per function however many
+ * times it is registered, so on_error=disable turns it off everywhere
+ * and its error is reported once.
+ */
+typedef struct LhFunc {
+    int ref;
+    const char *what;       /* names the hook in error messages */
+    int disabled;           /* read without the lock: accessed atomically */
+} LhFunc;
+
+/* One registration: the function and the script value it carries. */
+typedef struct LhHook {
+    LhFunc *func;
+    int value_ref;          /* LUA_NOREF when the callback carries none */
+} LhHook;
+
+/* The one Lua state and what guards it (see docs/threading.md). */
+typedef struct LhRuntime {
+    lua_State *L;
+    GRecMutex lock;
+    qemu_plugin_id_t id;
+    bool abort_on_error;    /* on_error=abort (default) or disable */
+    bool aborting;          /* an error is stopping emulation */
+    uint64_t live_epoch;    /* handles of this epoch are alive */
+    uint64_t next_epoch;
+} LhRuntime;
+
+extern LhRuntime lh;
+
+/* runtime.c: the lock, protected calls and the error policy. */
+void lh_lock(void);
+void lh_unlock(void);
+bool lh_pcall(lua_State *L, int nargs, int nresults, const char *what);
+void lh_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what);
+bool lh_hook_push(lua_State *L, LhHook *hook);
+void lh_hook_call(LhHook *hook, int nargs);
+void lh_stop(int status) G_GNUC_NORETURN;
+
+/* events.c: the trampoline of every tb and insn exec callback. */
+void lh_exec_cb(unsigned int vcpu_index, void *udata);
+
+/*
+ * Handle liveness, modelled on liolib's closed files: QEMU's tb, insn and
+ * hwaddr pointers are valid only during the callback that provided them.
+ * Each callback runs in a fresh epoch; a handle made in another epoch is
+ * refused with a Lua error instead of touching a stale pointer.
+ */
+typedef struct LhHandle {
+    void *ptr;
+    uint64_t epoch;
+} LhHandle;
+
+uint64_t lh_scope_enter(void);
+void lh_scope_leave(uint64_t saved);
+void lh_push_handle(lua_State *L, void *ptr, const char *mt);
+void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind);
+void lh_new_type(lua_State *L, const char *mt, const luaL_Reg *methods, const luaL_Reg *meta);
+
+/* One opener per Lua-visible type; each adds its functions to raw. */
+void lh_open_tb(lua_State *L, int raw);
+void lh_open_insn(lua_State *L, int raw);
+void lh_open_scoreboard(lua_State *L, int raw);
+void lh_open_events(lua_State *L, int raw);
+
+/* Constructors and checkers shared between the type files. */
+void lh_push_tb(lua_State *L, struct qemu_plugin_tb *tb);
+void lh_push_insn(lua_State *L, struct qemu_plugin_insn *insn);
+qemu_plugin_u64 lh_check_entry(lua_State *L, int idx);
+enum qemu_plugin_op lh_check_inline_op(lua_State *L, int idx);
+
+/* Embedded Lua sources (generated at build time from lua/). */
+typedef struct LhEmbedded {
+    const char *name;
+    const char *source;
+    size_t size;
+} LhEmbedded;
+extern const LhEmbedded lh_embedded[];
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * luahost: the plugin entry point.
+ *
+ * qemu_plugin_install makes the Lua state, fills the private raw table
+ * with the host's mechanisms and hands it, with the plugin arguments, to
+ * the embedded boot chunk (lua/boot.lua), which builds the public API and
+ * loads the script. If that fails, QEMU refuses the plugin.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <string.h>
+
+#include "luahost.h"
+
+QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
+
+/* raw.load_embedded(name): the compiled chunk "@lua/NAME.lua". */
+static int load_embedded(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+
+    for (const LhEmbedded *e = lh_embedded; e->name != NULL; e++) {
+        if (strcmp(e->name, name) == 0) {
+            const char *chunkname = lua_pushfstring(L, "@lua/%s.lua", name);
+            if (luaL_loadbuffer(L, e->source, e->size, chunkname) != LUA_OK) {
+                return lua_error(L);
+            }
+            return 1;
+        }
+    }
+    return luaL_error(L, "no embedded module '%s'", name);
+}
+
+static int outs(lua_State *L)
+{
+    qemu_plugin_outs(luaL_checkstring(L, 1));
+    return 0;
+}
+
+static int set_error_policy(lua_State *L)
+{
+    static const char *const policies[] = { "abort", "disable", NULL };
+
+    lh.abort_on_error = luaL_checkoption(L, 1, NULL, policies) == 0;
+    return 0;
+}
+
+/* Under LuaJIT: the converters compat.h uses for values above 2^53. */
+static int set_u64_converters(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    lh_u64_new_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 2);
+    lh_u64_parts_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+static int num_vcpus(lua_State *L)
+{
+    lua_pushinteger(L, qemu_plugin_num_vcpus());
+    return 1;
+}
+
+static void set_string(lua_State *L, int t, const char *key, const char *value)
+{
+    if (value != NULL) {
+        lua_pushstring(L, value);
+        lua_setfield(L, t, key);
+    }
+}
+
+static void set_integer(lua_State *L, int t, const char *key, lua_Integer value)
+{
+    lua_pushinteger(L, value);
+    lua_setfield(L, t, key);
+}
+
+/* What QEMU told us, and where the plugin and its Lua files live. */
+static void push_info(lua_State *L, const qemu_info_t *info)
+{
+    Dl_info self;
+    int t;
+
+    lua_newtable(L);
+    t = lua_gettop(L);
+    set_string(L, t, "target_name", info->target_name);
+    set_integer(L, t, "version_min", info->version.min);
+    set_integer(L, t, "version_cur", info->version.cur);
+    set_integer(L, t, "plugin_version", QEMU_PLUGIN_VERSION);
+    lua_pushboolean(L, info->system_emulation);
+    lua_setfield(L, t, "system_emulation");
+    if (info->system_emulation) {
+        set_integer(L, t, "smp_vcpus", info->system.smp_vcpus);
+        set_integer(L, t, "max_vcpus", info->system.max_vcpus);
+    }
+    set_string(L, t, "lua_flavour", LH_LUAJIT ? "luajit" : "lua5.4");
+    if (dladdr((void *)qemu_plugin_install, &self) != 0) {
+        set_string(L, t, "plugin_path", self.dli_fname);
+    }
+    char *cwd = g_get_current_dir();
+    set_string(L, t, "cwd", cwd);
+    g_free(cwd);
+    set_string(L, t, "source_root", LH_SOURCE_ROOT);
+    set_string(L, t, "build_root", LH_BUILD_ROOT);
+    set_string(L, t, "datadir", LH_DATADIR);
+}
+
+static const luaL_Reg raw_functions[] = {
+    { "load_embedded", load_embedded },
+    { "outs", outs },
+    { "set_error_policy", set_error_policy },
+    { "set_u64_converters", set_u64_converters },
+    { "num_vcpus", num_vcpus },
+    { NULL, NULL },
+};
+
+static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **argv)
+{
+    int raw;
+
+    lua_newtable(L);
+    raw = lua_gettop(L);
+    luaL_setfuncs(L, raw_functions, 0);
+    push_info(L, info);
+    lua_setfield(L, raw, "info");
+    lua_newtable(L);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, raw, "argv");
+    lh_open_events(L, raw);
+    lh_open_tb(L, raw);
+    lh_open_insn(L, raw);
+    lh_open_scoreboard(L, raw);
+}
+
+/*
+ * Runs boot(raw): it returns true, or nil and a message for the user's
+ * mistakes (missing script, syntax error, bad argument); a runtime error
+ * while the script loads comes with its traceback.
+ */
+static bool boot(lua_State *L, const qemu_info_t *info, int argc, char **argv)
+{
+    lua_pushcfunction(L, load_embedded);
+    lua_pushliteral(L, "boot");
+    if (!lh_pcall(L, 1, 1, "the embedded runtime")) {
+        return false;
+    }
+    push_raw(L, info, argc, argv);
+    if (!lh_pcall(L, 1, 2, "the embedded runtime")) {
+        return false;
+    }
+    if (!lua_toboolean(L, -2)) {
+        lh_report("%s", lua_tostring(L, -1));
+        lua_pop(L, 2);
+        return false;
+    }
+    lua_pop(L, 2);
+    return true;
+}
+
+QEMU_PLUGIN_EXPORT
+int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv)
+{
+    bool ok;
+
+    g_rec_mutex_init(&lh.lock);
+    lh.id = id;
+    lh.abort_on_error = true;
+    lh.L = luaL_newstate();
+    if (lh.L == NULL) {
+        lh_report("cannot create a Lua state (out of memory)");
+        return -1;
+    }
+    luaL_openlibs(lh.L);
+
+    lh_lock();
+    uint64_t saved = lh_scope_enter();
+    ok = boot(lh.L, info, argc, argv);
+    lh_scope_leave(saved);
+    lh_unlock();
+    /*
+     * On failure the state is left for the process to reclaim: QEMU
+     * exits, and callbacks the script registered before failing may
+     * still point into it.
+     */
+    return ok ? 0 : -1;
+}

@@ -1,0 +1,218 @@
+/*
+ * luahost: the lock around the Lua state, the one protected-call path
+ * every entry into Lua takes, and the error policy.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "luahost.h"
+
+LhRuntime lh;
+int lh_u64_new_ref = LUA_NOREF;
+int lh_u64_parts_ref = LUA_NOREF;
+
+/*
+ * Recursive, because a script may call into QEMU from a callback and QEMU
+ * may call back synchronously on the same thread (vcpu_for_each, reset).
+ */
+void lh_lock(void)
+{
+    g_rec_mutex_lock(&lh.lock);
+}
+
+void lh_unlock(void)
+{
+    g_rec_mutex_unlock(&lh.lock);
+}
+
+/* Errors always reach stderr: QEMU's log is off unless -d plugin is given. */
+void lh_report(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("luahost: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* As lua.c's msghandler: a traceback, also for non-string error objects. */
+static int message_handler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
+            return 1;
+        }
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/*
+ * Calls the function below its nargs arguments with a traceback handler.
+ * On error reports "error in WHAT: message + traceback" and returns false,
+ * leaving the stack as it was before the function was pushed.
+ */
+bool lh_pcall(lua_State *L, int nargs, int nresults, const char *what)
+{
+    int base = lua_gettop(L) - nargs;
+    int status;
+
+    lua_pushcfunction(L, message_handler);
+    lua_insert(L, base);
+    status = lua_pcall(L, nargs, nresults, base);
+    lua_remove(L, base);
+    if (status != LUA_OK) {
+        lh_report("error in %s: %s", what, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The documented exit path when emulation must stop (a callback failed
+ * under on_error=abort, or a script asked to stop): flush what was written
+ * and end the process without running exit hooks on half-counted data.
+ */
+void lh_stop(int status)
+{
+    fflush(NULL);
+    _exit(status);
+}
+
+/* Registry table mapping each registered Lua function to its LhFunc. */
+static int funcs_ref = LUA_NOREF;
+
+static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
+{
+    LhFunc *func;
+
+    if (funcs_ref == LUA_NOREF) {
+        lua_newtable(L);
+        funcs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, funcs_ref);
+    lua_pushvalue(L, fn_idx);
+    lua_rawget(L, -2);
+    func = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (func == NULL) {
+        func = g_new0(LhFunc, 1);
+        lua_pushvalue(L, fn_idx);
+        func->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        func->what = what;
+        lua_pushvalue(L, fn_idx);
+        lua_pushlightuserdata(L, func);
+        lua_rawset(L, -3);
+    }
+    lua_pop(L, 1);
+    return func;
+}
+
+/* The hooks are kept until exit: QEMU holds their pointers in its TBs. */
+LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
+{
+    LhHook *hook;
+
+    luaL_checktype(L, fn_idx, LUA_TFUNCTION);
+    hook = g_new0(LhHook, 1);
+    hook->func = func_for(L, fn_idx, what);
+    if (value_idx != 0 && !lua_isnoneornil(L, value_idx)) {
+        lua_pushvalue(L, value_idx);
+        hook->value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else {
+        hook->value_ref = LUA_NOREF;
+    }
+    return hook;
+}
+
+/* Pushes the hook's function; false (nothing pushed) once it is disabled. */
+bool lh_hook_push(lua_State *L, LhHook *hook)
+{
+    if (g_atomic_int_get(&hook->func->disabled)) {
+        return false;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, hook->func->ref);
+    return true;
+}
+
+/*
+ * Calls a pushed hook with nargs arguments (its carried value, if any,
+ * is appended) and applies the error policy.
+ */
+void lh_hook_call(LhHook *hook, int nargs)
+{
+    lua_State *L = lh.L;
+    LhFunc *func = hook->func;
+
+    if (hook->value_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, hook->value_ref);
+        nargs++;
+    }
+    if (lh_pcall(L, nargs, 0, func->what)) {
+        return;
+    }
+    if (lh.abort_on_error) {
+        lh.aborting = true;
+        lh_report("stopping emulation (on_error=abort); exit hooks are not run");
+        lh_stop(EXIT_FAILURE);
+    }
+    g_atomic_int_set(&func->disabled, 1);
+    lh_report("this %s is disabled (on_error=disable); emulation continues", func->what);
+}
+
+uint64_t lh_scope_enter(void)
+{
+    uint64_t saved = lh.live_epoch;
+
+    lh.live_epoch = ++lh.next_epoch;
+    return saved;
+}
+
+void lh_scope_leave(uint64_t saved)
+{
+    lh.live_epoch = saved;
+}
+
+void lh_push_handle(lua_State *L, void *ptr, const char *mt)
+{
+    LhHandle *h = lua_newuserdata(L, sizeof(*h));
+
+    h->ptr = ptr;
+    h->epoch = lh.live_epoch;
+    luaL_getmetatable(L, mt);
+    lua_setmetatable(L, -2);
+}
+
+void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
+{
+    LhHandle *h = luaL_checkudata(L, idx, mt);
+
+    if (h->epoch != lh.live_epoch || lh.live_epoch == 0) {
+        luaL_error(L, "attempt to use a %s handle after the callback that provided it returned", kind);
+    }
+    return h->ptr;
+}
+
+/* A metatable whose __index is the method table, as liolib's FILE*. */
+void lh_new_type(lua_State *L, const char *mt, const luaL_Reg *methods, const luaL_Reg *meta)
+{
+    luaL_newmetatable(L, mt);
+    if (meta != NULL) {
+        luaL_setfuncs(L, meta, 0);
+    }
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}

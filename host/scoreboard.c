@@ -1,0 +1,122 @@
+/*
+ * luahost: scoreboard entries ("luahost.scoreboard").
+ *
+ * A scoreboard is QEMU's per-vCPU array of structs; an entry is one u64
+ * field of it, one value per vCPU. Inline ops write entries without ever
+ * entering Lua. QEMU may write an entry for as long as any translated
+ * block refers to it, so scoreboards are never freed before exit: every
+ * entry stays anchored in the registry.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "luahost.h"
+
+typedef struct Entry {
+    struct qemu_plugin_scoreboard *score;
+    size_t offset;
+} Entry;
+
+static int anchors_ref = LUA_NOREF;
+
+qemu_plugin_u64 lh_check_entry(lua_State *L, int idx)
+{
+    Entry *e = luaL_checkudata(L, idx, LH_SCOREBOARD_MT);
+    qemu_plugin_u64 entry = { .score = e->score, .offset = e->offset };
+
+    return entry;
+}
+
+enum qemu_plugin_op lh_check_inline_op(lua_State *L, int idx)
+{
+    static const char *const names[] = { "add", "store", NULL };
+    static const enum qemu_plugin_op ops[] = {
+        QEMU_PLUGIN_INLINE_ADD_U64, QEMU_PLUGIN_INLINE_STORE_U64,
+    };
+
+    return ops[luaL_checkoption(L, idx, NULL, names)];
+}
+
+static unsigned int check_vcpu(lua_State *L, int idx)
+{
+    lua_Integer vcpu = luaL_checkinteger(L, idx);
+    int n = qemu_plugin_num_vcpus();
+
+    if (vcpu < 0 || vcpu >= n) {
+        luaL_error(L, "vCPU index %d out of range (%d vCPUs)", (int)vcpu, n);
+    }
+    return (unsigned int)vcpu;
+}
+
+/* raw.scoreboard_new(n): a scoreboard of n u64 fields; returns n entries. */
+static int scoreboard_new(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    struct qemu_plugin_scoreboard *score;
+
+    luaL_argcheck(L, n >= 1 && n <= 64, 1, "a scoreboard has 1 to 64 fields");
+    score = qemu_plugin_scoreboard_new((size_t)n * sizeof(uint64_t));
+    if (anchors_ref == LUA_NOREF) {
+        lua_newtable(L);
+        anchors_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    luaL_checkstack(L, (int)n + 2, "too many scoreboard fields");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, anchors_ref);
+    int anchors = lua_gettop(L);
+    for (lua_Integer i = 0; i < n; i++) {
+        Entry *e = lua_newuserdata(L, sizeof(*e));
+        e->score = score;
+        e->offset = (size_t)i * sizeof(uint64_t);
+        luaL_getmetatable(L, LH_SCOREBOARD_MT);
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, anchors, (int)lh_rawlen(L, anchors) + 1);
+    }
+    lua_remove(L, anchors);
+    return (int)n;
+}
+
+static int entry_get(lua_State *L)
+{
+    qemu_plugin_u64 entry = lh_check_entry(L, 1);
+
+    lh_push_u64(L, qemu_plugin_u64_get(entry, check_vcpu(L, 2)));
+    return 1;
+}
+
+static int entry_set(lua_State *L)
+{
+    qemu_plugin_u64 entry = lh_check_entry(L, 1);
+
+    qemu_plugin_u64_set(entry, check_vcpu(L, 2), lh_check_u64(L, 3));
+    return 0;
+}
+
+static int entry_add(lua_State *L)
+{
+    qemu_plugin_u64 entry = lh_check_entry(L, 1);
+
+    qemu_plugin_u64_add(entry, check_vcpu(L, 2), lh_check_u64(L, 3));
+    return 0;
+}
+
+/* The sum over all vCPUs, wrapping modulo 2^64 as QEMU's does. */
+static int entry_sum(lua_State *L)
+{
+    lh_push_u64(L, qemu_plugin_u64_sum(lh_check_entry(L, 1)));
+    return 1;
+}
+
+static const luaL_Reg entry_methods[] = {
+    { "get", entry_get },
+    { "set", entry_set },
+    { "add", entry_add },
+    { "sum", entry_sum },
+    { NULL, NULL },
+};
+
+void lh_open_scoreboard(lua_State *L, int raw)
+{
+    lh_new_type(L, LH_SCOREBOARD_MT, entry_methods, NULL);
+    lua_pushcfunction(L, scoreboard_new);
+    lua_setfield(L, raw, "scoreboard_new");
+}

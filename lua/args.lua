@@ -1,0 +1,155 @@
+-- args: plugin arguments (name=value, in order) parsed against a spec,
+-- the way QEMU's C plugins parse theirs: booleans as qemu_plugin_bool_parse
+-- takes them, integers in decimal or 0x hex, and any unknown name refused.
+--
+--     local opt = luahost.args { inline = false, limit = 20 }
+--     local opt = luahost.args { addr = luahost.args.list(parse_addr) }
+--
+-- A plain default (false, 20, "lru") stands for bool/int/string with that
+-- default. Errors name the script line that called the parser.
+local args = {}
+
+local UsageError = {}
+UsageError.__index = UsageError
+UsageError.__tostring = function(e)
+    return e.message
+end
+
+function args.is_usage_error(e)
+    return getmetatable(e) == UsageError
+end
+
+-- Raised for the user's mistakes: shown as one line, without a traceback.
+function args.usage_error(message, level)
+    local where = ""
+    local info = debug.getinfo((level or 1) + 1, "Sl")
+    if info and info.currentline and info.currentline > 0 then
+        where = ("%s:%d: "):format(info.short_src, info.currentline)
+    end
+    error(setmetatable({ message = where .. message }, UsageError), 0)
+end
+
+local BOOLEANS = {
+    on = true, yes = true, ["true"] = true,
+    off = false, no = false, ["false"] = false,
+}
+
+local function parse_bool(text)
+    local value = BOOLEANS[text]
+    if value == nil then
+        return nil, "boolean argument parsing failed"
+    end
+    return value
+end
+
+local function parse_int(text)
+    local value
+    local hex = text:match("^0[xX](%x+)$")
+    if hex then
+        value = tonumber(hex, 16)
+    elseif text:match("^[+-]?%d+$") then
+        value = tonumber(text, 10)
+    end
+    if value == nil or value ~= math.floor(value) then
+        return nil, "integer argument parsing failed"
+    end
+    return value
+end
+
+local function parse_string(text)
+    return text
+end
+
+local function kind(parse, default, name)
+    return { parse = parse, default = default, kind = name }
+end
+
+function args.bool(default)
+    return kind(parse_bool, default, "bool")
+end
+
+function args.int(default)
+    return kind(parse_int, default, "int")
+end
+
+function args.string(default)
+    return kind(parse_string, default, "string")
+end
+
+function args.choice(options, default)
+    local allowed = {}
+    for _, o in ipairs(options) do
+        allowed[o] = true
+    end
+    return kind(function(text)
+        if allowed[text] then
+            return text
+        end
+        return nil, "expected one of " .. table.concat(options, ", ")
+    end, default, "choice")
+end
+
+-- A parser of your own: parse(text) returns the value, or nil and why.
+function args.custom(parse, default)
+    return kind(parse, default, "custom")
+end
+
+-- A name that may be repeated; the values come back in order, as a list.
+function args.list(item)
+    local spec = args.spec_of(item or args.string())
+    return { parse = spec.parse, default = {}, kind = "list", many = true }
+end
+
+function args.spec_of(v)
+    local t = type(v)
+    if t == "table" and v.parse then
+        return v
+    elseif t == "boolean" then
+        return args.bool(v)
+    elseif t == "number" then
+        return args.int(v)
+    elseif t == "string" then
+        return args.string(v)
+    end
+    error("argument spec must be a default value or an args.* kind, got " .. t, 3)
+end
+
+-- Parses argv (a list of "name=value" strings) against spec; the result
+-- has every name of the spec, with its default where not given.
+function args.parse(spec, argv, level)
+    level = (level or 1) + 1
+    local specs, result = {}, {}
+    for name, v in pairs(spec) do
+        specs[name] = args.spec_of(v)
+        local default = specs[name].default
+        result[name] = specs[name].many and {} or default
+    end
+    for _, arg in ipairs(argv) do
+        local name, text = arg:match("^([^=]*)=(.*)$")
+        local s = specs[name or arg]
+        if not s then
+            local known = {}
+            for n in pairs(specs) do
+                known[#known + 1] = n
+            end
+            table.sort(known)
+            args.usage_error(("option parsing failed: %s (known options: %s)")
+                :format(arg, #known > 0 and table.concat(known, ", ") or "none"), level)
+        end
+        if not name then
+            args.usage_error(("option parsing failed: %s (expected %s=VALUE)"):format(arg, arg), level)
+        end
+        local value, why = s.parse(text)
+        if value == nil then
+            args.usage_error(("%s: %s"):format(why or "argument parsing failed", arg), level)
+        end
+        if s.many then
+            table.insert(result[name], value)
+        else
+            result[name] = value
+        end
+    end
+    return result
+end
+
+return args

@@ -1,0 +1,154 @@
+-- boot: run by the host at install time with the private raw table.
+-- It builds the public API, takes the host's own arguments (script=,
+-- on_error=, outfile=), sets the module path and loads the script. It returns true,
+-- or nil and one message for the user's mistakes; the host then makes
+-- QEMU refuse the plugin.
+local raw = ...
+
+local HOST_ARGS = { script = true, on_error = true, outfile = true }
+
+if jit then
+    raw.load_embedded("compat_jit")(raw)
+end
+local args = raw.load_embedded("args")()
+local luahost = raw.load_embedded("luahost")(raw, args)
+
+local function dirname(path)
+    return path:match("^(.*)/[^/]*$") or "."
+end
+
+local function is_file(path)
+    local f = io.open(path, "r")
+    if f then
+        f:close()
+        return true
+    end
+    return false
+end
+
+-- Where the Lua files are: next to the sources for a plugin run from its
+-- build tree, in the installed data directory otherwise.
+local function data_dirs(info)
+    local plugin = info.plugin_path or ""
+    local root = info.datadir
+    if plugin:sub(1, #info.build_root + 1) == info.build_root .. "/" then
+        root = info.source_root
+    end
+    return { stdlib = root .. "/stdlib", scripts = root .. "/scripts" }
+end
+
+-- A name with a slash is a path; a bare name is looked up in the current
+-- directory, then among the shipped scripts.
+local function find_script(name, dirs)
+    if name:find("/", 1, true) or is_file(name) then
+        return name
+    end
+    local shipped = dirs.scripts .. "/" .. name
+    if is_file(shipped) then
+        return shipped
+    end
+    return name
+end
+
+-- Explicit search paths, no relative entries (a script must not pick up
+-- a stray module from wherever QEMU was started).
+local function set_module_path(script_dir, dirs)
+    local function absolute_only(path)
+        local kept = {}
+        for entry in path:gmatch("[^;]+") do
+            if entry:sub(1, 1) == "/" then
+                kept[#kept + 1] = entry
+            end
+        end
+        return table.concat(kept, ";")
+    end
+    package.path = table.concat({
+        script_dir .. "/?.lua",
+        dirs.stdlib .. "/?.lua",
+        dirs.stdlib .. "/?/init.lua",
+        dirs.scripts .. "/?.lua",
+        absolute_only(package.path),
+    }, ";")
+    package.cpath = table.concat({ script_dir .. "/?.so", absolute_only(package.cpath) }, ";")
+end
+
+local function split_host_args(argv)
+    local host, rest = {}, {}
+    for _, arg in ipairs(argv) do
+        local key, value = arg:match("^([^=]*)=(.*)$")
+        if key and HOST_ARGS[key] then
+            if host[key] then
+                return nil, ("%s= given twice"):format(key)
+            end
+            host[key] = value
+        else
+            rest[#rest + 1] = arg
+        end
+    end
+    return host, rest
+end
+
+-- The script's own traceback, without the frames of this file.
+local function script_traceback(err)
+    if args.is_usage_error(err) then
+        return tostring(err)
+    end
+    local trace = debug.traceback(tostring(err), 2)
+    local lines = {}
+    for line in trace:gmatch("[^\n]+") do
+        if line:find("lua/boot.lua", 1, true) or line:find("in function 'xpcall'", 1, true) then
+            break
+        end
+        lines[#lines + 1] = line
+    end
+    return table.concat(lines, "\n")
+end
+
+local host, script_argv = split_host_args(raw.argv)
+if not host then
+    return nil, script_argv
+end
+if not host.script or host.script == "" then
+    return nil, "no script given: use -plugin libluahost.so,script=FILE.lua[,name=value...]"
+end
+if host.on_error then
+    if host.on_error ~= "abort" and host.on_error ~= "disable" then
+        return nil, ("on_error=%s: expected on_error=abort or on_error=disable"):format(host.on_error)
+    end
+    raw.set_error_policy(host.on_error)
+end
+
+if host.outfile then
+    local ok, err = luahost._set_outfile(host.outfile)
+    if not ok then
+        return nil, err
+    end
+end
+luahost._set_outfile = nil
+
+local dirs = data_dirs(raw.info)
+local path = find_script(host.script, dirs)
+local chunk, err = loadfile(path)
+if not chunk then
+    local f, open_err = io.open(path, "r")
+    if not f then
+        return nil, ("cannot open script %s (looked in the current directory and %s)")
+            :format(open_err, dirs.scripts)
+    end
+    f:close()
+    return nil, err
+end
+local script_dir = dirname(path)
+if script_dir:sub(1, 1) ~= "/" then
+    script_dir = raw.info.cwd .. "/" .. script_dir
+end
+set_module_path(script_dir, dirs)
+luahost.argv = script_argv
+package.loaded.luahost = luahost
+_G.luahost = luahost
+
+local ok, msg = xpcall(chunk, script_traceback)
+if not ok then
+    return nil, msg
+end
+return true

@@ -1,0 +1,22 @@
+-- compat_jit: under LuaJIT, unsigned 64-bit values above 2^53 cannot be
+-- numbers; the host builds and reads them as uint64_t cdata through these.
+local raw = ...
+local ffi = require("ffi")
+
+local u64 = ffi.typeof("uint64_t")
+local i64 = ffi.typeof("int64_t")
+local TWO32 = 4294967296
+
+local function new(hi, lo)
+    return u64(hi) * TWO32 + lo
+end
+
+local function parts(x)
+    if type(x) ~= "cdata" or not (ffi.istype(u64, x) or ffi.istype(i64, x)) then
+        return nil
+    end
+    local v = u64(x)
+    return tonumber(v / TWO32), tonumber(v % TWO32)
+end
+
+raw.set_u64_converters(new, parts)

@@ -1,0 +1,65 @@
+-- hotblocks: the most executed translation blocks.
+-- A port of QEMU's contrib/plugins/hotblocks.c: same arguments, same
+-- report. Blocks are keyed by (pc, instruction count), as in the C plugin.
+--
+--   inline=on|off  count with inline ops (QEMU adds, no Lua per block
+--                  execution) or with an exec callback (default off)
+--   limit=N        rows in the report (default 20, as hotblocks.c)
+local opt = luahost.args {
+    inline = false,
+    limit = 20,
+}
+
+local blocks = {}   -- blocks[pc][insns] = record
+local entries = 0
+
+local function count_exec(vcpu, rec)
+    rec.exec:add(vcpu, 1)
+end
+
+local function record_for(pc, insns)
+    local by_size = blocks[pc]
+    if not by_size then
+        by_size = {}
+        blocks[pc] = by_size
+    end
+    local rec = by_size[insns]
+    if rec then
+        rec.tcount = rec.tcount + 1
+    else
+        rec = { pc = pc, insns = insns, tcount = 1, exec = luahost.scoreboard() }
+        by_size[insns] = rec
+        entries = entries + 1
+    end
+    return rec
+end
+
+luahost.on_tb_translate(function(tb)
+    local rec = record_for(tb:vaddr(), tb:n_insns())
+    if opt.inline then
+        tb:inline("add", rec.exec, 1)
+    else
+        tb:on_exec(count_exec, rec)
+    end
+end)
+
+luahost.on_exit(function()
+    local sorted = {}
+    for _, by_size in pairs(blocks) do
+        for _, rec in pairs(by_size) do
+            rec.ecount = rec.exec:sum()
+            sorted[#sorted + 1] = rec
+        end
+    end
+    table.sort(sorted, function(a, b) return a.ecount > b.ecount end)
+
+    local out = { ("collected %d entries in the hash table\n"):format(entries) }
+    if #sorted > 0 then
+        out[#out + 1] = "pc, tcount, icount, ecount\n"
+        for i = 1, math.min(opt.limit, #sorted) do
+            local rec = sorted[i]
+            out[#out + 1] = ("0x%016x, %d, %d, %d\n"):format(rec.pc, rec.tcount, rec.insns, rec.ecount)
+        end
+    end
+    luahost.outs(table.concat(out))
+end)
