@@ -17,7 +17,8 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#ifdef LUAJIT_VERSION_NUM
+/* LuaJIT speaks the 5.1 API; lua.h alone tells the two apart. */
+#if LUA_VERSION_NUM == 501
 #define LH_LUAJIT 1
 #else
 #define LH_LUAJIT 0

@@ -27,6 +27,7 @@ static const char *const event_what[] = {
 };
 
 static GPtrArray *hooks[EV_COUNT];
+static bool registered[EV_COUNT];
 
 void lh_exec_cb(unsigned int vcpu_index, void *udata)
 {
@@ -94,6 +95,10 @@ static void on_atexit(qemu_plugin_id_t id, void *udata)
 
 static void register_with_qemu(LhEvent ev)
 {
+    if (registered[ev]) {
+        return;
+    }
+    registered[ev] = true;
     switch (ev) {
     case EV_ATEXIT:
         qemu_plugin_register_atexit_cb(lh.id, on_atexit, NULL);
@@ -118,10 +123,19 @@ static int event_register(lua_State *L)
     LhEvent ev = (LhEvent)luaL_checkoption(L, 1, NULL, event_names);
     LhHook *hook = lh_hook_new(L, 2, 0, event_what[ev]);
 
-    if (hooks[ev]->len == 0) {
-        register_with_qemu(ev);
-    }
+    register_with_qemu(ev);
     g_ptr_array_add(hooks[ev], hook);
+    return 0;
+}
+
+/*
+ * raw.flush_at_exit(): output of the script's own (outfile=) must reach
+ * its file even if the script has no exit hook: a guest's exit_group
+ * ends the process without flushing stdio, but plugin atexit runs first.
+ */
+static int flush_at_exit(lua_State *L)
+{
+    register_with_qemu(EV_ATEXIT);
     return 0;
 }
 
@@ -132,4 +146,6 @@ void lh_open_events(lua_State *L, int raw)
     }
     lua_pushcfunction(L, event_register);
     lua_setfield(L, raw, "register");
+    lua_pushcfunction(L, flush_at_exit);
+    lua_setfield(L, raw, "flush_at_exit");
 }

@@ -45,6 +45,7 @@ function luahost._set_outfile(path)
         return nil, "outfile=" .. path .. ": " .. err
     end
     f:setvbuf("full")
+    raw.flush_at_exit()
     write = function(text)
         f:write(text)
     end

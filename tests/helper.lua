@@ -1,0 +1,136 @@
+-- Shared by the busted specs: paths from the environment meson sets, and
+-- running QEMU with plugins on the guest programs the tests build.
+local helper = {}
+
+local function env(name)
+    local v = os.getenv(name)
+    if v == nil or v == "" then
+        error("test environment: " .. name .. " is not set (run the tests through meson test)", 2)
+    end
+    return v
+end
+
+helper.source_root = os.getenv("LUAHOST_SOURCE_ROOT") or "."
+
+function helper.plugin()
+    return env("LUAHOST_PLUGIN")
+end
+
+function helper.qemu_build()
+    return env("QEMU_BUILD")
+end
+
+function helper.guest(name, arch)
+    return env("GUEST_DIR") .. "/" .. name .. "-" .. arch
+end
+
+function helper.c_plugin(path)
+    return helper.qemu_build() .. "/" .. path
+end
+
+function helper.script(name)
+    return helper.source_root .. "/scripts/" .. name
+end
+
+function helper.test_script(name)
+    return helper.source_root .. "/tests/scripts/" .. name
+end
+
+local tmp_files = {}
+
+function helper.tmpname()
+    local name = os.tmpname()
+    tmp_files[#tmp_files + 1] = name
+    return name
+end
+
+function helper.cleanup()
+    for _, f in ipairs(tmp_files) do
+        os.remove(f)
+    end
+    tmp_files = {}
+end
+
+function helper.read(path)
+    local f = io.open(path, "r")
+    if not f then
+        return nil
+    end
+    local text = f:read("a")
+    f:close()
+    return text
+end
+
+function helper.write(path, text)
+    local f = assert(io.open(path, "w"))
+    f:write(text)
+    f:close()
+    return path
+end
+
+-- A temporary Lua script with the given source.
+function helper.lua_file(source)
+    return helper.write(helper.tmpname() .. ".lua", source)
+end
+
+function helper.quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- Runs a shell command; returns exit status, stdout, stderr.
+function helper.sh(cmd)
+    local out, err = helper.tmpname(), helper.tmpname()
+    local ok, how, code = os.execute(("%s >%s 2>%s"):format(cmd, out, err))
+    if how ~= "exit" then
+        code = 128 + (code or 0)
+    end
+    return code, helper.read(out), helper.read(err)
+end
+
+-- The luahost plugin argument: script and name=value pairs, in order.
+function helper.luahost_plugin(script, args)
+    local parts = { helper.plugin(), "script=" .. script }
+    for _, a in ipairs(args or {}) do
+        parts[#parts + 1] = a
+    end
+    return table.concat(parts, ",")
+end
+
+-- Runs qemu-ARCH on a guest with the given -plugin arguments. Returns a
+-- table: status, stdout, stderr, log (the -d plugin log).
+function helper.qemu(arch, plugins, guest_path, guest_args)
+    local log = helper.tmpname()
+    local cmd = { helper.quote(helper.qemu_build() .. "/qemu-" .. arch) }
+    for _, p in ipairs(plugins) do
+        cmd[#cmd + 1] = "-plugin " .. helper.quote(p)
+    end
+    cmd[#cmd + 1] = "-d plugin -D " .. helper.quote(log)
+    cmd[#cmd + 1] = helper.quote(guest_path)
+    for _, a in ipairs(guest_args or {}) do
+        cmd[#cmd + 1] = helper.quote(a)
+    end
+    local status, stdout, stderr = helper.sh(table.concat(cmd, " "))
+    return { status = status, stdout = stdout, stderr = stderr, log = helper.read(log) or "" }
+end
+
+-- Runs a luahost script alone; its report goes to an outfile.
+function helper.run_script(arch, script, args, guest_path, guest_args)
+    local outfile = helper.tmpname()
+    local all = { "outfile=" .. outfile }
+    for _, a in ipairs(args or {}) do
+        all[#all + 1] = a
+    end
+    local r = helper.qemu(arch, { helper.luahost_plugin(script, all) }, guest_path, guest_args)
+    r.report = helper.read(outfile) or ""
+    return r
+end
+
+-- The hot_loop_head address a guest printed, as an integer.
+function helper.hot_loop_head(stdout)
+    local hex = assert(stdout:match("hot_loop_head=0x(%x+)"), "guest did not print hot_loop_head")
+    return tonumber(hex, 16)
+end
+
+helper.arches = { "x86_64", "aarch64" }
+
+return helper

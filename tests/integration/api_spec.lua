@@ -1,0 +1,264 @@
+-- Every binding of the plugin core exercised on real QEMU. Counts are
+-- checked against QEMU's own test plugins (libbb.so, libinsn.so) loaded
+-- into the same run, or against the guest programs' definitions.
+local helper = require("helper")
+
+local function run(arch, source, args, guest, guest_args, extra_plugins)
+    local script = helper.lua_file(source)
+    local outfile = helper.tmpname()
+    local plugins = {}
+    for _, p in ipairs(extra_plugins or {}) do
+        plugins[#plugins + 1] = p
+    end
+    local all = { "outfile=" .. outfile }
+    for _, a in ipairs(args or {}) do
+        all[#all + 1] = a
+    end
+    plugins[#plugins + 1] = helper.luahost_plugin(script, all)
+    local r = helper.qemu(arch, plugins, helper.guest(guest, arch), guest_args)
+    assert.are.equal(0, r.status, r.stderr)
+    r.report = helper.read(outfile) or ""
+    return r
+end
+
+-- "CPUn: bb's: B, insns: I" lines of libbb.so, by vCPU index.
+local function bb_per_cpu(log)
+    local cpus = {}
+    for cpu, bbs, insns in log:gmatch("CPU(%d+): bb's: (%d+), insns: (%d+)") do
+        cpus[tonumber(cpu)] = { bbs = tonumber(bbs), insns = tonumber(insns) }
+    end
+    return cpus
+end
+
+local function ours_per_cpu(report)
+    local cpus = {}
+    for cpu, bbs, insns in report:gmatch("cpu (%d+) bbs (%d+) insns (%d+)") do
+        cpus[tonumber(cpu)] = { bbs = tonumber(bbs), insns = tonumber(insns) }
+    end
+    return cpus
+end
+
+local PER_CPU_REPORT = [[
+luahost.on_exit(function()
+    for vcpu = 0, luahost.num_vcpus() - 1 do
+        luahost.printf("cpu %d bbs %d insns %d\n", vcpu, bbs:get(vcpu), insns:get(vcpu))
+    end
+end)
+]]
+
+describe("execution counting agrees with libbb.so per vCPU", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        it("inline ops on tb (" .. arch .. ", 8 threads)", function()
+            local r = run(arch, [[
+local sb = luahost.scoreboard { "bbs", "insns" }
+bbs, insns = sb.bbs, sb.insns
+luahost.on_tb_translate(function(tb)
+    tb:inline("add", bbs, 1)
+    tb:inline("add", insns, tb:n_insns())
+end)
+]] .. PER_CPU_REPORT, {}, "threads", { "8", "20000" },
+                { helper.c_plugin("tests/tcg/plugins/libbb.so") .. ",inline=on" })
+            local c, lua = bb_per_cpu(r.log), ours_per_cpu(r.report)
+            assert.is_truthy(c[0], "libbb.so report missing")
+            assert.are.same(c, lua)
+        end)
+
+        it("tb exec callbacks carrying a value (" .. arch .. ", 8 threads)", function()
+            local r = run(arch, [[
+local b, i = luahost.scoreboard(), luahost.scoreboard()
+bbs, insns = b, i
+local function on_exec(vcpu, n)
+    bbs:add(vcpu, 1)
+    insns:add(vcpu, n)
+end
+luahost.on_tb_translate(function(tb)
+    tb:on_exec(on_exec, #tb)
+end)
+]] .. PER_CPU_REPORT, {}, "threads", { "8", "20000" },
+                { helper.c_plugin("tests/tcg/plugins/libbb.so") .. ",inline=off" })
+            assert.are.same(bb_per_cpu(r.log), ours_per_cpu(r.report))
+        end)
+
+        it("insn inline ops and insn exec callbacks agree with libinsn.so (" .. arch .. ")", function()
+            local r = run(arch, [[
+local inl, cb = luahost.scoreboard(), luahost.scoreboard()
+local function on_exec(vcpu, one) cb:add(vcpu, one) end
+luahost.on_tb_translate(function(tb)
+    for _, insn in tb:insns() do
+        insn:inline("add", inl, 1)
+        insn:on_exec(on_exec, 1)
+    end
+end)
+luahost.on_exit(function()
+    luahost.printf("inline %d callback %d\n", inl:sum(), cb:sum())
+end)
+]], {}, "loop", { "5000" }, { helper.c_plugin("tests/tcg/plugins/libinsn.so") })
+            local total = tonumber(r.log:match("total insns: (%d+)"))
+            assert.is_truthy(total, "libinsn.so report missing")
+            assert.are.equal(("inline %d callback %d\n"):format(total, total), r.report)
+        end)
+    end
+
+    it("inline store writes the immediate for the vCPU that ran the block", function()
+        local r = run("x86_64", [[
+local stored = luahost.scoreboard()
+luahost.on_tb_translate(function(tb)
+    tb:insn(1):inline("store", stored, 0x1234)
+end)
+luahost.on_exit(function()
+    luahost.printf("stored %d\n", stored:get(0))
+end)
+]], {}, "loop", { "10" })
+        assert.are.equal("stored 4660\n", r.report)
+    end)
+end)
+
+describe("translation handles", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        it("describe blocks and instructions consistently (" .. arch .. ")", function()
+            local r = run(arch, [[
+local problems, blocks, head = {}, 0, nil
+local function check(ok, what) if not ok then problems[#problems + 1] = what end end
+luahost.on_tb_translate(function(tb)
+    blocks = blocks + 1
+    local n = tb:n_insns()
+    check(#tb == n and n >= 1, "n_insns")
+    check(tb:insn(1):vaddr() == tb:vaddr(), "first insn vaddr")
+    local seen, expect = 0, tb:vaddr()
+    for i, insn in tb:insns() do
+        seen = seen + 1
+        check(i == seen, "iterator index")
+        check(insn:vaddr() == expect, "contiguous vaddr")
+        check(#insn:data() == insn:size() and insn:size() > 0, "data size")
+        check(type(insn:disas()) == "string" and #insn:disas() > 0, "disas")
+        check(tostring(insn):find("^insn %(") ~= nil, "tostring")
+        expect = insn:vaddr() + insn:size()
+    end
+    check(seen == n, "iterator count")
+    if tb:insn(1):symbol() == "counted_loop" then
+        luahost.printf("counted_loop block 0x%x insns %d disas %s\n", tb:vaddr(), n, tb:insn(1):disas())
+    end
+end)
+luahost.on_exit(function()
+    luahost.printf("blocks>0 %s problems %s\n", tostring(blocks > 0), table.concat(problems, ","))
+end)
+]], {}, "loop", { "100" })
+            assert.matches("blocks>0 true problems \n", r.report)
+            local blocks = {}
+            for pc, n, disas in r.report:gmatch("counted_loop block 0x(%x+) insns (%d+) disas ([^\n]*)") do
+                blocks[tonumber(pc, 16)] = { n = tonumber(n), disas = disas }
+            end
+            -- counted_loop (tests/guests/counted_loop.h): a jump to the
+            -- head, then the head block, a subtract and a conditional branch
+            local entry = blocks[tonumber(r.stdout:match("counted_loop=0x(%x+)"), 16)]
+            local head = blocks[helper.hot_loop_head(r.stdout)]
+            assert.are.equal(1, entry.n)
+            assert.matches(arch == "x86_64" and "^jmp" or "^b ", entry.disas)
+            assert.are.equal(2, head.n)
+            assert.matches(arch == "x86_64" and "^sub" or "^subs", head.disas)
+        end)
+    end
+
+    it("wrong arguments raise clear Lua errors", function()
+        local r = run("x86_64", [[
+local sb = luahost.scoreboard()
+local msgs, done = {}, false
+local function try(f) local ok, e = pcall(f) msgs[#msgs + 1] = ok and "no error" or e end
+luahost.on_tb_translate(function(tb)
+    if done then return end
+    done = true
+    try(function() return tb:insn(0) end)
+    try(function() return tb:insn(#tb + 1) end)
+    try(function() return tb:inline("mul", sb, 1) end)
+    try(function() return tb:inline("add", 5, 1) end)
+    try(function() return tb:on_exec("not a function") end)
+    try(function() return tb.vaddr({}) end)
+    try(function() return sb:get(4096) end)
+end)
+luahost.on_exit(function() luahost.outs(table.concat(msgs, "\n") .. "\n") end)
+]], {}, "loop", { "10" })
+        local lines = {}
+        for line in r.report:gmatch("[^\n]+") do
+            lines[#lines + 1] = line
+        end
+        -- argument numbers and function names in method calls are the Lua
+        -- flavour's own (5.4 counts after self, LuaJIT may say '?')
+        local bad = "bad argument #%d to '[%w_?]+' "
+        assert.matches(bad .. "%(instruction index out of range%)", lines[1])
+        assert.matches(bad .. "%(instruction index out of range%)", lines[2])
+        assert.matches(bad .. "%(invalid option 'mul'%)", lines[3])
+        assert.matches(bad .. "%(luahost.scoreboard expected, got number%)", lines[4])
+        assert.matches(bad .. "%(function expected, got string%)", lines[5])
+        assert.matches("luahost.tb expected, got table", lines[6])
+        assert.matches("vCPU index 4096 out of range %(1 vCPUs%)", lines[7])
+    end)
+end)
+
+describe("lifecycle, scoreboards and output", function()
+    after_each(helper.cleanup)
+
+    it("vCPU init and exit hooks see every guest thread", function()
+        local r = run("aarch64", [[
+local inits, exits = 0, 0
+luahost.on_vcpu_init(function(vcpu) inits = inits + 1 end)
+luahost.on_vcpu_exit(function(vcpu) exits = exits + 1 end)
+luahost.on_exit(function() luahost.printf("inits %d exits %d\n", inits, exits) end)
+]], {}, "threads", { "8", "100" })
+        -- the main thread and 8 workers start; the 8 workers exit before
+        -- the process does (the main vCPU ends with the process, after
+        -- QEMU has already removed per-vCPU hooks)
+        assert.are.equal("inits 9 exits 8\n", r.report)
+    end)
+
+    it("exit hooks run in registration order; outs and printf reach the output", function()
+        local r = run("x86_64", [[
+luahost.on_exit(function() luahost.outs("first\n") end)
+luahost.on_exit(function() luahost.printf("%s %d\n", "second", 2) end)
+]], {}, "loop", { "10" })
+        assert.are.equal("first\nsecond 2\n", r.report)
+    end)
+
+    it("without outfile=, outs goes to QEMU's plugin log", function()
+        local script = helper.lua_file("luahost.on_exit(function() luahost.outs('to the log\\n') end)\n")
+        local r = helper.qemu("x86_64", { helper.luahost_plugin(script) }, helper.guest("loop", "x86_64"), { "10" })
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("to the log\n", r.log)
+    end)
+
+    it("scoreboard entries: set, add, get, sum, independent fields", function()
+        local r = run("x86_64", [[
+local sb = luahost.scoreboard { "a", "b" }
+luahost.on_exit(function()
+    sb.a:set(0, 40)
+    sb.a:add(0, 2)
+    sb.b:add(0, 7)
+    luahost.printf("a %d b %d sum %d vcpus %d\n", sb.a:get(0), sb.b:get(0), sb.a:sum(), luahost.num_vcpus())
+end)
+]], {}, "loop", { "10" })
+        assert.are.equal("a 42 b 7 sum 42 vcpus 1\n", r.report)
+    end)
+
+    for _, arch in ipairs(helper.arches) do
+        it("info describes the QEMU at hand (" .. arch .. ")", function()
+            local r = run(arch, [[
+local i = luahost.info
+luahost.printf("%s %s %s %s\n", i.target_name, tostring(i.system_emulation),
+    tostring(i.version_min <= i.plugin_version and i.plugin_version <= i.version_cur), i.lua_flavour)
+]], {}, "loop", { "10" })
+            assert.matches("^" .. arch .. " false true lua", r.report)
+        end)
+    end
+
+    it("script arguments arrive in order, repeated names kept", function()
+        local r = run("x86_64", [[
+local opt = luahost.args { addr = luahost.args.list(luahost.args.int()), verbose = false, name = "x" }
+luahost.printf("%s|%s|%s|%s\n", table.concat(luahost.argv, ";"), table.concat(opt.addr, ","),
+    tostring(opt.verbose), opt.name)
+]], { "addr=0x10", "verbose=yes", "addr=7", "name=abc" }, "loop", { "10" })
+        assert.are.equal("addr=0x10;verbose=yes;addr=7;name=abc|16,7|true|abc\n", r.report)
+    end)
+end)

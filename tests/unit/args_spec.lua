@@ -1,0 +1,73 @@
+-- lua/args.lua is pure Lua: tested here without QEMU.
+local helper = require("helper")
+local args = assert(loadfile(helper.source_root .. "/lua/args.lua"))()
+
+local function parse_error(spec, argv)
+    local ok, err = pcall(args.parse, spec, argv)
+    assert.is_false(ok)
+    assert.is_true(args.is_usage_error(err))
+    return tostring(err)
+end
+
+describe("args.parse", function()
+    it("gives defaults for names not given", function()
+        assert.are.same({ inline = false, limit = 20, mode = "lru", addr = {} },
+            args.parse({ inline = false, limit = 20, mode = "lru", addr = args.list() }, {}))
+    end)
+
+    it("takes QEMU's boolean spellings", function()
+        for text, value in pairs({ on = true, yes = true, ["true"] = true, off = false, no = false, ["false"] = false }) do
+            assert.are.equal(value, args.parse({ v = not value }, { "v=" .. text }).v)
+        end
+        assert.matches("boolean argument parsing failed: v=1", parse_error({ v = false }, { "v=1" }))
+        assert.matches("boolean argument parsing failed: v=ON", parse_error({ v = false }, { "v=ON" }))
+    end)
+
+    it("takes decimal and 0x integers", function()
+        assert.are.equal(42, args.parse({ n = 0 }, { "n=42" }).n)
+        assert.are.equal(-3, args.parse({ n = 0 }, { "n=-3" }).n)
+        assert.are.equal(0x400000, args.parse({ n = 0 }, { "n=0x400000" }).n)
+        assert.are.equal(255, args.parse({ n = 0 }, { "n=0XfF" }).n)
+        for _, bad in ipairs({ "n=", "n=1.5", "n=0x", "n=12k", "n= 1" }) do
+            assert.matches("integer argument parsing failed: " .. bad:gsub("%p", "%%%0"), parse_error({ n = 0 }, { bad }))
+        end
+    end)
+
+    it("keeps repeated names in order for lists", function()
+        local opt = args.parse({ addr = args.list(args.int()) }, { "addr=1", "addr=0x2", "addr=3" })
+        assert.are.same({ 1, 2, 3 }, opt.addr)
+    end)
+
+    it("takes the last value of a repeated plain name", function()
+        assert.are.equal(2, args.parse({ n = 0 }, { "n=1", "n=2" }).n)
+    end)
+
+    it("rejects unknown names, listing the known ones", function()
+        assert.matches("option parsing failed: foo=1 %(known options: a, b%)",
+            parse_error({ a = 1, b = false }, { "foo=1" }))
+    end)
+
+    it("rejects a name without a value", function()
+        assert.matches("option parsing failed: inline %(expected inline=VALUE%)",
+            parse_error({ inline = false }, { "inline" }))
+    end)
+
+    it("checks choices and custom parsers", function()
+        local spec = {
+            evict = args.choice({ "lru", "fifo", "rand" }, "lru"),
+            pair = args.custom(function(t)
+                local a, b = t:match("^(%d+):(%d+)$")
+                if not a then return nil, "expected A:B" end
+                return { tonumber(a), tonumber(b) }
+            end),
+        }
+        assert.are.equal("fifo", args.parse(spec, { "evict=fifo" }).evict)
+        assert.matches("expected one of lru, fifo, rand: evict=mru", parse_error(spec, { "evict=mru" }))
+        assert.are.same({ 1, 2 }, args.parse(spec, { "pair=1:2" }).pair)
+        assert.matches("expected A:B: pair=12", parse_error(spec, { "pair=12" }))
+    end)
+
+    it("refuses a spec it cannot read", function()
+        assert.has_error(function() args.parse({ x = function() end }, {}) end)
+    end)
+end)
