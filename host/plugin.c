@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "luahost.h"
@@ -98,8 +99,11 @@ static void push_info(lua_State *L, const qemu_info_t *info)
         set_integer(L, t, "max_vcpus", info->system.max_vcpus);
     }
     set_string(L, t, "lua_flavour", LH_LUAJIT ? "luajit" : "lua5.4");
+    /* dladdr gives the path as QEMU passed it to dlopen, maybe relative. */
     if (dladdr((void *)qemu_plugin_install, &self) != 0) {
-        set_string(L, t, "plugin_path", self.dli_fname);
+        char *path = realpath(self.dli_fname, NULL);
+        set_string(L, t, "plugin_path", path != NULL ? path : self.dli_fname);
+        free(path);
     }
     char *cwd = g_get_current_dir();
     set_string(L, t, "cwd", cwd);
