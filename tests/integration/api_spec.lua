@@ -139,6 +139,7 @@ luahost.on_tb_translate(function(tb)
         expect = insn:vaddr() + insn:size()
     end
     check(seen == n, "iterator count")
+    check(tostring(tb) == ("tb (%d insns)"):format(n), "tb tostring")
     if tb:insn(1):symbol() == "counted_loop" then
         luahost.printf("counted_loop block 0x%x insns %d disas %s\n", tb:vaddr(), n, tb:insn(1):disas())
     end
@@ -252,6 +253,13 @@ luahost.printf("%s %s %s %s\n", i.target_name, tostring(i.system_emulation),
             assert.matches("^" .. arch .. " false true lua", r.report)
         end)
     end
+
+    it("usage_error refuses the plugin with the script's line and no traceback", function()
+        local script = helper.lua_file("local n = 3\nif n > 2 then luahost.usage_error('n must be at most 2') end\n")
+        local r = helper.qemu("x86_64", { helper.luahost_plugin(script) }, helper.guest("loop", "x86_64"), { "10" })
+        assert.are.equal(1, r.status)
+        assert.matches("^luahost: " .. script:gsub("%p", "%%%0") .. ":2: n must be at most 2\nqemu%-x86_64: ", r.stderr)
+    end)
 
     it("script arguments arrive in order, repeated names kept", function()
         local r = run("x86_64", [[
