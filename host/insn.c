@@ -81,11 +81,9 @@ static int insn_on_exec(lua_State *L)
 static int insn_inline(lua_State *L)
 {
     struct qemu_plugin_insn *insn = check_insn(L);
-    enum qemu_plugin_op op = lh_check_inline_op(L, 2);
-    qemu_plugin_u64 entry = lh_check_entry(L, 3);
-    uint64_t imm = lh_check_u64(L, 4);
+    LhInline in = lh_check_inline(L, 2);
 
-    qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, op, entry, imm);
+    qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, in.op, in.entry, in.imm);
     return 0;
 }
 

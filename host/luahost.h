@@ -92,7 +92,13 @@ void lh_open_events(lua_State *L, int raw);
 void lh_push_tb(lua_State *L, struct qemu_plugin_tb *tb);
 void lh_push_insn(lua_State *L, struct qemu_plugin_insn *insn);
 qemu_plugin_u64 lh_check_entry(lua_State *L, int idx);
-enum qemu_plugin_op lh_check_inline_op(lua_State *L, int idx);
+
+typedef struct LhInline {
+    enum qemu_plugin_op op;
+    qemu_plugin_u64 entry;
+    uint64_t imm;
+} LhInline;
+LhInline lh_check_inline(lua_State *L, int idx);
 
 /* Embedded Lua sources (generated at build time from lua/). */
 typedef struct LhEmbedded {

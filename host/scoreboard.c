@@ -26,14 +26,19 @@ qemu_plugin_u64 lh_check_entry(lua_State *L, int idx)
     return entry;
 }
 
-enum qemu_plugin_op lh_check_inline_op(lua_State *L, int idx)
+/* The arguments of every :inline(op, entry, imm) method, from idx on. */
+LhInline lh_check_inline(lua_State *L, int idx)
 {
     static const char *const names[] = { "add", "store", NULL };
     static const enum qemu_plugin_op ops[] = {
         QEMU_PLUGIN_INLINE_ADD_U64, QEMU_PLUGIN_INLINE_STORE_U64,
     };
+    LhInline in;
 
-    return ops[luaL_checkoption(L, idx, NULL, names)];
+    in.op = ops[luaL_checkoption(L, idx, NULL, names)];
+    in.entry = lh_check_entry(L, idx + 1);
+    in.imm = lh_check_u64(L, idx + 2);
+    return in;
 }
 
 static unsigned int check_vcpu(lua_State *L, int idx)

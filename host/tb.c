@@ -78,11 +78,9 @@ static int tb_on_exec(lua_State *L)
 static int tb_inline(lua_State *L)
 {
     struct qemu_plugin_tb *tb = check_tb(L);
-    enum qemu_plugin_op op = lh_check_inline_op(L, 2);
-    qemu_plugin_u64 entry = lh_check_entry(L, 3);
-    uint64_t imm = lh_check_u64(L, 4);
+    LhInline in = lh_check_inline(L, 2);
 
-    qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(tb, op, entry, imm);
+    qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(tb, in.op, in.entry, in.imm);
     return 0;
 }
 

@@ -21,21 +21,23 @@ local function run(arch, source, args, guest, guest_args, extra_plugins)
     return r
 end
 
--- "CPUn: bb's: B, insns: I" lines of libbb.so, by vCPU index.
-local function bb_per_cpu(log)
+-- Per-vCPU block and instruction counts, by vCPU index, from lines
+-- matching pattern (three captures: cpu, blocks, instructions).
+local function per_cpu(text, pattern)
     local cpus = {}
-    for cpu, bbs, insns in log:gmatch("CPU(%d+): bb's: (%d+), insns: (%d+)") do
+    for cpu, bbs, insns in text:gmatch(pattern) do
         cpus[tonumber(cpu)] = { bbs = tonumber(bbs), insns = tonumber(insns) }
     end
     return cpus
 end
 
+-- libbb.so prints "CPUn: bb's: B, insns: I"; PER_CPU_REPORT below.
+local function bb_per_cpu(log)
+    return per_cpu(log, "CPU(%d+): bb's: (%d+), insns: (%d+)")
+end
+
 local function ours_per_cpu(report)
-    local cpus = {}
-    for cpu, bbs, insns in report:gmatch("cpu (%d+) bbs (%d+) insns (%d+)") do
-        cpus[tonumber(cpu)] = { bbs = tonumber(bbs), insns = tonumber(insns) }
-    end
-    return cpus
+    return per_cpu(report, "cpu (%d+) bbs (%d+) insns (%d+)")
 end
 
 local PER_CPU_REPORT = [[
