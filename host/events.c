@@ -33,6 +33,9 @@ void lh_exec_cb(unsigned int vcpu_index, void *udata)
 {
     LhHook *hook = udata;
 
+    if (lh_hook_disabled(hook)) {
+        return;     /* no lock for a callback that is off */
+    }
     lh_lock();
     if (lh_hook_push(lh.L, hook)) {
         lua_pushinteger(lh.L, vcpu_index);
@@ -79,20 +82,28 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     lh_unlock();
 }
 
-/* Exit hooks run in registration order; none after an aborting error. */
+/*
+ * Exit hooks run in registration order. A run in which a callback failed
+ * (on_error=disable) may have counted wrong: it ends with status 1.
+ */
 static void on_atexit(qemu_plugin_id_t id, void *udata)
 {
     lh_lock();
-    for (guint i = 0; i < hooks[EV_ATEXIT]->len && !lh.aborting; i++) {
+    for (guint i = 0; i < hooks[EV_ATEXIT]->len; i++) {
         LhHook *hook = g_ptr_array_index(hooks[EV_ATEXIT], i);
         if (lh_hook_push(lh.L, hook)) {
             lh_hook_call(hook, 0);
         }
     }
+    if (lh.errors > 0) {
+        lh_report("%d callback error(s) in this run (on_error=disable): exit status 1", lh.errors);
+        lh_stop(EXIT_FAILURE);
+    }
     fflush(NULL);
     lh_unlock();
 }
 
+/* Also called for on_error=disable, so a failed run can end with status 1. */
 static void register_with_qemu(LhEvent ev)
 {
     if (registered[ev]) {
@@ -129,9 +140,10 @@ static int event_register(lua_State *L)
 }
 
 /*
- * raw.flush_at_exit(): output of the script's own (outfile=) must reach
- * its file even if the script has no exit hook: a guest's exit_group
- * ends the process without flushing stdio, but plugin atexit runs first.
+ * raw.flush_at_exit(): the host's exit work must run even if the script
+ * has no exit hook: outfile= output reaches its file (a guest's
+ * exit_group ends the process without flushing stdio, but plugin atexit
+ * runs first), and on_error=disable can end a failed run with status 1.
  */
 static int flush_at_exit(lua_State *L)
 {

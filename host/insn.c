@@ -10,7 +10,7 @@
 
 static struct qemu_plugin_insn *check_insn(lua_State *L)
 {
-    return lh_check_handle(L, 1, LH_INSN_MT, "insn");
+    return lh_check_handle(L, 1, LH_INSN_MT, "an insn");
 }
 
 void lh_push_insn(lua_State *L, struct qemu_plugin_insn *insn)
@@ -54,7 +54,7 @@ static int insn_disas(lua_State *L)
     return 1;
 }
 
-/* The symbol the instruction starts, or nil. */
+/* The name of the function symbol containing the instruction, or nil. */
 static int insn_symbol(lua_State *L)
 {
     const char *sym = qemu_plugin_insn_symbol(check_insn(L));

@@ -23,19 +23,19 @@
 #define LH_SCOREBOARD_MT "luahost.scoreboard"
 
 /*
- * A Lua function QEMU calls back. One record per function however many
- * times it is registered, so on_error=disable turns it off everywhere
- * and its error is reported once.
+ * A function definition QEMU calls back, keyed by where it is defined:
+ * closures made afresh in every translation share one record, so
+ * on_error=disable turns them all off and the error is reported once.
  */
 typedef struct LhFunc {
-    int ref;
     const char *what;       /* names the hook in error messages */
-    int disabled;           /* read without the lock: accessed atomically */
+    int disabled;           /* also read before taking the lock: atomic */
 } LhFunc;
 
 /* One registration: the function and the script value it carries. */
 typedef struct LhHook {
     LhFunc *func;
+    int fn_ref;
     int value_ref;          /* LUA_NOREF when the callback carries none */
 } LhHook;
 
@@ -45,7 +45,7 @@ typedef struct LhRuntime {
     GRecMutex lock;
     qemu_plugin_id_t id;
     bool abort_on_error;    /* on_error=abort (default) or disable */
-    bool aborting;          /* an error is stopping emulation */
+    int errors;             /* callback errors so far (on_error=disable) */
     uint64_t live_epoch;    /* handles of this epoch are alive */
     uint64_t next_epoch;
 } LhRuntime;
@@ -59,6 +59,7 @@ bool lh_pcall(lua_State *L, int nargs, int nresults, const char *what);
 void lh_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what);
 bool lh_hook_push(lua_State *L, LhHook *hook);
+bool lh_hook_disabled(LhHook *hook);
 void lh_hook_call(LhHook *hook, int nargs);
 void lh_stop(int status) G_GNUC_NORETURN;
 

@@ -109,7 +109,10 @@ static void push_info(lua_State *L, const qemu_info_t *info)
     set_string(L, t, "cwd", cwd);
     g_free(cwd);
     set_string(L, t, "source_root", LH_SOURCE_ROOT);
-    set_string(L, t, "build_root", LH_BUILD_ROOT);
+    /* resolved as plugin_path is, so a symlinked build tree compares equal */
+    char *build_root = realpath(LH_BUILD_ROOT, NULL);
+    set_string(L, t, "build_root", build_root != NULL ? build_root : LH_BUILD_ROOT);
+    free(build_root);
     set_string(L, t, "datadir", LH_DATADIR);
 }
 

@@ -90,32 +90,29 @@ void lh_stop(int status)
     _exit(status);
 }
 
-/* Registry table mapping each registered Lua function to its LhFunc. */
-static int funcs_ref = LUA_NOREF;
+/* Function definitions ("source:line") to their LhFunc. */
+static GHashTable *funcs;
 
 static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
 {
+    lua_Debug ar;
+    char *key;
     LhFunc *func;
 
-    if (funcs_ref == LUA_NOREF) {
-        lua_newtable(L);
-        funcs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, funcs_ref);
     lua_pushvalue(L, fn_idx);
-    lua_rawget(L, -2);
-    func = lua_touserdata(L, -1);
-    lua_pop(L, 1);
+    lua_getinfo(L, ">S", &ar);
+    key = g_strdup_printf("%s:%d", ar.source, ar.linedefined);
+    if (funcs == NULL) {
+        funcs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    }
+    func = g_hash_table_lookup(funcs, key);
     if (func == NULL) {
         func = g_new0(LhFunc, 1);
-        lua_pushvalue(L, fn_idx);
-        func->ref = luaL_ref(L, LUA_REGISTRYINDEX);
         func->what = what;
-        lua_pushvalue(L, fn_idx);
-        lua_pushlightuserdata(L, func);
-        lua_rawset(L, -3);
+        g_hash_table_insert(funcs, key, func);
+    } else {
+        g_free(key);
     }
-    lua_pop(L, 1);
     return func;
 }
 
@@ -127,6 +124,8 @@ LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
     luaL_checktype(L, fn_idx, LUA_TFUNCTION);
     hook = g_new0(LhHook, 1);
     hook->func = func_for(L, fn_idx, what);
+    lua_pushvalue(L, fn_idx);
+    hook->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (value_idx != 0 && !lua_isnoneornil(L, value_idx)) {
         lua_pushvalue(L, value_idx);
         hook->value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -136,13 +135,18 @@ LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
     return hook;
 }
 
+bool lh_hook_disabled(LhHook *hook)
+{
+    return g_atomic_int_get(&hook->func->disabled);
+}
+
 /* Pushes the hook's function; false (nothing pushed) once it is disabled. */
 bool lh_hook_push(lua_State *L, LhHook *hook)
 {
-    if (g_atomic_int_get(&hook->func->disabled)) {
+    if (lh_hook_disabled(hook)) {
         return false;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, hook->func->ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, hook->fn_ref);
     return true;
 }
 
@@ -163,12 +167,12 @@ void lh_hook_call(LhHook *hook, int nargs)
         return;
     }
     if (lh.abort_on_error) {
-        lh.aborting = true;
         lh_report("stopping emulation (on_error=abort); exit hooks are not run");
         lh_stop(EXIT_FAILURE);
     }
     g_atomic_int_set(&func->disabled, 1);
-    lh_report("this %s is disabled (on_error=disable); emulation continues", func->what);
+    lh.errors++;
+    lh_report("this %s is disabled (on_error=disable); the exit status will be 1", func->what);
 }
 
 uint64_t lh_scope_enter(void)
@@ -184,6 +188,7 @@ void lh_scope_leave(uint64_t saved)
     lh.live_epoch = saved;
 }
 
+/* Handle kinds are named with their article: "a tb", "an insn". */
 void lh_push_handle(lua_State *L, void *ptr, const char *mt)
 {
     LhHandle *h = lua_newuserdata(L, sizeof(*h));
@@ -199,7 +204,7 @@ void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
     LhHandle *h = luaL_checkudata(L, idx, mt);
 
     if (h->epoch != lh.live_epoch || lh.live_epoch == 0) {
-        luaL_error(L, "attempt to use a %s handle after the callback that provided it returned", kind);
+        luaL_error(L, "attempt to use %s handle after the callback that provided it returned", kind);
     }
     return h->ptr;
 }

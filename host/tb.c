@@ -9,7 +9,7 @@
 
 static struct qemu_plugin_tb *check_tb(lua_State *L)
 {
-    return lh_check_handle(L, 1, LH_TB_MT, "tb");
+    return lh_check_handle(L, 1, LH_TB_MT, "a tb");
 }
 
 void lh_push_tb(lua_State *L, struct qemu_plugin_tb *tb)

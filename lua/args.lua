@@ -96,11 +96,12 @@ end
 
 -- A name that may be repeated; the values come back in order, as a list.
 function args.list(item)
-    local spec = args.spec_of(item or args.string())
+    local spec = args.spec_of(item or args.string(), 2)
     return { parse = spec.parse, default = {}, kind = "list", many = true }
 end
 
-function args.spec_of(v)
+-- level: the caller's, as for error(); the message names its caller's line.
+function args.spec_of(v, level)
     local t = type(v)
     if t == "table" and v.parse then
         return v
@@ -111,7 +112,7 @@ function args.spec_of(v)
     elseif t == "string" then
         return args.string(v)
     end
-    error("argument spec must be a default value or an args.* kind, got " .. t, 3)
+    error("argument spec must be a default value or an args.* kind, got " .. t, (level or 1) + 1)
 end
 
 -- Parses argv (a list of "name=value" strings) against spec; the result
@@ -120,7 +121,7 @@ function args.parse(spec, argv, level)
     level = (level or 1) + 1
     local specs, result = {}, {}
     for name, v in pairs(spec) do
-        specs[name] = args.spec_of(v)
+        specs[name] = args.spec_of(v, level)
         local default = specs[name].default
         result[name] = specs[name].many and {} or default
     end

@@ -116,6 +116,9 @@ if host.on_error then
         return nil, ("on_error=%s: expected on_error=abort or on_error=disable"):format(host.on_error)
     end
     raw.set_error_policy(host.on_error)
+    if host.on_error == "disable" then
+        raw.flush_at_exit()
+    end
 end
 
 if host.outfile then
@@ -132,6 +135,9 @@ local chunk, err = loadfile(path)
 if not chunk then
     local f, open_err = io.open(path, "r")
     if not f then
+        if host.script:find("/", 1, true) then
+            return nil, "cannot open script " .. open_err
+        end
         return nil, ("cannot open script %s (looked in the current directory and %s)")
             :format(open_err, dirs.scripts)
     end

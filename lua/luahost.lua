@@ -42,7 +42,7 @@ local write = raw.outs
 function luahost._set_outfile(path)
     local f, err = io.open(path, "w")
     if not f then
-        return nil, "outfile=" .. path .. ": " .. err
+        return nil, "cannot open outfile " .. err
     end
     f:setvbuf("full")
     raw.flush_at_exit()
@@ -60,7 +60,11 @@ function luahost.outs(text)
 end
 
 function luahost.printf(fmt, ...)
-    write(string.format(fmt, ...))
+    local ok, text = pcall(string.format, fmt, ...)
+    if not ok then
+        error("luahost.printf: " .. text, 2)
+    end
+    write(text)
 end
 
 -- luahost.scoreboard(): one u64 per vCPU.
@@ -71,8 +75,8 @@ function luahost.scoreboard(fields)
     if fields == nil then
         return (raw.scoreboard_new(1))
     end
-    if type(fields) ~= "table" or #fields == 0 then
-        error("luahost.scoreboard expects nothing or a list of field names", 2)
+    if type(fields) ~= "table" or #fields == 0 or #fields > 64 then
+        error("luahost.scoreboard expects nothing or a list of 1 to 64 field names", 2)
     end
     local entries = { raw.scoreboard_new(#fields) }
     local board = {}
@@ -82,7 +86,7 @@ function luahost.scoreboard(fields)
     return board
 end
 
--- Plugin arguments other than the host's own (script=, on_error=), as
+-- Plugin arguments other than the host's own (script=, on_error=, outfile=), as
 -- "name=value" strings in the order given; filled in by boot.
 luahost.argv = {}
 
