@@ -33,8 +33,9 @@ void lh_exec_cb(unsigned int vcpu_index, void *udata)
 {
     LhHook *hook = udata;
 
+    /* Unlocked fast path; lh_hook_push checks again under the lock. */
     if (lh_hook_disabled(hook)) {
-        return;     /* no lock for a callback that is off */
+        return;
     }
     lh_lock();
     if (lh_hook_push(lh.L, hook)) {
@@ -103,7 +104,6 @@ static void on_atexit(qemu_plugin_id_t id, void *udata)
     lh_unlock();
 }
 
-/* Also called for on_error=disable, so a failed run can end with status 1. */
 static void register_with_qemu(LhEvent ev)
 {
     if (registered[ev]) {
@@ -140,14 +140,20 @@ static int event_register(lua_State *L)
 }
 
 /*
- * raw.flush_at_exit(): the host's exit work must run even if the script
- * has no exit hook: outfile= output reaches its file (a guest's
- * exit_group ends the process without flushing stdio, but plugin atexit
- * runs first), and on_error=disable can end a failed run with status 1.
+ * The host's own exit work must run even if the script has no exit hook:
+ * outfile= output reaches its file (a guest's exit_group ends the process
+ * without flushing stdio, but plugin atexit runs first), and a run with
+ * callback errors under on_error=disable ends with status 1.
  */
-static int flush_at_exit(lua_State *L)
+void lh_want_exit_callback(void)
 {
     register_with_qemu(EV_ATEXIT);
+}
+
+/* raw.flush_at_exit(): for outfile=. */
+static int flush_at_exit(lua_State *L)
+{
+    lh_want_exit_callback();
     return 0;
 }
 

@@ -65,6 +65,7 @@ void lh_stop(int status) G_GNUC_NORETURN;
 
 /* events.c: the trampoline of every tb and insn exec callback. */
 void lh_exec_cb(unsigned int vcpu_index, void *udata);
+void lh_want_exit_callback(void);
 
 /*
  * Handle liveness, modelled on liolib's closed files: QEMU's tb, insn and

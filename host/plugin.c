@@ -45,6 +45,9 @@ static int set_error_policy(lua_State *L)
     static const char *const policies[] = { "abort", "disable", NULL };
 
     lh.abort_on_error = luaL_checkoption(L, 1, NULL, policies) == 0;
+    if (!lh.abort_on_error) {
+        lh_want_exit_callback();    /* so a failed run can end with status 1 */
+    }
     return 0;
 }
 

@@ -203,7 +203,7 @@ void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
 {
     LhHandle *h = luaL_checkudata(L, idx, mt);
 
-    if (h->epoch != lh.live_epoch || lh.live_epoch == 0) {
+    if (h->epoch != lh.live_epoch) {
         luaL_error(L, "attempt to use %s handle after the callback that provided it returned", kind);
     }
     return h->ptr;

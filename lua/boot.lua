@@ -116,9 +116,6 @@ if host.on_error then
         return nil, ("on_error=%s: expected on_error=abort or on_error=disable"):format(host.on_error)
     end
     raw.set_error_policy(host.on_error)
-    if host.on_error == "disable" then
-        raw.flush_at_exit()
-    end
 end
 
 if host.outfile then
