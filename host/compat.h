@@ -37,8 +37,22 @@
 #define LH_EXACT_DOUBLE_MAX (UINT64_C(1) << 53)
 
 /* Registry slots the runtime fills in under LuaJIT (see runtime.c). */
-extern int lh_u64_new_ref;    /* function(hi, lo) -> uint64_t cdata */
+extern int lh_u64_new_ref;    /* function(hi, lo, signed) -> [u]int64_t cdata */
 extern int lh_u64_parts_ref;  /* function(cdata) -> hi, lo or nil */
+
+#if LH_LUAJIT
+/* A 64-bit cdata from its two halves: uint64_t, or int64_t if is_signed. */
+static inline void lh_push_cdata64(lua_State *L, uint64_t v, int is_signed)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lh_u64_new_ref);
+    lua_pushnumber(L, (lua_Number)(uint32_t)(v >> 32));
+    lua_pushnumber(L, (lua_Number)(uint32_t)v);
+    lua_pushboolean(L, is_signed);
+    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+        lua_error(L);
+    }
+}
+#endif
 
 static inline void lh_push_u64(lua_State *L, uint64_t v)
 {
@@ -47,12 +61,21 @@ static inline void lh_push_u64(lua_State *L, uint64_t v)
         lua_pushnumber(L, (lua_Number)v);
         return;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, lh_u64_new_ref);
-    lua_pushnumber(L, (lua_Number)(uint32_t)(v >> 32));
-    lua_pushnumber(L, (lua_Number)(uint32_t)v);
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-        lua_error(L);
+    lh_push_cdata64(L, v, 0);
+#else
+    lua_pushinteger(L, (lua_Integer)v);
+#endif
+}
+
+/* Signed 64-bit values (syscall numbers and results). */
+static inline void lh_push_i64(lua_State *L, int64_t v)
+{
+#if LH_LUAJIT
+    if (v >= -(int64_t)LH_EXACT_DOUBLE_MAX && v <= (int64_t)LH_EXACT_DOUBLE_MAX) {
+        lua_pushnumber(L, (lua_Number)v);
+        return;
     }
+    lh_push_cdata64(L, (uint64_t)v, 1);
 #else
     lua_pushinteger(L, (lua_Integer)v);
 #endif

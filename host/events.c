@@ -1,33 +1,62 @@
 /*
- * luahost: global events (exit, vCPU lifecycle, translation) and the
- * execution-callback trampoline.
+ * luahost: global events (exit, vCPU lifecycle, translation, syscalls,
+ * flushes, discontinuities) and the execution-callback trampoline.
  *
  * A QEMU callback is registered only when a script first asks for its
- * event; every entry into Lua below takes the lock and goes through
- * lh_hook_call, which is the only place errors are handled.
+ * event; every entry into Lua below takes the lock, opens a scope (fresh
+ * handles, the callback's context) and goes through lh_hook_call, which
+ * is the only place errors are handled.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "luahost.h"
 
+#if QEMU_PLUGIN_VERSION >= 5
+#define LH_HAVE_DISCON 1
+#else
+#define LH_HAVE_DISCON 0
+#endif
+
 typedef enum {
     EV_ATEXIT,
     EV_VCPU_INIT,
     EV_VCPU_EXIT,
+    EV_VCPU_IDLE,
+    EV_VCPU_RESUME,
     EV_TB_TRANS,
+    EV_FLUSH,
+    EV_SYSCALL,
+    EV_SYSCALL_RET,
+    EV_DISCON,
     EV_COUNT,
 } LhEvent;
 
 static const char *const event_names[] = {
-    "atexit", "vcpu_init", "vcpu_exit", "tb_trans", NULL,
+    "atexit", "vcpu_init", "vcpu_exit", "vcpu_idle", "vcpu_resume", "tb_trans",
+    "flush", "syscall", "syscall_ret", "discon", NULL,
 };
 
 static const char *const event_what[] = {
-    "exit hook", "vcpu init hook", "vcpu exit hook", "tb translation hook",
+    "exit hook", "vcpu init hook", "vcpu exit hook", "vcpu idle hook",
+    "vcpu resume hook", "tb translation hook", "flush hook", "syscall hook",
+    "syscall return hook", "discontinuity hook",
 };
 
 static GPtrArray *hooks[EV_COUNT];
 static bool registered[EV_COUNT];
+
+/* Opens the callback's scope and takes the lock: the entry of every trampoline. */
+static LhScope enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what)
+{
+    lh_lock();
+    return lh_scope_enter(vcpu, regs, what);
+}
+
+static void leave(LhScope saved)
+{
+    lh_scope_leave(saved);
+    lh_unlock();
+}
 
 void lh_exec_cb(unsigned int vcpu_index, void *udata)
 {
@@ -37,51 +66,133 @@ void lh_exec_cb(unsigned int vcpu_index, void *udata)
     if (lh_hook_disabled(hook)) {
         return;
     }
-    lh_lock();
+    LhScope saved = enter((int)vcpu_index, hook->regs, hook->func->what);
     if (lh_hook_push(lh.L, hook)) {
         lua_pushinteger(lh.L, vcpu_index);
         lh_hook_call(hook, 1);
     }
-    lh_unlock();
+    leave(saved);
 }
 
-static void on_vcpu(LhEvent ev, unsigned int vcpu_index)
-{
-    lh_lock();
-    for (guint i = 0; i < hooks[ev]->len; i++) {
-        LhHook *hook = g_ptr_array_index(hooks[ev], i);
-        if (lh_hook_push(lh.L, hook)) {
-            lua_pushinteger(lh.L, vcpu_index);
-            lh_hook_call(hook, 1);
-        }
-    }
-    lh_unlock();
-}
+/* Calls every hook of ev; push_args pushes the arguments, nargs of them. */
+#define CALL_HOOKS(ev, vcpu, regs, nargs, push_args)                        \
+    do {                                                                    \
+        LhScope saved_ = enter((vcpu), (regs), event_what[ev]);             \
+        for (guint i_ = 0; i_ < hooks[ev]->len; i_++) {                     \
+            LhHook *hook = g_ptr_array_index(hooks[ev], i_);                \
+            if (lh_hook_push(lh.L, hook)) {                                 \
+                lua_State *L = lh.L;                                        \
+                (void)L;                                                    \
+                push_args;                                                  \
+                lh_hook_call(hook, (nargs));                                \
+            }                                                               \
+        }                                                                   \
+        leave(saved_);                                                      \
+    } while (0)
 
+/*
+ * vcpu init, syscall and discontinuity hooks run on the vCPU's thread:
+ * QEMU lets them read and write its registers.
+ */
 static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu_index)
 {
-    on_vcpu(EV_VCPU_INIT, vcpu_index);
+    CALL_HOOKS(EV_VCPU_INIT, (int)vcpu_index, QEMU_PLUGIN_CB_RW_REGS, 1,
+               lua_pushinteger(L, vcpu_index));
 }
 
+/*
+ * vcpu exit, idle and resume may run off the vCPU's own thread (system
+ * mode unplug and shutdown, round-robin TCG): no registers or memory.
+ */
 static void on_vcpu_exit(qemu_plugin_id_t id, unsigned int vcpu_index)
 {
-    on_vcpu(EV_VCPU_EXIT, vcpu_index);
+    CALL_HOOKS(EV_VCPU_EXIT, LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, 1,
+               lua_pushinteger(L, vcpu_index));
+}
+
+static void on_vcpu_idle(qemu_plugin_id_t id, unsigned int vcpu_index)
+{
+    CALL_HOOKS(EV_VCPU_IDLE, LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, 1,
+               lua_pushinteger(L, vcpu_index));
+}
+
+static void on_vcpu_resume(qemu_plugin_id_t id, unsigned int vcpu_index)
+{
+    CALL_HOOKS(EV_VCPU_RESUME, LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, 1,
+               lua_pushinteger(L, vcpu_index));
 }
 
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
-    lh_lock();
-    uint64_t saved = lh_scope_enter();
-    for (guint i = 0; i < hooks[EV_TB_TRANS]->len; i++) {
-        LhHook *hook = g_ptr_array_index(hooks[EV_TB_TRANS], i);
-        if (lh_hook_push(lh.L, hook)) {
-            lh_push_tb(lh.L, tb);
-            lh_hook_call(hook, 1);
+    CALL_HOOKS(EV_TB_TRANS, LH_SOME_VCPU, QEMU_PLUGIN_CB_NO_REGS, 1, lh_push_tb(L, tb));
+}
+
+static void on_flush(qemu_plugin_id_t id)
+{
+    CALL_HOOKS(EV_FLUSH, LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, 0, (void)0);
+}
+
+static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num,
+                       uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+                       uint64_t a5, uint64_t a6, uint64_t a7, uint64_t a8)
+{
+    CALL_HOOKS(EV_SYSCALL, (int)vcpu_index, QEMU_PLUGIN_CB_RW_REGS, 10, {
+        lua_pushinteger(L, vcpu_index);
+        lh_push_i64(L, num);
+        lh_push_u64(L, a1);
+        lh_push_u64(L, a2);
+        lh_push_u64(L, a3);
+        lh_push_u64(L, a4);
+        lh_push_u64(L, a5);
+        lh_push_u64(L, a6);
+        lh_push_u64(L, a7);
+        lh_push_u64(L, a8);
+    });
+}
+
+static void on_syscall_ret(qemu_plugin_id_t id, unsigned int vcpu_index,
+                           int64_t num, int64_t ret)
+{
+    CALL_HOOKS(EV_SYSCALL_RET, (int)vcpu_index, QEMU_PLUGIN_CB_RW_REGS, 3, {
+        lua_pushinteger(L, vcpu_index);
+        lh_push_i64(L, num);
+        lh_push_i64(L, ret);
+    });
+}
+
+#if LH_HAVE_DISCON
+static const char *discon_name(enum qemu_plugin_discon_type type)
+{
+    switch (type) {
+    case QEMU_PLUGIN_DISCON_INTERRUPT:
+        return "interrupt";
+    case QEMU_PLUGIN_DISCON_EXCEPTION:
+        return "exception";
+    case QEMU_PLUGIN_DISCON_HOSTCALL:
+        return "hostcall";
+    default:
+        return "unknown";
+    }
+}
+
+/* One QEMU registration for all kinds; each hook filters on its own mask. */
+static void on_discon(qemu_plugin_id_t id, unsigned int vcpu_index,
+                      enum qemu_plugin_discon_type type, uint64_t from_pc, uint64_t to_pc)
+{
+    LhScope saved = enter((int)vcpu_index, QEMU_PLUGIN_CB_RW_REGS, event_what[EV_DISCON]);
+    for (guint i = 0; i < hooks[EV_DISCON]->len; i++) {
+        LhHook *hook = g_ptr_array_index(hooks[EV_DISCON], i);
+        if ((hook->mask & (unsigned)type) != 0 && lh_hook_push(lh.L, hook)) {
+            lua_pushinteger(lh.L, vcpu_index);
+            lua_pushstring(lh.L, discon_name(type));
+            lh_push_u64(lh.L, from_pc);
+            lh_push_u64(lh.L, to_pc);
+            lh_hook_call(hook, 4);
         }
     }
-    lh_scope_leave(saved);
-    lh_unlock();
+    leave(saved);
 }
+#endif
 
 /*
  * Exit hooks run in registration order. A run in which a callback failed
@@ -89,13 +200,8 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
  */
 static void on_atexit(qemu_plugin_id_t id, void *udata)
 {
+    CALL_HOOKS(EV_ATEXIT, LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, 0, (void)0);
     lh_lock();
-    for (guint i = 0; i < hooks[EV_ATEXIT]->len; i++) {
-        LhHook *hook = g_ptr_array_index(hooks[EV_ATEXIT], i);
-        if (lh_hook_push(lh.L, hook)) {
-            lh_hook_call(hook, 0);
-        }
-    }
     if (lh.errors > 0) {
         lh_report("%d callback error(s) in this run (on_error=disable): exit status 1", lh.errors);
         lh_stop(EXIT_FAILURE);
@@ -120,23 +226,64 @@ static void register_with_qemu(LhEvent ev)
     case EV_VCPU_EXIT:
         qemu_plugin_register_vcpu_exit_cb(lh.id, on_vcpu_exit);
         break;
+    case EV_VCPU_IDLE:
+        qemu_plugin_register_vcpu_idle_cb(lh.id, on_vcpu_idle);
+        break;
+    case EV_VCPU_RESUME:
+        qemu_plugin_register_vcpu_resume_cb(lh.id, on_vcpu_resume);
+        break;
     case EV_TB_TRANS:
         qemu_plugin_register_vcpu_tb_trans_cb(lh.id, on_tb_trans);
+        break;
+    case EV_FLUSH:
+        qemu_plugin_register_flush_cb(lh.id, on_flush);
+        break;
+    case EV_SYSCALL:
+        qemu_plugin_register_vcpu_syscall_cb(lh.id, on_syscall);
+        break;
+    case EV_SYSCALL_RET:
+        qemu_plugin_register_vcpu_syscall_ret_cb(lh.id, on_syscall_ret);
+        break;
+    case EV_DISCON:
+#if LH_HAVE_DISCON
+        qemu_plugin_register_vcpu_discon_cb(lh.id, QEMU_PLUGIN_DISCON_ALL, on_discon);
+#endif
         break;
     default:
         g_assert_not_reached();
     }
 }
 
-/* raw.register(event, fn): adds fn to the event's hooks. */
+/*
+ * raw.register(event, fn [, mask]): adds fn to the event's hooks; mask
+ * (discontinuities only) is a bit set of kinds.
+ */
 static int event_register(lua_State *L)
 {
     LhEvent ev = (LhEvent)luaL_checkoption(L, 1, NULL, event_names);
-    LhHook *hook = lh_hook_new(L, 2, 0, event_what[ev]);
+    LhHook *hook;
 
+    if (ev == EV_DISCON && !LH_HAVE_DISCON) {
+        return luaL_error(L, "discontinuity callbacks need QEMU 10.2 (plugin API 5); "
+                          "this luahost was built for API %d", QEMU_PLUGIN_VERSION);
+    }
+    hook = lh_hook_new(L, 2, 0, event_what[ev]);
+    hook->mask = (unsigned)luaL_optinteger(L, 3, -1);
     register_with_qemu(ev);
     g_ptr_array_add(hooks[ev], hook);
     return 0;
+}
+
+/*
+ * After qemu_plugin_reset QEMU has dropped every callback: forget the
+ * hooks too, so that new registrations register again.
+ */
+void lh_events_forget(void)
+{
+    for (int ev = 0; ev < EV_COUNT; ev++) {
+        g_ptr_array_set_size(hooks[ev], 0);
+        registered[ev] = false;
+    }
 }
 
 /*
@@ -153,8 +300,44 @@ void lh_want_exit_callback(void)
 /* raw.flush_at_exit(): for outfile=. */
 static int flush_at_exit(lua_State *L)
 {
+    lh.flush_at_exit = true;
     lh_want_exit_callback();
     return 0;
+}
+
+/* The regs argument of exec and memory callbacks: nil, "r" or "rw". */
+enum qemu_plugin_cb_flags lh_check_regs(lua_State *L, int idx)
+{
+    static const char *const names[] = { "none", "r", "rw", NULL };
+    static const enum qemu_plugin_cb_flags flags[] = {
+        QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_CB_RW_REGS,
+    };
+
+    return flags[luaL_checkoption(L, idx, "none", names)];
+}
+
+enum qemu_plugin_cond lh_check_cond(lua_State *L, int idx)
+{
+    static const char *const names[] = {
+        "never", "always", "eq", "ne", "lt", "le", "gt", "ge", NULL,
+    };
+    static const enum qemu_plugin_cond conds[] = {
+        QEMU_PLUGIN_COND_NEVER, QEMU_PLUGIN_COND_ALWAYS, QEMU_PLUGIN_COND_EQ,
+        QEMU_PLUGIN_COND_NE, QEMU_PLUGIN_COND_LT, QEMU_PLUGIN_COND_LE,
+        QEMU_PLUGIN_COND_GT, QEMU_PLUGIN_COND_GE,
+    };
+
+    return conds[luaL_checkoption(L, idx, NULL, names)];
+}
+
+enum qemu_plugin_mem_rw lh_check_rw(lua_State *L, int idx)
+{
+    static const char *const names[] = { "r", "w", "rw", NULL };
+    static const enum qemu_plugin_mem_rw rws[] = {
+        QEMU_PLUGIN_MEM_R, QEMU_PLUGIN_MEM_W, QEMU_PLUGIN_MEM_RW,
+    };
+
+    return rws[luaL_checkoption(L, idx, "rw", names)];
 }
 
 void lh_open_events(lua_State *L, int raw)

@@ -67,14 +67,75 @@ static int insn_symbol(lua_State *L)
     return 1;
 }
 
-/* insn:on_exec(fn [, value]): fn(vcpu_index, value) before it executes. */
+/* insn:on_exec(fn [, value [, regs]]): fn(vcpu_index, value) before it executes. */
 static int insn_on_exec(lua_State *L)
 {
     struct qemu_plugin_insn *insn = check_insn(L);
+    enum qemu_plugin_cb_flags regs = lh_check_regs(L, 4);
     LhHook *hook = lh_hook_new(L, 2, 3, "insn exec callback");
 
-    qemu_plugin_register_vcpu_insn_exec_cb(insn, lh_exec_cb, QEMU_PLUGIN_CB_NO_REGS, hook);
+    hook->regs = regs;
+    qemu_plugin_register_vcpu_insn_exec_cb(insn, lh_exec_cb, regs, hook);
     return 0;
+}
+
+/* insn:on_exec_if(entry, cond, imm, fn [, value [, regs]]): see tb:on_exec_if. */
+static int insn_on_exec_if(lua_State *L)
+{
+    struct qemu_plugin_insn *insn = check_insn(L);
+    qemu_plugin_u64 entry = lh_check_entry(L, 2);
+    enum qemu_plugin_cond cond = lh_check_cond(L, 3);
+    uint64_t imm = lh_check_u64(L, 4);
+    enum qemu_plugin_cb_flags regs = lh_check_regs(L, 7);
+    LhHook *hook = lh_hook_new(L, 5, 6, "insn exec callback");
+
+    hook->regs = regs;
+    qemu_plugin_register_vcpu_insn_exec_cond_cb(insn, lh_exec_cb, regs, cond, entry, imm, hook);
+    return 0;
+}
+
+/*
+ * insn:on_mem(fn [, value [, rw [, regs]]]): fn(vcpu_index, mem, vaddr,
+ * value) after each of its memory accesses of kind rw ("r", "w" or "rw",
+ * the default); mem is a luahost.mem handle valid during the call.
+ */
+static int insn_on_mem(lua_State *L)
+{
+    struct qemu_plugin_insn *insn = check_insn(L);
+    enum qemu_plugin_mem_rw rw = lh_check_rw(L, 4);
+    enum qemu_plugin_cb_flags regs = lh_check_regs(L, 5);
+    LhHook *hook = lh_hook_new(L, 2, 3, "memory callback");
+
+    hook->regs = regs;
+    qemu_plugin_register_vcpu_mem_cb(insn, lh_mem_cb, regs, rw, hook);
+    return 0;
+}
+
+/* insn:mem_inline(op, entry, imm [, rw]): QEMU applies op on each access. */
+static int insn_mem_inline(lua_State *L)
+{
+    struct qemu_plugin_insn *insn = check_insn(L);
+    LhInline in = lh_check_inline(L, 2);
+    enum qemu_plugin_mem_rw rw = lh_check_rw(L, 5);
+
+    qemu_plugin_register_vcpu_mem_inline_per_vcpu(insn, rw, in.op, in.entry, in.imm);
+    return 0;
+}
+
+/*
+ * The host address of the instruction's bytes, or nil (system mode, code
+ * not in RAM). In user mode it is QEMU's mapping of the guest page.
+ */
+static int insn_haddr(lua_State *L)
+{
+    void *haddr = qemu_plugin_insn_haddr(check_insn(L));
+
+    if (haddr == NULL) {
+        lua_pushnil(L);
+    } else {
+        lh_push_u64(L, (uint64_t)(uintptr_t)haddr);
+    }
+    return 1;
 }
 
 /* insn:inline(op, entry, imm): op is "add" or "store"; QEMU runs it. */
@@ -107,8 +168,12 @@ static const luaL_Reg insn_methods[] = {
     { "data", insn_data },
     { "disas", insn_disas },
     { "symbol", insn_symbol },
+    { "haddr", insn_haddr },
     { "on_exec", insn_on_exec },
+    { "on_exec_if", insn_on_exec_if },
     { "inline", insn_inline },
+    { "on_mem", insn_on_mem },
+    { "mem_inline", insn_mem_inline },
     { NULL, NULL },
 };
 

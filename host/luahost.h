@@ -21,6 +21,9 @@
 #define LH_TB_MT "luahost.tb"
 #define LH_INSN_MT "luahost.insn"
 #define LH_SCOREBOARD_MT "luahost.scoreboard"
+#define LH_MEM_MT "luahost.mem"
+#define LH_HWADDR_MT "luahost.hwaddr"
+#define LH_CLOCK_MT "luahost.clock"
 
 /*
  * A function definition QEMU calls back, keyed by where it is defined:
@@ -37,7 +40,26 @@ typedef struct LhHook {
     LhFunc *func;
     int fn_ref;
     int value_ref;          /* LUA_NOREF when the callback carries none */
+    enum qemu_plugin_cb_flags regs;     /* register access it asked for */
+    unsigned int mask;      /* discontinuity kinds it wants */
 } LhHook;
+
+/*
+ * What the running callback may touch. QEMU reaches registers and guest
+ * memory through its current vCPU, which exists only on a vCPU thread;
+ * calling those functions elsewhere trips an assertion inside QEMU, so
+ * the host checks the context first and raises a Lua error instead.
+ */
+enum {
+    LH_NO_VCPU = -1,        /* not on a vCPU thread (main chunk, exit) */
+    LH_SOME_VCPU = -2,      /* on a vCPU thread, index not given (translation) */
+};
+
+typedef struct LhContext {
+    int vcpu;               /* the callback's vCPU index, or LH_*_VCPU */
+    enum qemu_plugin_cb_flags regs;
+    const char *what;       /* the running callback, for error messages */
+} LhContext;
 
 /* The one Lua state and what guards it (see docs/threading.md). */
 typedef struct LhRuntime {
@@ -48,6 +70,11 @@ typedef struct LhRuntime {
     int errors;             /* callback errors so far (on_error=disable) */
     uint64_t live_epoch;    /* handles of this epoch are alive */
     uint64_t next_epoch;
+    LhContext ctx;          /* of the innermost running callback */
+    bool installing;        /* the script's main chunk is running */
+    bool uninstalled;       /* after luahost.uninstall completed */
+    bool flush_at_exit;     /* outfile= is open */
+    bool system_emulation;
 } LhRuntime;
 
 extern LhRuntime lh;
@@ -63,9 +90,13 @@ bool lh_hook_disabled(LhHook *hook);
 void lh_hook_call(LhHook *hook, int nargs);
 void lh_stop(int status) G_GNUC_NORETURN;
 
-/* events.c: the trampoline of every tb and insn exec callback. */
+/* events.c: the trampolines of tb, insn and memory callbacks. */
 void lh_exec_cb(unsigned int vcpu_index, void *udata);
 void lh_want_exit_callback(void);
+void lh_events_forget(void);
+enum qemu_plugin_cb_flags lh_check_regs(lua_State *L, int idx);
+enum qemu_plugin_cond lh_check_cond(lua_State *L, int idx);
+enum qemu_plugin_mem_rw lh_check_rw(lua_State *L, int idx);
 
 /*
  * Handle liveness, modelled on liolib's closed files: QEMU's tb, insn and
@@ -78,8 +109,15 @@ typedef struct LhHandle {
     uint64_t epoch;
 } LhHandle;
 
-uint64_t lh_scope_enter(void);
-void lh_scope_leave(uint64_t saved);
+typedef struct LhScope {
+    uint64_t epoch;
+    LhContext ctx;
+} LhScope;
+
+LhScope lh_scope_enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what);
+void lh_scope_leave(LhScope saved);
+void lh_check_vcpu_context(lua_State *L, const char *what);
+void lh_check_regs_context(lua_State *L, bool write);
 void lh_push_handle(lua_State *L, void *ptr, const char *mt);
 void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind);
 void lh_new_type(lua_State *L, const char *mt, const luaL_Reg *methods, const luaL_Reg *meta);
@@ -89,10 +127,16 @@ void lh_open_tb(lua_State *L, int raw);
 void lh_open_insn(lua_State *L, int raw);
 void lh_open_scoreboard(lua_State *L, int raw);
 void lh_open_events(lua_State *L, int raw);
+void lh_open_mem(lua_State *L, int raw);
+void lh_open_registers(lua_State *L, int raw);
+void lh_open_guest(lua_State *L, int raw);
+void lh_open_clock(lua_State *L, int raw);
+void lh_open_lifecycle(lua_State *L, int raw);
 
 /* Constructors and checkers shared between the type files. */
 void lh_push_tb(lua_State *L, struct qemu_plugin_tb *tb);
 void lh_push_insn(lua_State *L, struct qemu_plugin_insn *insn);
+void lh_mem_cb(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata);
 qemu_plugin_u64 lh_check_entry(lua_State *L, int idx);
 
 typedef struct LhInline {

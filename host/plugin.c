@@ -119,6 +119,24 @@ static void push_info(lua_State *L, const qemu_info_t *info)
     set_string(L, t, "datadir", LH_DATADIR);
 }
 
+/*
+ * What this build can do beyond API 4 (QEMU 10.0): set from the header it
+ * was built against, which is also the oldest QEMU that will load it.
+ */
+static void push_features(lua_State *L)
+{
+    static const char *const api5[] = {
+        "write_register", "write_memory", "read_memory_hwaddr",
+        "write_memory_hwaddr", "translate_vaddr", "discontinuity", NULL,
+    };
+
+    lua_newtable(L);
+    for (int i = 0; api5[i] != NULL; i++) {
+        lua_pushboolean(L, QEMU_PLUGIN_VERSION >= 5);
+        lua_setfield(L, -2, api5[i]);
+    }
+}
+
 static const luaL_Reg raw_functions[] = {
     { "load_embedded", load_embedded },
     { "outs", outs },
@@ -147,6 +165,13 @@ static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **arg
     lh_open_tb(L, raw);
     lh_open_insn(L, raw);
     lh_open_scoreboard(L, raw);
+    lh_open_mem(L, raw);
+    lh_open_registers(L, raw);
+    lh_open_guest(L, raw);
+    lh_open_clock(L, raw);
+    lh_open_lifecycle(L, raw);
+    push_features(L);
+    lua_setfield(L, raw, "features");
 }
 
 /*
@@ -182,6 +207,10 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
     g_rec_mutex_init(&lh.lock);
     lh.id = id;
     lh.abort_on_error = true;
+    lh.system_emulation = info->system_emulation;
+    lh.ctx.vcpu = LH_NO_VCPU;
+    lh.ctx.regs = QEMU_PLUGIN_CB_NO_REGS;
+    lh.ctx.what = "the main chunk";
     lh.L = luaL_newstate();
     if (lh.L == NULL) {
         lh_report("cannot create a Lua state (out of memory)");
@@ -190,8 +219,10 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
     luaL_openlibs(lh.L);
 
     lh_lock();
-    uint64_t saved = lh_scope_enter();
+    LhScope saved = lh_scope_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "the main chunk");
+    lh.installing = true;
     ok = boot(lh.L, info, argc, argv);
+    lh.installing = false;
     lh_scope_leave(saved);
     lh_unlock();
     /*

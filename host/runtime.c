@@ -132,6 +132,7 @@ LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
     } else {
         hook->value_ref = LUA_NOREF;
     }
+    hook->regs = QEMU_PLUGIN_CB_NO_REGS;
     return hook;
 }
 
@@ -175,17 +176,52 @@ void lh_hook_call(LhHook *hook, int nargs)
     lh_report("this %s is disabled (on_error=disable); the exit status will be 1", func->what);
 }
 
-uint64_t lh_scope_enter(void)
+/*
+ * Each callback runs in a scope: a fresh epoch for the handles it is
+ * given, and the context that says what it may touch. Scopes nest (a
+ * script's call into QEMU may call back on the same thread).
+ */
+LhScope lh_scope_enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what)
 {
-    uint64_t saved = lh.live_epoch;
+    LhScope saved = { .epoch = lh.live_epoch, .ctx = lh.ctx };
 
     lh.live_epoch = ++lh.next_epoch;
+    lh.ctx.vcpu = vcpu;
+    lh.ctx.regs = regs;
+    lh.ctx.what = what;
     return saved;
 }
 
-void lh_scope_leave(uint64_t saved)
+void lh_scope_leave(LhScope saved)
 {
-    lh.live_epoch = saved;
+    lh.live_epoch = saved.epoch;
+    lh.ctx = saved.ctx;
+}
+
+/* Guest memory and code queries need QEMU's current vCPU. */
+void lh_check_vcpu_context(lua_State *L, const char *what)
+{
+    if (lh.ctx.vcpu == LH_NO_VCPU) {
+        luaL_error(L, "%s needs a vCPU: call it from a callback that runs on a vCPU "
+                   "(translation, execution, memory, syscall or vcpu init), not from %s",
+                   what, lh.ctx.what);
+    }
+}
+
+/* Registers: only where QEMU allows them (docs/api.md, "Registers"). */
+void lh_check_regs_context(lua_State *L, bool write)
+{
+    enum qemu_plugin_cb_flags need = write ? QEMU_PLUGIN_CB_RW_REGS : QEMU_PLUGIN_CB_R_REGS;
+
+    if (lh.ctx.vcpu == LH_NO_VCPU || lh.ctx.regs == QEMU_PLUGIN_CB_NO_REGS) {
+        luaL_error(L, "cannot %s registers in %s: register it with regs=\"%s\" "
+                   "(or use a vcpu init, syscall or discontinuity hook)",
+                   write ? "write" : "read", lh.ctx.what, write ? "rw" : "r");
+    }
+    if (lh.ctx.regs < need) {
+        luaL_error(L, "cannot write registers in %s: it was registered with regs=\"r\", "
+                   "not regs=\"rw\"", lh.ctx.what);
+    }
 }
 
 /* Handle kinds are named with their article: "a tb", "an insn". */

@@ -64,13 +64,37 @@ static int tb_insns(lua_State *L)
     return 3;
 }
 
-/* tb:on_exec(fn [, value]): fn(vcpu_index, value) each time the block runs. */
+/*
+ * tb:on_exec(fn [, value [, regs]]): fn(vcpu_index, value) each time the
+ * block runs; regs "r" or "rw" lets fn read (and write) registers.
+ */
 static int tb_on_exec(lua_State *L)
 {
     struct qemu_plugin_tb *tb = check_tb(L);
+    enum qemu_plugin_cb_flags regs = lh_check_regs(L, 4);
     LhHook *hook = lh_hook_new(L, 2, 3, "tb exec callback");
 
-    qemu_plugin_register_vcpu_tb_exec_cb(tb, lh_exec_cb, QEMU_PLUGIN_CB_NO_REGS, hook);
+    hook->regs = regs;
+    qemu_plugin_register_vcpu_tb_exec_cb(tb, lh_exec_cb, regs, hook);
+    return 0;
+}
+
+/*
+ * tb:on_exec_if(entry, cond, imm, fn [, value [, regs]]): as on_exec, but
+ * only when the executing vCPU's slot of entry compares to imm as cond
+ * says; QEMU does the comparison, so no Lua runs otherwise.
+ */
+static int tb_on_exec_if(lua_State *L)
+{
+    struct qemu_plugin_tb *tb = check_tb(L);
+    qemu_plugin_u64 entry = lh_check_entry(L, 2);
+    enum qemu_plugin_cond cond = lh_check_cond(L, 3);
+    uint64_t imm = lh_check_u64(L, 4);
+    enum qemu_plugin_cb_flags regs = lh_check_regs(L, 7);
+    LhHook *hook = lh_hook_new(L, 5, 6, "tb exec callback");
+
+    hook->regs = regs;
+    qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, lh_exec_cb, regs, cond, entry, imm, hook);
     return 0;
 }
 
@@ -102,6 +126,7 @@ static const luaL_Reg tb_methods[] = {
     { "insn", tb_insn },
     { "insns", tb_insns },
     { "on_exec", tb_on_exec },
+    { "on_exec_if", tb_on_exec_if },
     { "inline", tb_inline },
     { NULL, NULL },
 };

@@ -7,8 +7,12 @@ local u64 = ffi.typeof("uint64_t")
 local i64 = ffi.typeof("int64_t")
 local TWO32 = 4294967296
 
-local function new(hi, lo)
-    return u64(hi) * TWO32 + lo
+local function new(hi, lo, signed)
+    local v = u64(hi) * TWO32 + lo
+    if signed then
+        return i64(v)
+    end
+    return v
 end
 
 local function parts(x)

@@ -18,12 +18,83 @@ local function hook(event, api_name)
     end
 end
 
--- Lifecycle and translation events. Each may be given several functions;
--- they run in the order given.
+-- Lifecycle, translation and syscall events. Each may be given several
+-- functions; they run in the order given.
 luahost.on_exit = hook("atexit", "luahost.on_exit")
 luahost.on_vcpu_init = hook("vcpu_init", "luahost.on_vcpu_init")
 luahost.on_vcpu_exit = hook("vcpu_exit", "luahost.on_vcpu_exit")
+luahost.on_vcpu_idle = hook("vcpu_idle", "luahost.on_vcpu_idle")
+luahost.on_vcpu_resume = hook("vcpu_resume", "luahost.on_vcpu_resume")
 luahost.on_tb_translate = hook("tb_trans", "luahost.on_tb_translate")
+luahost.on_flush = hook("flush", "luahost.on_flush")
+luahost.on_syscall = hook("syscall", "luahost.on_syscall")
+luahost.on_syscall_return = hook("syscall_ret", "luahost.on_syscall_return")
+
+-- What this build of luahost and the QEMU it runs in can do beyond the
+-- plugin API of QEMU 10.0: luahost.has("write_memory").
+local features = raw.features
+
+function luahost.has(feature)
+    if type(feature) ~= "string" then
+        error("luahost.has expects a feature name, got " .. type(feature), 2)
+    end
+    return features[feature] == true
+end
+
+local function requires(feature, api_name)
+    if not features[feature] then
+        error(("%s needs QEMU 10.1 or later (plugin API 5); this luahost was built for API %d")
+            :format(api_name, raw.info.plugin_version), 3)
+    end
+end
+
+-- Discontinuities (QEMU 10.2): kinds is a list of "interrupt",
+-- "exception", "hostcall", or nil for all of them.
+local DISCON_KINDS = { interrupt = 1, exception = 2, hostcall = 4 }
+
+function luahost.on_discontinuity(fn, kinds)
+    check_function(fn, "luahost.on_discontinuity")
+    requires("discontinuity", "luahost.on_discontinuity")
+    local mask = 0
+    if kinds == nil then
+        mask = 7
+    elseif type(kinds) == "table" then
+        for _, kind in ipairs(kinds) do
+            local bit = DISCON_KINDS[kind]
+            if not bit then
+                error(("luahost.on_discontinuity: unknown kind %s (expected interrupt, exception or hostcall)")
+                    :format(tostring(kind)), 2)
+            end
+            if mask % (2 * bit) < bit then
+                mask = mask + bit
+            end
+        end
+    else
+        error("luahost.on_discontinuity expects a list of kinds, got " .. type(kinds), 2)
+    end
+    raw.register("discon", fn, mask)
+end
+
+-- Reset drops every hook and callback (QEMU retranslates everything);
+-- uninstall unloads the plugin. Both finish later; fn() runs then.
+function luahost.reset(fn)
+    if fn ~= nil then
+        check_function(fn, "luahost.reset")
+    end
+    raw.reset(fn)
+end
+
+function luahost.uninstall(fn)
+    if fn ~= nil then
+        check_function(fn, "luahost.uninstall")
+    end
+    raw.uninstall(fn)
+end
+
+function luahost.vcpu_for_each(fn)
+    check_function(fn, "luahost.vcpu_for_each")
+    raw.vcpu_for_each(fn)
+end
 
 -- What QEMU told the plugin at install time.
 luahost.info = {}
@@ -32,6 +103,71 @@ for k, v in pairs(raw.info) do
 end
 
 luahost.num_vcpus = raw.num_vcpus
+
+-- The guest, through the current vCPU (valid in callbacks on a vCPU).
+luahost.read_memory = raw.read_memory
+luahost.path_to_binary = raw.path_to_binary
+luahost.start_code = raw.start_code
+luahost.end_code = raw.end_code
+luahost.entry_code = raw.entry_code
+
+for _, name in ipairs({ "write_memory", "read_memory_hwaddr", "write_memory_hwaddr",
+                        "translate_vaddr" }) do
+    luahost[name] = raw[name] or function()
+        requires(name, "luahost." .. name)
+    end
+end
+
+-- Time control: system emulation only, one plugin, once.
+luahost.request_time_control = raw.request_time_control
+
+-- Registers. QEMU hands out one handle per register, the same for every
+-- vCPU and for the whole run; reads and writes act on the vCPU whose
+-- callback is running. Values are in the target's byte order.
+local BIG_ENDIAN_TARGETS = {
+    aarch64_be = true, armeb = true, hppa = true, m68k = true, microblaze = true,
+    mips = true, mips64 = true, mipsn32 = true, or1k = true, ppc = true, ppc64 = true,
+    s390x = true, sh4eb = true, sparc = true, sparc32plus = true, sparc64 = true,
+    xtensaeb = true,
+}
+local big_endian = BIG_ENDIAN_TARGETS[raw.info.target_name] == true
+local handle_of = setmetatable({}, { __mode = "k" })
+
+local Register = {}
+Register.__index = Register
+
+function Register:read()
+    local handle = handle_of[self]
+    if not handle then
+        error("register:read expects a register from luahost.registers()", 2)
+    end
+    return raw.read_register(handle, big_endian)
+end
+
+function Register:write(value)
+    local handle = handle_of[self]
+    if not handle then
+        error("register:write expects a register from luahost.registers()", 2)
+    end
+    requires("write_register", "register:write")
+    raw.write_register(handle, value, big_endian)
+end
+
+function Register:__tostring()
+    return "register " .. self.name
+end
+
+-- luahost.registers(): the current vCPU's registers, in QEMU's order,
+-- each { name = "rax", feature = "org.gnu.gdb.i386.core" } with read/write.
+function luahost.registers()
+    local list = raw.get_registers()
+    for i, d in ipairs(list) do
+        local reg = setmetatable({ name = d.name, feature = d.feature }, Register)
+        handle_of[reg] = d.handle
+        list[i] = reg
+    end
+    return list
+end
 
 -- Where luahost.outs writes: QEMU's plugin log (shown with -d plugin, or
 -- -d plugin -D FILE), or the file of the host argument outfile=.
@@ -71,6 +207,32 @@ end
 -- luahost.scoreboard{"hits", "misses"}: a per-vCPU struct; returns a
 -- table of its fields by name. Each entry has get/set/add/sum and can be
 -- the target of inline ops (tb:inline, insn:inline).
+--
+-- board:find(vcpu) gives one vCPU's struct as a live row: row.hits reads
+-- the slot, row.hits = v writes it.
+local Board = {}
+Board.__index = Board
+
+function Board:find(vcpu)
+    local fields = getmetatable(self).fields
+    return setmetatable({}, {
+        __index = function(_, name)
+            local entry = fields[name]
+            if not entry then
+                error("no field " .. tostring(name) .. " in this scoreboard", 2)
+            end
+            return entry:get(vcpu)
+        end,
+        __newindex = function(_, name, value)
+            local entry = fields[name]
+            if not entry then
+                error("no field " .. tostring(name) .. " in this scoreboard", 2)
+            end
+            entry:set(vcpu, value)
+        end,
+    })
+end
+
 function luahost.scoreboard(fields)
     if fields == nil then
         return (raw.scoreboard_new(1))
@@ -79,11 +241,16 @@ function luahost.scoreboard(fields)
         error("luahost.scoreboard expects nothing or a list of 1 to 64 field names", 2)
     end
     local entries = { raw.scoreboard_new(#fields) }
-    local board = {}
+    local board, by_name = {}, {}
     for i, name in ipairs(fields) do
+        if type(name) ~= "string" or Board[name] or by_name[name] then
+            error(("luahost.scoreboard: field name %s is not a string, reserved or repeated")
+                :format(tostring(name)), 2)
+        end
         board[name] = entries[i]
+        by_name[name] = entries[i]
     end
-    return board
+    return setmetatable(board, { __index = Board, fields = by_name })
 end
 
 -- Plugin arguments other than the host's own (script=, on_error=, outfile=), as

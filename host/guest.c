@@ -1,0 +1,254 @@
+/*
+ * luahost: the guest as QEMU's current vCPU sees it — its memory, by
+ * virtual or physical address, and where the user-mode binary lives.
+ *
+ * All of these go through QEMU's current vCPU, so they need a callback
+ * that runs on one (checked first). Failures the guest causes (an
+ * unmapped address) return nil and a message; a script's mistakes (a bad
+ * length, the wrong place) raise.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "luahost.h"
+
+#if QEMU_PLUGIN_VERSION >= 5
+#define LH_HAVE_API5 1
+#else
+#define LH_HAVE_API5 0
+#endif
+
+/* A sane bound on one read: larger dumps are loops in the script. */
+#define LH_MAX_READ (1 << 20)
+
+static GByteArray *buffer;
+
+static size_t check_length(lua_State *L, int idx)
+{
+    lua_Integer len = luaL_checkinteger(L, idx);
+
+    luaL_argcheck(L, len >= 1 && len <= LH_MAX_READ, idx,
+                  "length must be from 1 to 1048576 bytes");
+    return (size_t)len;
+}
+
+static int fail(lua_State *L, const char *msg)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+/* raw.read_memory(vaddr, len): the bytes, or nil and a message. */
+static int read_memory(lua_State *L)
+{
+    uint64_t vaddr = lh_check_u64(L, 1);
+    size_t len = check_length(L, 2);
+
+    lh_check_vcpu_context(L, "luahost.read_memory");
+    g_byte_array_set_size(buffer, 0);
+    if (!qemu_plugin_read_memory_vaddr(vaddr, buffer, len)) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "cannot read %zu bytes of guest memory at 0x%" PRIx64,
+                 len, vaddr);
+        return fail(L, msg);
+    }
+    lua_pushlstring(L, (const char *)buffer->data, buffer->len);
+    return 1;
+}
+
+#if LH_HAVE_API5
+static const char *hwaddr_result(enum qemu_plugin_hwaddr_operation_result r)
+{
+    switch (r) {
+    case QEMU_PLUGIN_HWADDR_OPERATION_OK:
+        return "ok";
+    case QEMU_PLUGIN_HWADDR_OPERATION_DEVICE_ERROR:
+        return "device error";
+    case QEMU_PLUGIN_HWADDR_OPERATION_ACCESS_DENIED:
+        return "access denied";
+    case QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS:
+        return "invalid address";
+    case QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS_SPACE:
+        return "invalid address space";
+    default:
+        return "error (user mode has no physical memory)";
+    }
+}
+
+static void fill_buffer(lua_State *L, int idx)
+{
+    size_t len;
+    const char *data = luaL_checklstring(L, idx, &len);
+
+    luaL_argcheck(L, len >= 1 && len <= LH_MAX_READ, idx,
+                  "data must be from 1 to 1048576 bytes");
+    g_byte_array_set_size(buffer, 0);
+    g_byte_array_append(buffer, (const guint8 *)data, (guint)len);
+}
+
+/* raw.write_memory(vaddr, data): true, or nil and a message. */
+static int write_memory(lua_State *L)
+{
+    uint64_t vaddr = lh_check_u64(L, 1);
+
+    fill_buffer(L, 2);
+    lh_check_vcpu_context(L, "luahost.write_memory");
+    if (!qemu_plugin_write_memory_vaddr(vaddr, buffer)) {
+        return fail(L, "cannot write guest memory there");
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* raw.read_memory_hwaddr(paddr, len): the bytes, or nil and a message. */
+static int read_memory_hwaddr(lua_State *L)
+{
+    uint64_t paddr = lh_check_u64(L, 1);
+    size_t len = check_length(L, 2);
+    enum qemu_plugin_hwaddr_operation_result r;
+
+    lh_check_vcpu_context(L, "luahost.read_memory_hwaddr");
+    g_byte_array_set_size(buffer, 0);
+    r = qemu_plugin_read_memory_hwaddr(paddr, buffer, len);
+    if (r != QEMU_PLUGIN_HWADDR_OPERATION_OK) {
+        return fail(L, hwaddr_result(r));
+    }
+    lua_pushlstring(L, (const char *)buffer->data, buffer->len);
+    return 1;
+}
+
+/* raw.write_memory_hwaddr(paddr, data): true, or nil and a message. */
+static int write_memory_hwaddr(lua_State *L)
+{
+    uint64_t paddr = lh_check_u64(L, 1);
+    enum qemu_plugin_hwaddr_operation_result r;
+
+    fill_buffer(L, 2);
+    lh_check_vcpu_context(L, "luahost.write_memory_hwaddr");
+    r = qemu_plugin_write_memory_hwaddr(paddr, buffer);
+    if (r != QEMU_PLUGIN_HWADDR_OPERATION_OK) {
+        return fail(L, hwaddr_result(r));
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* raw.translate_vaddr(vaddr): the physical address, or nil and a message. */
+static int translate_vaddr(lua_State *L)
+{
+    uint64_t vaddr = lh_check_u64(L, 1);
+    uint64_t paddr;
+
+    lh_check_vcpu_context(L, "luahost.translate_vaddr");
+    if (!qemu_plugin_translate_vaddr(vaddr, &paddr)) {
+        return fail(L, "no translation (unmapped, or user mode)");
+    }
+    lh_push_u64(L, paddr);
+    return 1;
+}
+#endif
+
+/*
+ * The user-mode binary: its path and where its code is. QEMU keeps these
+ * per task, so they need a vCPU; system emulation has none (nil).
+ *
+ * Looked up at run time: QEMU 10.0 and 10.2 as usually built leave their
+ * user-mode definitions out of the binary (nothing in QEMU refers to
+ * them), and a plugin that links to a missing symbol cannot load at all.
+ */
+static const char *(*path_to_binary_fn)(void);
+static uint64_t (*start_code_fn)(void);
+static uint64_t (*end_code_fn)(void);
+static uint64_t (*entry_code_fn)(void);
+
+static void check_layout(lua_State *L, const void *fn, const char *what)
+{
+    lh_check_vcpu_context(L, what);
+    if (fn == NULL) {
+        luaL_error(L, "%s: this QEMU binary does not export it (QEMU built without "
+                   "linux-user/plugin-api.c; tools/build-qemu links it in)", what);
+    }
+}
+
+static int path_to_binary(lua_State *L)
+{
+    const char *path;
+
+    check_layout(L, path_to_binary_fn, "luahost.path_to_binary");
+    path = path_to_binary_fn();
+    if (path == NULL) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushstring(L, path);
+    g_free((char *)path);
+    return 1;
+}
+
+static int push_code_address(lua_State *L, uint64_t addr)
+{
+    if (addr == 0) {
+        lua_pushnil(L);
+    } else {
+        lh_push_u64(L, addr);
+    }
+    return 1;
+}
+
+static int start_code(lua_State *L)
+{
+    check_layout(L, start_code_fn, "luahost.start_code");
+    return push_code_address(L, start_code_fn());
+}
+
+static int end_code(lua_State *L)
+{
+    check_layout(L, end_code_fn, "luahost.end_code");
+    return push_code_address(L, end_code_fn());
+}
+
+static int entry_code(lua_State *L)
+{
+    check_layout(L, entry_code_fn, "luahost.entry_code");
+    return push_code_address(L, entry_code_fn());
+}
+
+static void find_layout_functions(void)
+{
+    path_to_binary_fn = dlsym(RTLD_DEFAULT, "qemu_plugin_path_to_binary");
+    start_code_fn = dlsym(RTLD_DEFAULT, "qemu_plugin_start_code");
+    end_code_fn = dlsym(RTLD_DEFAULT, "qemu_plugin_end_code");
+    entry_code_fn = dlsym(RTLD_DEFAULT, "qemu_plugin_entry_code");
+}
+
+static const luaL_Reg guest_functions[] = {
+    { "read_memory", read_memory },
+#if LH_HAVE_API5
+    { "write_memory", write_memory },
+    { "read_memory_hwaddr", read_memory_hwaddr },
+    { "write_memory_hwaddr", write_memory_hwaddr },
+    { "translate_vaddr", translate_vaddr },
+#endif
+    { "path_to_binary", path_to_binary },
+    { "start_code", start_code },
+    { "end_code", end_code },
+    { "entry_code", entry_code },
+    { NULL, NULL },
+};
+
+void lh_open_guest(lua_State *L, int raw)
+{
+    buffer = g_byte_array_new();
+    find_layout_functions();
+    lua_pushboolean(L, entry_code_fn != NULL);
+    lua_setfield(L, raw, "have_code_layout");
+    lua_pushvalue(L, raw);
+    luaL_setfuncs(L, guest_functions, 0);
+    lua_pop(L, 1);
+}

@@ -1,0 +1,149 @@
+/*
+ * luahost: the plugin's own lifecycle — reset (drop every callback, keep
+ * running), uninstall (QEMU unloads the plugin) — and visiting every vCPU.
+ *
+ * QEMU completes a reset or an uninstall later, at a point where no vCPU
+ * runs translated code, and then calls the completion callback.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "luahost.h"
+
+static LhHook *reset_done;          /* the script's completion callbacks */
+static LhHook *uninstall_done;
+static bool reset_pending, uninstall_pending;
+
+static void call_completion(LhHook *hook)
+{
+    if (hook != NULL && lh_hook_push(lh.L, hook)) {
+        lh_hook_call(hook, 0);
+    }
+}
+
+static void on_reset_done(qemu_plugin_id_t id)
+{
+    lh_lock();
+    LhScope saved = lh_scope_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "reset completion callback");
+    reset_pending = false;
+    lh_events_forget();
+    /* The host's exit work (outfile=, on_error=disable) survives a reset. */
+    if (lh.flush_at_exit || !lh.abort_on_error) {
+        lh_want_exit_callback();
+    }
+    LhHook *hook = reset_done;
+    reset_done = NULL;
+    call_completion(hook);
+    lh_scope_leave(saved);
+    lh_unlock();
+}
+
+/*
+ * After this returns QEMU unloads the plugin: no exit hooks will run, so
+ * what the script wrote must reach its files now.
+ */
+static void on_uninstall_done(qemu_plugin_id_t id)
+{
+    lh_lock();
+    LhScope saved = lh_scope_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "uninstall completion callback");
+    call_completion(uninstall_done);
+    lh.uninstalled = true;
+    fflush(NULL);
+    lh_scope_leave(saved);
+    lh_unlock();
+}
+
+static LhHook *check_request(lua_State *L, const char *name, const char *what)
+{
+    if (lh.installing) {
+        luaL_error(L, "luahost.%s cannot be called while the script loads "
+                   "(call it from a hook; to refuse to run, raise an error)", name);
+    }
+    if (uninstall_pending) {
+        luaL_error(L, "luahost.%s: the plugin is already being uninstalled", name);
+    }
+    if (lua_isnoneornil(L, 1)) {
+        return NULL;
+    }
+    return lh_hook_new(L, 1, 0, what);
+}
+
+/* raw.reset([fn]): drop every callback; fn() runs once QEMU has. */
+static int reset(lua_State *L)
+{
+    LhHook *hook = check_request(L, "reset", "reset completion callback");
+
+    if (reset_pending) {
+        return luaL_error(L, "luahost.reset: a reset is already pending");
+    }
+    reset_pending = true;
+    reset_done = hook;
+    qemu_plugin_reset(lh.id, on_reset_done);
+    return 0;
+}
+
+/* raw.uninstall([fn]): unload the plugin; fn() runs just before. */
+static int uninstall(lua_State *L)
+{
+    LhHook *hook = check_request(L, "uninstall", "uninstall completion callback");
+
+    uninstall_pending = true;
+    uninstall_done = hook;
+    qemu_plugin_uninstall(lh.id, on_uninstall_done);
+    return 0;
+}
+
+/*
+ * raw.vcpu_for_each(fn): fn(vcpu_index) for every vCPU, now. QEMU holds
+ * its own lock around the loop, so a Lua error must not unwind through
+ * it: the first error is kept and raised once QEMU has returned.
+ */
+static lua_State *for_each_L;
+static bool for_each_failed;
+
+static void for_each_cb(qemu_plugin_id_t id, unsigned int vcpu_index)
+{
+    lua_State *L = for_each_L;
+
+    if (for_each_failed) {
+        return;
+    }
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, vcpu_index);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        for_each_failed = true;     /* the error object stays on the stack */
+    }
+}
+
+static int vcpu_for_each(lua_State *L)
+{
+    lua_State *outer_L = for_each_L;    /* fn may itself call vcpu_for_each */
+    bool outer_failed = for_each_failed;
+    bool failed;
+
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    for_each_L = L;
+    for_each_failed = false;
+    qemu_plugin_vcpu_for_each(lh.id, for_each_cb);
+    failed = for_each_failed;
+    for_each_L = outer_L;
+    for_each_failed = outer_failed;
+    if (failed) {
+        return lua_error(L);
+    }
+    return 0;
+}
+
+static const luaL_Reg lifecycle_functions[] = {
+    { "reset", reset },
+    { "uninstall", uninstall },
+    { "vcpu_for_each", vcpu_for_each },
+    { NULL, NULL },
+};
+
+void lh_open_lifecycle(lua_State *L, int raw)
+{
+    lua_pushvalue(L, raw);
+    luaL_setfuncs(L, lifecycle_functions, 0);
+    lua_pop(L, 1);
+}
