@@ -3,7 +3,7 @@
  *
  * Guest addresses and counters are unsigned 64-bit. Lua 5.4 holds them
  * exactly in its integers (values >= 2^63 read as negative, and print
- * right with %x). LuaJIT numbers are doubles: values up to 2^53 are pushed
+ * right with %x). LuaJIT numbers are doubles: values below 2^53 are pushed
  * as numbers, larger ones as uint64_t cdata built by a constructor the
  * runtime registers (lua/compat_jit.lua), so nothing is ever rounded.
  *
@@ -34,7 +34,12 @@
 #define lh_rawlen(L, i) lua_rawlen((L), (i))
 #endif
 
-#define LH_EXACT_DOUBLE_MAX (UINT64_C(1) << 53)
+/*
+ * Numbers below 2^53 are exact. 2^53 itself is where doubles start to
+ * round (2^53 + 1 == 2^53), so a number that large may already be a
+ * rounded result: such values travel as cdata, never as numbers.
+ */
+#define LH_EXACT_DOUBLE_LIMIT (UINT64_C(1) << 53)
 
 /* Registry slots the runtime fills in under LuaJIT (see runtime.c). */
 extern int lh_u64_new_ref;    /* function(hi, lo, signed) -> [u]int64_t cdata */
@@ -57,7 +62,7 @@ static inline void lh_push_cdata64(lua_State *L, uint64_t v, int is_signed)
 static inline void lh_push_u64(lua_State *L, uint64_t v)
 {
 #if LH_LUAJIT
-    if (v <= LH_EXACT_DOUBLE_MAX) {
+    if (v < LH_EXACT_DOUBLE_LIMIT) {
         lua_pushnumber(L, (lua_Number)v);
         return;
     }
@@ -71,7 +76,7 @@ static inline void lh_push_u64(lua_State *L, uint64_t v)
 static inline void lh_push_i64(lua_State *L, int64_t v)
 {
 #if LH_LUAJIT
-    if (v >= -(int64_t)LH_EXACT_DOUBLE_MAX && v <= (int64_t)LH_EXACT_DOUBLE_MAX) {
+    if (v > -(int64_t)LH_EXACT_DOUBLE_LIMIT && v < (int64_t)LH_EXACT_DOUBLE_LIMIT) {
         lua_pushnumber(L, (lua_Number)v);
         return;
     }
@@ -91,7 +96,7 @@ static inline uint64_t lh_check_u64(lua_State *L, int idx)
 #if LH_LUAJIT
     if (lua_type(L, idx) == LUA_TNUMBER) {
         lua_Number n = lua_tonumber(L, idx);
-        if (n < 0 || n > (lua_Number)LH_EXACT_DOUBLE_MAX || n != (lua_Number)(uint64_t)n) {
+        if (n < 0 || n >= (lua_Number)LH_EXACT_DOUBLE_LIMIT || n != (lua_Number)(uint64_t)n) {
             luaL_argerror(L, idx, "number is not an exact unsigned 64-bit integer");
         }
         return (uint64_t)n;

@@ -84,6 +84,7 @@ void lh_lock(void);
 void lh_unlock(void);
 bool lh_pcall(lua_State *L, int nargs, int nresults, const char *what);
 void lh_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+int lh_error(lua_State *L, const char *fmt, ...);
 LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what);
 bool lh_hook_push(lua_State *L, LhHook *hook);
 bool lh_hook_disabled(LhHook *hook);

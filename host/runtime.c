@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "luahost.h"
@@ -198,11 +199,39 @@ void lh_scope_leave(LhScope saved)
     lh.ctx = saved.ctx;
 }
 
+/*
+ * Raises an error located at the script's line: the first Lua frame up
+ * the stack that is not the embedded runtime (lua/NAME.lua), so a check made
+ * under one of the runtime's wrappers still names the caller's file:line.
+ */
+int lh_error(lua_State *L, const char *fmt, ...)
+{
+    lua_Debug ar;
+    va_list ap;
+    bool located = false;
+
+    for (int level = 1; !located && lua_getstack(L, level, &ar); level++) {
+        lua_getinfo(L, "Sl", &ar);
+        if (ar.currentline > 0 && strncmp(ar.source, "@lua/", 5) != 0) {
+            lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+            located = true;
+        }
+    }
+    if (!located) {
+        lua_pushliteral(L, "");
+    }
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
 /* Guest memory and code queries need QEMU's current vCPU. */
 void lh_check_vcpu_context(lua_State *L, const char *what)
 {
     if (lh.ctx.vcpu == LH_NO_VCPU) {
-        luaL_error(L, "%s needs a vCPU: call it from a callback that runs on a vCPU "
+        lh_error(L, "%s needs a vCPU: call it from a callback that runs on a vCPU "
                    "(translation, execution, memory, syscall or vcpu init), not from %s",
                    what, lh.ctx.what);
     }
@@ -214,12 +243,12 @@ void lh_check_regs_context(lua_State *L, bool write)
     enum qemu_plugin_cb_flags need = write ? QEMU_PLUGIN_CB_RW_REGS : QEMU_PLUGIN_CB_R_REGS;
 
     if (lh.ctx.vcpu == LH_NO_VCPU || lh.ctx.regs == QEMU_PLUGIN_CB_NO_REGS) {
-        luaL_error(L, "cannot %s registers in %s: register it with regs=\"%s\" "
+        lh_error(L, "cannot %s registers in %s: register it with regs=\"%s\" "
                    "(or use a vcpu init, syscall or discontinuity hook)",
                    write ? "write" : "read", lh.ctx.what, write ? "rw" : "r");
     }
     if (lh.ctx.regs < need) {
-        luaL_error(L, "cannot write registers in %s: it was registered with regs=\"r\", "
+        lh_error(L, "cannot write registers in %s: it was registered with regs=\"r\", "
                    "not regs=\"rw\"", lh.ctx.what);
     }
 }
@@ -240,7 +269,7 @@ void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
     LhHandle *h = luaL_checkudata(L, idx, mt);
 
     if (h->epoch != lh.live_epoch) {
-        luaL_error(L, "attempt to use %s handle after the callback that provided it returned", kind);
+        lh_error(L, "attempt to use %s handle after the callback that provided it returned", kind);
     }
     return h->ptr;
 }

@@ -1,4 +1,4 @@
--- compat_jit: under LuaJIT, unsigned 64-bit values above 2^53 cannot be
+-- compat_jit: under LuaJIT, unsigned 64-bit values at and above 2^53 cannot be
 -- numbers; the host builds and reads them as uint64_t cdata through these.
 local raw = ...
 local ffi = require("ffi")

@@ -33,6 +33,7 @@ luahost.on_syscall_return = hook("syscall_ret", "luahost.on_syscall_return")
 -- What this build of luahost and the QEMU it runs in can do beyond the
 -- plugin API of QEMU 10.0: luahost.has("write_memory").
 local features = raw.features
+features.code_layout = raw.have_code_layout
 
 function luahost.has(feature)
     if type(feature) ~= "string" then
