@@ -120,21 +120,23 @@ static void push_info(lua_State *L, const qemu_info_t *info)
 }
 
 /*
- * What this build can do beyond API 4 (QEMU 10.0): set from the header it
- * was built against, which is also the oldest QEMU that will load it.
+ * What this build can do beyond QEMU 10.0: set from the header it was
+ * built against (meson.build), which is also the oldest QEMU it loads in.
  */
 static void push_features(lua_State *L)
 {
     static const char *const api5[] = {
         "write_register", "write_memory", "read_memory_hwaddr",
-        "write_memory_hwaddr", "translate_vaddr", "discontinuity", NULL,
+        "write_memory_hwaddr", "translate_vaddr", NULL,
     };
 
     lua_newtable(L);
     for (int i = 0; api5[i] != NULL; i++) {
-        lua_pushboolean(L, QEMU_PLUGIN_VERSION >= 5);
+        lua_pushboolean(L, LH_HAVE_API5);
         lua_setfield(L, -2, api5[i]);
     }
+    lua_pushboolean(L, LH_HAVE_DISCON);
+    lua_setfield(L, -2, "discontinuity");
 }
 
 static const luaL_Reg raw_functions[] = {
@@ -199,12 +201,31 @@ static bool boot(lua_State *L, const qemu_info_t *info, int argc, char **argv)
     return true;
 }
 
+/*
+ * QEMU loads plugins with local symbols, so Lua's C API is not visible
+ * to C modules a script requires (lua-cjson, lfs): they would fail with
+ * "undefined symbol: lua_gettop". Promote the already-loaded Lua library
+ * to global scope.
+ */
+static void export_lua_symbols(void)
+{
+    Dl_info lib;
+
+    if (dladdr((void *)lua_gettop, &lib) != 0 && lib.dli_fname != NULL) {
+        void *handle = dlopen(lib.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
+        if (handle != NULL) {
+            dlclose(handle);    /* drops the reference NOLOAD took; the library stays */
+        }
+    }
+}
+
 QEMU_PLUGIN_EXPORT
 int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv)
 {
     bool ok;
 
     g_rec_mutex_init(&lh.lock);
+    export_lua_symbols();
     lh.id = id;
     lh.abort_on_error = true;
     lh.system_emulation = info->system_emulation;
