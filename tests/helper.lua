@@ -24,6 +24,11 @@ function helper.guest(name, arch)
     return env("GUEST_DIR") .. "/" .. name .. "-" .. arch
 end
 
+-- A bare-metal guest for qemu-system-ARCH (tests/guests/system/).
+function helper.system_guest(name, arch)
+    return env("GUEST_DIR") .. "/system/" .. name .. "-" .. arch
+end
+
 function helper.c_plugin(path)
     return helper.qemu_build() .. "/" .. path
 end
@@ -70,7 +75,9 @@ end
 
 -- A temporary Lua script with the given source.
 function helper.lua_file(source)
-    return helper.write(helper.tmpname() .. ".lua", source)
+    local path = helper.tmpname() .. ".lua"
+    tmp_files[#tmp_files + 1] = path
+    return helper.write(path, source)
 end
 
 function helper.quote(s)
@@ -113,6 +120,45 @@ function helper.qemu(arch, plugins, guest_path, guest_args)
     return { status = status, stdout = stdout, stderr = stderr, log = helper.read(log) or "" }
 end
 
+-- The machine the system guests are written for: the virt board with two
+-- vCPUs, PSCI through HVC (no EL2/EL3), the PL011 UART on stdout. No NIC:
+-- our qemu-system-aarch64 has no virtio-net-pci and would warn about it.
+helper.system_args = { "-M", "virt", "-smp", "2", "-cpu", "cortex-a57",
+    "-display", "none", "-monitor", "none", "-serial", "stdio", "-nic", "none" }
+
+-- Runs qemu-system-aarch64 on a bare-metal guest (-kernel) with the given
+-- -plugin arguments; args are extra QEMU options, after the defaults above
+-- (a later -smp wins). Killed after 120 s, so a hung guest fails (status
+-- 124) instead of hanging the suite. Returns what helper.qemu returns.
+function helper.qemu_system(plugins, guest_path, args)
+    local log = helper.tmpname()
+    local cmd = { "timeout -k 10 120", helper.quote(env("QEMU_SYSTEM_AARCH64")) }
+    for _, a in ipairs(helper.system_args) do
+        cmd[#cmd + 1] = helper.quote(a)
+    end
+    for _, p in ipairs(plugins) do
+        cmd[#cmd + 1] = "-plugin " .. helper.quote(p)
+    end
+    cmd[#cmd + 1] = "-d plugin -D " .. helper.quote(log)
+    cmd[#cmd + 1] = "-kernel " .. helper.quote(guest_path)
+    for _, a in ipairs(args or {}) do
+        cmd[#cmd + 1] = helper.quote(a)
+    end
+    -- stdin from /dev/null: -serial stdio would read (and set up) a terminal.
+    local status, stdout, stderr = helper.sh(table.concat(cmd, " ") .. " </dev/null")
+    return { status = status, stdout = stdout, stderr = stderr, log = helper.read(log) or "" }
+end
+
+-- The address of a guest's global symbol, from its symbol table (the
+-- system guests are linked at fixed addresses and print none).
+function helper.nm(guest_path, symbol)
+    local status, out, err = helper.sh(("%s --defined-only %s"):format(
+        helper.quote(env("GUEST_NM")), helper.quote(guest_path)))
+    assert(status == 0, "nm failed: " .. (err or ""))
+    local hex = out:match("(%x+) %a " .. symbol:gsub("%p", "%%%0") .. "\n")
+    return tonumber(assert(hex, "no symbol " .. symbol .. " in " .. guest_path), 16)
+end
+
 -- Runs a luahost script alone; its report goes to an outfile.
 function helper.run_script(arch, script, args, guest_path, guest_args)
     local outfile = helper.tmpname()
@@ -123,6 +169,38 @@ function helper.run_script(arch, script, args, guest_path, guest_args)
     local r = helper.qemu(arch, { helper.luahost_plugin(script, all) }, guest_path, guest_args)
     r.report = helper.read(outfile) or ""
     return r
+end
+
+-- Runs Lua source as a luahost script on a guest, with other plugins in
+-- the same run. opts: args (script arguments), guest_args, plugins (run
+-- before ours), status (expected, default 0). Returns what helper.qemu
+-- returns plus report (the outfile).
+function helper.run_lua(arch, source, guest, opts)
+    opts = opts or {}
+    local script = helper.lua_file(source)
+    local outfile = helper.tmpname()
+    local plugins = {}
+    for _, p in ipairs(opts.plugins or {}) do
+        plugins[#plugins + 1] = p
+    end
+    local all = { "outfile=" .. outfile }
+    for _, a in ipairs(opts.args or {}) do
+        all[#all + 1] = a
+    end
+    plugins[#plugins + 1] = helper.luahost_plugin(script, all)
+    local r = helper.qemu(arch, plugins, guest, opts.guest_args)
+    r.report = helper.read(outfile) or ""
+    if opts.status ~= false then
+        assert(r.status == (opts.status or 0),
+            ("qemu exited with %d\n%s"):format(r.status, r.stderr))
+    end
+    return r
+end
+
+-- The address NAME=0x... a guest printed, as an integer.
+function helper.printed_address(stdout, name)
+    local hex = stdout:match(name .. "=0x(%x+)")
+    return tonumber(assert(hex, "guest did not print " .. name), 16)
 end
 
 -- The hot_loop_head address a guest printed, as an integer.

@@ -5,28 +5,7 @@
 local helper = require("helper")
 
 -- The same lines as libmem.so's print-accesses=on, from luahost.
-local PRINT_ACCESSES = [[
-local opt = luahost.args { track = luahost.args.choice({ "r", "w", "rw" }, "rw") }
-luahost.outs("insn_vaddr,insn_symbol,mem_vaddr,mem_hwaddr,access_size,access_type,mem_value\n")
-luahost.on_tb_translate(function(tb)
-    for _, insn in tb:insns() do
-        local prefix = ("0x%x,%s,"):format(insn:vaddr(), insn:symbol() or "")
-        insn:on_mem(function(vcpu, mem, vaddr)
-            local hw = mem:hwaddr()
-            local size = mem:size()
-            local value
-            if size == 16 then
-                local lo, hi = mem:value()
-                value = ("0x%016x%016x"):format(hi, lo)
-            else
-                value = ("0x%0" .. (size * 2) .. "x"):format(mem:value())
-            end
-            luahost.printf("%s0x%x,0x%x,%d,%s,%s\n", prefix, vaddr, hw and hw:phys_addr() or 0,
-                size * 8, mem:is_store() and "store" or "load", value)
-        end, nil, opt.track)
-    end
-end)
-]]
+local PRINT_ACCESSES = helper.read(helper.test_script("print_accesses.lua"))
 
 local function libmem(args)
     return helper.c_plugin("tests/tcg/plugins/libmem.so") .. "," .. args

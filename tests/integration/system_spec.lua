@@ -1,0 +1,244 @@
+-- System mode: qemu-system-aarch64 on the bare-metal guest
+-- tests/guests/system/sys.S (virt board, two vCPUs). Its addresses come
+-- from its symbol table; its counts from its definition: the block at
+-- sys_loop_head executes 1000 times on vCPU 0 and 2000 times on vCPU 1.
+local helper = require("helper")
+
+local GUEST_OUTPUT = "10\nsys done\n"
+
+local function guest()
+    return helper.system_guest("sys", "aarch64")
+end
+
+describe("the system guest", function()
+    after_each(helper.cleanup)
+
+    it("runs to a clean exit on two vCPUs under libinsn.so", function()
+        local r = helper.qemu_system({ helper.c_plugin("tests/tcg/plugins/libinsn.so") }, guest())
+        assert.are.equal(0, r.status, r.stderr)
+        assert.are.equal(GUEST_OUTPUT, r.stdout)
+        local cpus = {}
+        for cpu, n in r.log:gmatch("cpu (%d+) insns: (%d+)\n") do
+            cpus[#cpus + 1] = { tonumber(cpu), tonumber(n) }
+        end
+        assert.are.equal(2, #cpus, "libinsn.so report: " .. r.log)
+        for _, c in ipairs(cpus) do
+            -- At least the counted loop: 4 instructions per iteration.
+            assert.is_true(c[2] >= 4 * 1000, ("vCPU %d ran %d instructions"):format(c[1], c[2]))
+        end
+    end)
+end)
+
+describe("luahost in system mode", function()
+    after_each(helper.cleanup)
+
+    it("counts the loop head per vCPU with an inline op", function()
+        local script = helper.lua_file([[
+local opt = luahost.args { head = 0 }
+local entry = luahost.scoreboard()
+luahost.on_tb_translate(function(tb)
+    if tb:vaddr() == opt.head then
+        tb:inline("add", entry, 1)
+    end
+end)
+luahost.on_exit(function()
+    luahost.printf("vcpus %d system %s\n", luahost.num_vcpus(), tostring(luahost.info.system_emulation))
+    luahost.printf("head %d %d\n", entry:get(0), entry:get(1))
+end)
+]])
+        local outfile = helper.tmpname()
+        local head = helper.nm(guest(), "sys_loop_head")
+        local r = helper.qemu_system({ helper.luahost_plugin(script,
+            { "outfile=" .. outfile, ("head=0x%x"):format(head) }) }, guest())
+        assert.are.equal(0, r.status, r.stderr)
+        assert.are.equal(GUEST_OUTPUT, r.stdout)
+        local report = helper.read(outfile) or ""
+        assert.matches("vcpus 2 system true\n", report, 1, true)
+        assert.matches("head 1000 2000\n", report, 1, true)
+    end)
+end)
+
+-- libmem.so's print-accesses lines, from luahost.
+local PRINT_ACCESSES = helper.read(helper.test_script("print_accesses.lua"))
+
+describe("luahost's system-mode API", function()
+    after_each(helper.cleanup)
+
+    local function run(source, args)
+        local script = helper.lua_file(source)
+        local outfile = helper.tmpname()
+        local all = { "outfile=" .. outfile }
+        for _, a in ipairs(args or {}) do
+            all[#all + 1] = a
+        end
+        local r = helper.qemu_system({ helper.luahost_plugin(script, all) }, guest())
+        assert.are.equal(0, r.status, r.stderr)
+        assert.are.equal(GUEST_OUTPUT, r.stdout)
+        r.report = helper.read(outfile) or ""
+        return r
+    end
+
+    it("sees the physical side of every access as libmem.so does", function()
+        local script = helper.lua_file(PRINT_ACCESSES)
+        local outfile = helper.tmpname()
+        local r = helper.qemu_system({
+            helper.c_plugin("tests/tcg/plugins/libmem.so") .. ",print-accesses=on",
+            helper.luahost_plugin(script, { "outfile=" .. outfile }),
+        }, guest())
+        assert.are.equal(0, r.status, r.stderr)
+        local report = helper.read(outfile) or ""
+        local theirs = r.log:match("insn_vaddr,.*")
+        assert.is_truthy(theirs, r.log)
+        -- two vCPUs interleave differently in the two outputs: compare sorted
+        local function sorted(text)
+            local lines = {}
+            for line in text:gmatch("[^\n]+") do
+                lines[#lines + 1] = line
+            end
+            table.sort(lines)
+            return lines
+        end
+        assert.is_true(#report > 10000)
+        assert.are.same(sorted(theirs), sorted(report))
+        -- RAM accesses have their physical address (the MMU is off)
+        assert.is_truthy(report:find(("\n0x%%x+,[%%w_]*,0x%x,0x%x,64,store,"):format(
+            helper.nm(guest(), "sys_data0"), helper.nm(guest(), "sys_data0"))), report)
+    end)
+
+    it("gives physical addresses per vCPU, and I/O as libmem.so sees it", function()
+        local script = helper.lua_file([[
+local opt = luahost.args { uart = 0, data0 = 0, data1 = 0 }
+local seen, io = {}, 0
+luahost.on_tb_translate(function(tb)
+    for _, insn in tb:insns() do
+        local at = insn:vaddr()
+        insn:on_mem(function(vcpu, mem, vaddr)
+            local hw = mem:hwaddr()
+            if hw:is_io() then io = io + 1 end
+            if at == opt.uart or vaddr == opt.data0 or vaddr == opt.data1 then
+                local key = ("vcpu %d %s 0x%x phys 0x%x"):format(vcpu,
+                    mem:is_store() and "store" or "load", vaddr, hw:phys_addr())
+                seen[key] = (seen[key] or 0) + 1
+            end
+        end)
+    end
+end)
+luahost.on_exit(function()
+    local keys = {}
+    for k, n in pairs(seen) do keys[#keys + 1] = k .. " x" .. n end
+    table.sort(keys)
+    luahost.outs(table.concat(keys, "\n") .. "\n")
+    luahost.printf("io accesses: %d\n", io)
+end)
+]])
+        local outfile = helper.tmpname()
+        local d0, d1 = helper.nm(guest(), "sys_data0"), helper.nm(guest(), "sys_data1")
+        local r = helper.qemu_system({
+            helper.c_plugin("tests/tcg/plugins/libmem.so") .. ",callback=on,haddr=on",
+            helper.luahost_plugin(script, { "outfile=" .. outfile,
+                ("uart=0x%x"):format(helper.nm(guest(), "sys_uart_store")),
+                ("data0=0x%x"):format(d0), ("data1=0x%x"):format(d1) }),
+        }, guest())
+        assert.are.equal(0, r.status, r.stderr)
+        local report = helper.read(outfile) or ""
+        -- the loop: one store and one load per iteration, 1000 on vCPU 0, 2000 on vCPU 1
+        for _, line in ipairs({
+            ("vcpu 0 load 0x%x phys 0x%x x1000"):format(d0, d0),
+            ("vcpu 0 store 0x%x phys 0x%x x1000"):format(d0, d0),
+            ("vcpu 1 load 0x%x phys 0x%x x2000"):format(d1, d1),
+            ("vcpu 1 store 0x%x phys 0x%x x2000"):format(d1, d1),
+            -- one UART store per vCPU, to the PL011's data register
+            "vcpu 0 store 0x9000000 phys 0x9000000 x1",
+            "vcpu 1 store 0x9000000 phys 0x9000000 x1",
+        }) do
+            assert.is_truthy(report:find(line .. "\n", 1, true), line .. "\n" .. report)
+        end
+        -- QEMU 10.0 and 10.2 report these PL011 stores as RAM, not I/O:
+        -- the C plugin and luahost must agree on it
+        local theirs = r.log:match("io accesses: (%d+)")
+        assert.is_truthy(theirs, r.log)
+        assert.are.equal("io accesses: " .. theirs, report:match("io accesses: %d+"))
+    end)
+
+    it("reports idle and resume, time control, and no binary", function()
+        local r = run([[
+local idle, resume = {}, {}
+luahost.on_vcpu_idle(function(vcpu) idle[vcpu] = (idle[vcpu] or 0) + 1 end)
+luahost.on_vcpu_resume(function(vcpu) resume[vcpu] = (resume[vcpu] or 0) + 1 end)
+local clock = assert(luahost.request_time_control())
+luahost.printf("again: %s %s\n", luahost.request_time_control())
+luahost.printf("clock: %s\n", tostring(getmetatable(clock) ~= nil))
+local updated = false
+luahost.on_tb_translate(function(tb)
+    if not updated then
+        updated = true
+        luahost.printf("binary: %s %s\n", tostring(luahost.path_to_binary()), tostring(luahost.entry_code()))
+        tb:on_exec(function(vcpu) clock:update_ns(1000) end)
+    end
+end)
+luahost.on_exit(function()
+    luahost.printf("vcpu 1 idle %s resume %s\n", tostring((idle[1] or 0) > 0), tostring((resume[1] or 0) > 0))
+    local ok, err = pcall(clock.update_ns, clock, 5)
+    luahost.printf("update at exit: %s\n", err)
+end)
+]])
+        assert.is_truthy(r.report:find("again: nil time control was already requested\n", 1, true), r.report)
+        assert.is_truthy(r.report:find("clock: true\n", 1, true))
+        assert.is_truthy(r.report:find("binary: nil nil\n", 1, true), r.report)
+        -- vCPU 1 waits, powered off, until CPU_ON
+        assert.is_truthy(r.report:find("vcpu 1 idle true resume true\n", 1, true), r.report)
+        assert.is_truthy(r.report:find("update at exit: [^\n]*clock:update_ns needs a vCPU"), r.report)
+    end)
+
+    it("translates and reads physical memory, or refuses clearly (QEMU 10.1+)", function()
+        local r = run([[
+local opt = luahost.args { data0 = 0 }
+local done = false
+luahost.on_tb_translate(function(tb)
+    for _, insn in tb:insns() do
+        insn:on_mem(function(vcpu, mem, vaddr)
+            if vaddr == opt.data0 and not mem:is_store() and not done then
+                done = true
+                local ok, paddr, msg = pcall(luahost.translate_vaddr, vaddr)
+                luahost.printf("translate: %s %s %s\n", tostring(ok), tostring(paddr), tostring(msg))
+                local ok2, bytes = pcall(luahost.read_memory_hwaddr, vaddr, 8)
+                luahost.printf("read: %s %s\n", tostring(ok2), ok2 and tostring(#bytes) or bytes)
+                luahost.printf("bad: %s\n", tostring(select(3, pcall(luahost.read_memory_hwaddr, 0x7fffffff000, 8))))
+                -- well past the guest's variables: a scratch area of RAM
+                local scratch = paddr + 0x10000
+                local okw, wrote = pcall(luahost.write_memory_hwaddr, scratch, "luahost!")
+                local back = okw and luahost.read_memory_hwaddr(scratch, 8)
+                luahost.printf("write: %s %s %s\n", tostring(okw), tostring(wrote), tostring(back))
+            end
+        end)
+    end
+end)
+]], { ("data0=0x%x"):format(helper.nm(guest(), "sys_data0")) })
+        local d0 = helper.nm(guest(), "sys_data0")
+        if r.report:find("translate: true", 1, true) then
+            assert.is_truthy(r.report:find(("translate: true %d nil\n"):format(d0), 1, true), r.report)
+            assert.is_truthy(r.report:find("read: true 8\n", 1, true), r.report)
+            assert.is_truthy(r.report:find("bad: invalid address\n", 1, true), r.report)
+            assert.is_truthy(r.report:find("write: true true luahost!\n", 1, true), r.report)
+        else
+            assert.is_truthy(r.report:find("translate: false [^\n]*needs QEMU 10%.1 or later"), r.report)
+        end
+    end)
+
+    it("reports PSCI calls as host calls, or refuses clearly (QEMU 10.2)", function()
+        local r = run([[
+local calls = {}
+local ok, err = pcall(luahost.on_discontinuity, function(vcpu, kind, from, to)
+    calls[#calls + 1] = ("%d %s"):format(vcpu, kind)
+end, { "hostcall" })
+luahost.printf("register: %s %s\n", tostring(ok), tostring(err))
+luahost.on_exit(function() luahost.printf("calls: %s\n", table.concat(calls, ",")) end)
+]])
+        if r.report:find("register: true", 1, true) then
+            -- CPU0's PSCI CPU_ON (SYSTEM_OFF ends the run inside QEMU)
+            assert.is_truthy(r.report:find("calls: 0 hostcall", 1, true), r.report)
+        else
+            assert.is_truthy(r.report:find("register: false [^\n]*needs QEMU 10%.2 or later"), r.report)
+        end
+    end)
+end)
