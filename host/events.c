@@ -11,12 +11,6 @@
  */
 #include "luahost.h"
 
-#if QEMU_PLUGIN_VERSION >= 5
-#define LH_HAVE_DISCON 1
-#else
-#define LH_HAVE_DISCON 0
-#endif
-
 typedef enum {
     EV_ATEXIT,
     EV_VCPU_INIT,

@@ -17,12 +17,6 @@
 
 #include "luahost.h"
 
-#if QEMU_PLUGIN_VERSION >= 5
-#define LH_HAVE_API5 1
-#else
-#define LH_HAVE_API5 0
-#endif
-
 /* A sane bound on one read: larger dumps are loops in the script. */
 #define LH_MAX_READ (1 << 20)
 

@@ -55,11 +55,11 @@ static void on_uninstall_done(qemu_plugin_id_t id)
 static LhHook *check_request(lua_State *L, const char *name, const char *what)
 {
     if (lh.installing) {
-        luaL_error(L, "luahost.%s cannot be called while the script loads "
+        lh_error(L, "luahost.%s cannot be called while the script loads "
                    "(call it from a hook; to refuse to run, raise an error)", name);
     }
     if (uninstall_pending) {
-        luaL_error(L, "luahost.%s: the plugin is already being uninstalled", name);
+        lh_error(L, "luahost.%s: the plugin is already being uninstalled", name);
     }
     if (lua_isnoneornil(L, 1)) {
         return NULL;
@@ -73,7 +73,7 @@ static int reset(lua_State *L)
     LhHook *hook = check_request(L, "reset", "reset completion callback");
 
     if (reset_pending) {
-        return luaL_error(L, "luahost.reset: a reset is already pending");
+        return lh_error(L, "luahost.reset: a reset is already pending");
     }
     reset_pending = true;
     reset_done = hook;

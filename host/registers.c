@@ -14,12 +14,6 @@
 
 #include "luahost.h"
 
-#if QEMU_PLUGIN_VERSION >= 5
-#define LH_HAVE_WRITE_REGISTER 1
-#else
-#define LH_HAVE_WRITE_REGISTER 0
-#endif
-
 /* One buffer for all reads: they happen under the lock. */
 static GByteArray *buffer;
 
@@ -86,7 +80,7 @@ static int read_register(lua_State *L)
     return 1;
 }
 
-#if LH_HAVE_WRITE_REGISTER
+#if LH_HAVE_API5
 /*
  * raw.write_register(handle, value, big_endian): value is a u64 (for
  * registers of up to 8 bytes) or a string of exactly the register's size.
@@ -132,7 +126,7 @@ void lh_open_registers(lua_State *L, int raw)
     lua_setfield(L, raw, "get_registers");
     lua_pushcfunction(L, read_register);
     lua_setfield(L, raw, "read_register");
-#if LH_HAVE_WRITE_REGISTER
+#if LH_HAVE_API5
     lua_pushcfunction(L, write_register);
     lua_setfield(L, raw, "write_register");
 #endif

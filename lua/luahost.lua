@@ -42,10 +42,12 @@ function luahost.has(feature)
     return features[feature] == true
 end
 
+local NEEDS = { discontinuity = "QEMU 10.2" }
+
 local function requires(feature, api_name)
     if not features[feature] then
-        error(("%s needs QEMU 10.1 or later (plugin API 5); this luahost was built for API %d")
-            :format(api_name, raw.info.plugin_version), 3)
+        error(("%s needs %s or later; this luahost was built against an older qemu-plugin.h (API %d)")
+            :format(api_name, NEEDS[feature] or "QEMU 10.1", raw.info.plugin_version), 3)
     end
 end
 
