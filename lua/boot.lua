@@ -1,11 +1,12 @@
 -- boot: run by the host at install time with the private raw table.
 -- It builds the public API, takes the host's own arguments (script=,
--- on_error=, outfile=), sets the module path and loads the script. It returns true,
+-- on_error=, outfile=, e=), sets the module path and loads the script. It returns true,
 -- or nil and one message for the user's mistakes; the host then makes
 -- QEMU refuse the plugin.
 local raw = ...
 
-local HOST_ARGS = { script = true, on_error = true, outfile = true }
+-- e=: Lua source given in the plugin argument itself (one-liners).
+local HOST_ARGS = { script = true, on_error = true, outfile = true, e = true }
 
 if jit then
     raw.load_embedded("compat_jit")(raw)
@@ -34,18 +35,20 @@ local function data_dirs(info)
     if plugin:sub(1, #info.build_root + 1) == info.build_root .. "/" then
         root = info.source_root
     end
-    return { stdlib = root .. "/stdlib", scripts = root .. "/scripts" }
+    return { stdlib = root .. "/stdlib", scripts = root .. "/scripts", examples = root .. "/examples" }
 end
 
 -- A name with a slash is a path; a bare name is looked up in the current
--- directory, then among the shipped scripts.
+-- directory, then among the shipped scripts, then the shipped examples.
 local function find_script(name, dirs)
     if name:find("/", 1, true) or is_file(name) then
         return name
     end
-    local shipped = dirs.scripts .. "/" .. name
-    if is_file(shipped) then
-        return shipped
+    for _, dir in ipairs({ dirs.scripts, dirs.examples }) do
+        local shipped = dir .. "/" .. name
+        if is_file(shipped) then
+            return shipped
+        end
     end
     return name
 end
@@ -108,7 +111,10 @@ local host, script_argv = split_host_args(raw.argv)
 if not host then
     return nil, script_argv
 end
-if not host.script or host.script == "" then
+if host.e and host.script then
+    return nil, "script= and e= given: use one of them"
+end
+if not host.e and (not host.script or host.script == "") then
     return nil, "no script given: use -plugin libluahost.so,script=FILE.lua[,name=value...]"
 end
 if host.on_error then
@@ -127,16 +133,27 @@ end
 luahost._set_outfile = nil
 
 local dirs = data_dirs(raw.info)
-local path = find_script(host.script, dirs)
-local chunk, err = loadfile(path)
+local path, chunk, err
+if host.e then
+    -- e=CODE: the chunk is named "(e)" in messages; require looks in the
+    -- current directory first, as for a script there.
+    path = "./(e)"
+    chunk, err = load(host.e, "=(e)")
+    if not chunk then
+        return nil, err
+    end
+else
+    path = find_script(host.script, dirs)
+    chunk, err = loadfile(path)
+end
 if not chunk then
     local f, open_err = io.open(path, "r")
     if not f then
         if host.script:find("/", 1, true) then
             return nil, "cannot open script " .. open_err
         end
-        return nil, ("cannot open script %s (looked in the current directory and %s)")
-            :format(open_err, dirs.scripts)
+        return nil, ("cannot open script %s (looked in the current directory, %s and %s)")
+            :format(open_err, dirs.scripts, dirs.examples)
     end
     f:close()
     return nil, err

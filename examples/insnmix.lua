@@ -1,0 +1,19 @@
+-- insnmix: the instruction mix: executed instructions by mnemonic.
+-- The mnemonic is the first word of QEMU's disassembly; QEMU counts each
+-- instruction's executions inline.
+--
+--   limit=N                mnemonics in the report (default 20)
+--   format=text|csv|json   report format (default: text, bpftrace's)
+local agg = require("agg")
+local report = require("report")
+
+local opt = luahost.args { limit = 20, format = report.format_arg() }
+agg.set_format(opt.format)
+
+local mix = agg.count("insns", { limit = opt.limit })
+
+luahost.on_tb_translate(function(tb)
+    for _, insn in tb:insns() do
+        mix:inline(insn, insn:disas():match("^(%S+)") or "?")
+    end
+end)

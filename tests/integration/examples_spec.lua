@@ -1,0 +1,226 @@
+-- Every script in examples/ on a guest program. The expected numbers come
+-- from QEMU's C plugins loaded into the same run (libsyscall, libinsn,
+-- libmem, -d exec) or from the guests' source (counted_loop.h, api.c).
+local helper = require("helper")
+
+local function example(name)
+    return helper.source_root .. "/examples/" .. name
+end
+
+local function c_plugin(name, args)
+    return helper.c_plugin("tests/tcg/plugins/" .. name) .. (args and "," .. args or "")
+end
+
+-- Runs an example (format=csv unless args say otherwise) with other
+-- plugins first; returns what helper.qemu returns plus report.
+local function run(arch, name, args, guest, guest_args, plugins)
+    local outfile = helper.tmpname()
+    local all = { "outfile=" .. outfile }
+    for _, a in ipairs(args or {}) do
+        all[#all + 1] = a
+    end
+    local list = {}
+    for _, p in ipairs(plugins or {}) do
+        list[#list + 1] = p
+    end
+    list[#list + 1] = helper.luahost_plugin(example(name), all)
+    local r = helper.qemu(arch, list, helper.guest(guest, arch), guest_args)
+    assert.are.equal(0, r.status, r.stderr)
+    r.report = helper.read(outfile) or ""
+    return r
+end
+
+-- agg's tidy CSV (map,key,stat,value) as { [map] = { [key] = value } } for
+-- one stat.
+local function tidy(csv, stat)
+    local out = {}
+    for map, key, s, value in csv:gmatch("(@[^,\n]+),([^,\n]*),([^,\n]+),([^,\n]+)\n") do
+        if s == stat then
+            out[map] = out[map] or {}
+            out[map][key] = tonumber(value)
+        end
+    end
+    return out
+end
+
+local function sum(t)
+    local n = 0
+    for _, v in pairs(t or {}) do
+        n = n + v
+    end
+    return n
+end
+
+-- Splits CSV lines with a header into rows keyed by column name (fields
+-- may be quoted; no doubled quotes in what the tests read).
+local function csv_rows(text)
+    local rows, header = {}, nil
+    for line in text:gmatch("[^\n]+") do
+        local fields, pos = {}, 1
+        while pos <= #line + 1 do
+            local quoted, after = line:match('^"([^"]*)",?()', pos)
+            if quoted then
+                fields[#fields + 1], pos = quoted, after
+            else
+                local field, next_pos = line:match("^([^,]*),?()", pos)
+                fields[#fields + 1], pos = field, next_pos
+                if next_pos == pos and field == "" then break end
+            end
+            if pos > #line and line:sub(-1) ~= "," then break end
+        end
+        if not header then
+            header = fields
+        else
+            local row = {}
+            for i, name in ipairs(header) do
+                row[name] = fields[i]
+            end
+            rows[#rows + 1] = row
+        end
+    end
+    return rows
+end
+
+local syscall_names = assert(loadfile(helper.source_root .. "/stdlib/syscalls.lua"))()
+
+describe("examples", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        it("syscount.lua counts syscalls by name as libsyscall.so counts them by number (" .. arch .. ")", function()
+            local r = run(arch, "syscount.lua", { "format=csv", "errors=on" }, "threads", { "3", "100" },
+                { c_plugin("libsyscall.so") })
+            local ours = tidy(r.report, "count")
+            local calls, errors = 0, 0
+            for num, n, e in r.log:match("syscall no%.%s+calls%s+errors\n(.*)$"):gmatch("(%d+)%s+(%d+)%s+(%d+)\n") do
+                local name = syscall_names.name(arch, tonumber(num))
+                assert.are.equal(tonumber(n), ours["@syscalls"][name], name)
+                assert.are.equal(tonumber(e), ours["@failed"] and ours["@failed"][name] or 0, name)
+                calls, errors = calls + tonumber(n), errors + tonumber(e)
+            end
+            assert.is_true(calls > 20)
+            assert.are.equal(calls, sum(ours["@syscalls"]))
+            assert.are.equal(errors, sum(ours["@failed"]))
+        end)
+
+        it("callcount.lua counts calls of named functions (" .. arch .. ")", function()
+            -- loop.c: mix() once per iteration, counted_loop() once
+            local r = run(arch, "callcount.lua", { "fn=mix", "fn=counted_loop", "format=csv" }, "loop", { "777" })
+            local ours = tidy(r.report, "count")["@calls"]
+            assert.are.same({ mix = 777, counted_loop = 1 }, ours)
+        end)
+
+        it("between.lua measures instructions between two symbols (" .. arch .. ")", function()
+            -- api.c: reg_probe_fn runs 4 (x86_64) or 8 (aarch64) instructions before reg_probe
+            local r = run(arch, "between.lua", { "from=reg_probe_fn", "to=reg_probe", "format=csv" }, "api")
+            local want = arch == "x86_64" and 4 or 8
+            assert.are.equal(1, tidy(r.report, "count")["@insns"][""])
+            assert.are.equal(want, tidy(r.report, "min")["@insns"][""])
+            assert.are.equal(want, tidy(r.report, "max")["@insns"][""])
+        end)
+
+        it("branches.lua counts counted_loop's branch taken and not taken (" .. arch .. ")", function()
+            -- counted_loop.h: the loop branch runs n times, taken n - 1
+            local r = run(arch, "branches.lua", { "format=csv", "limit=100000" }, "loop", { "500" })
+            local found
+            for _, row in ipairs(csv_rows(r.report)) do
+                if row.symbol == "counted_loop" then
+                    assert.is_nil(found, "one conditional branch in counted_loop")
+                    found = row
+                end
+            end
+            assert.is_truthy(found, r.report)
+            assert.are.equal("499", found.taken)
+            assert.are.equal("1", found.not_taken)
+        end)
+
+        it("memsize.lua's histogram holds every access libmem.so counts (" .. arch .. ")", function()
+            local r = run(arch, "memsize.lua", { "format=csv" }, "api", nil, { c_plugin("libmem.so", "inline=true") })
+            local theirs = tonumber(r.log:match("mem accesses: (%d+)"))
+            local all = 0
+            for line in r.report:gmatch("@bytes,[^\n]*\n") do
+                all = all + tonumber(line:match(",(%d+)\n$"))
+            end
+            assert.is_true(all > 0)
+            assert.are.equal(theirs, all)
+            -- api.c's 16-byte load of pattern (movdqu, ldr q0)
+            assert.matches("@bytes,load,\"%[16, 32%)\",%d+\n", r.report)
+        end)
+    end
+
+    it("hotfuncs.lua: counted_loop's instructions, and the total libinsn.so counts", function()
+        local r = run("x86_64", "hotfuncs.lua", { "format=csv", "limit=100000" }, "loop", { "1000" },
+            { c_plugin("libinsn.so") })
+        local ours = tidy(r.report, "count")["@insns"]
+        -- counted_loop.h: jmp, then sub+jnz 1000 times, then ret
+        assert.are.equal(2 * 1000 + 2, ours.counted_loop)
+        assert.are.equal(tonumber(r.log:match("total insns: (%d+)")), sum(ours))
+    end)
+
+    it("insnmix.lua: the mnemonics add up to libinsn.so's total", function()
+        local r = run("aarch64", "insnmix.lua", { "format=csv", "limit=100000" }, "loop", { "1000" },
+            { c_plugin("libinsn.so") })
+        local ours = tidy(r.report, "count")["@insns"]
+        assert.are.equal(tonumber(r.log:match("total insns: (%d+)")), sum(ours))
+        -- counted_loop.h on aarch64: subs and b.ne run 1000 times each, and more elsewhere
+        assert.is_true(ours["b.ne"] >= 1000)
+    end)
+
+    it("loads.lua sees the loads from a symbol's range that libmem.so prints", function()
+        local arch = "x86_64"
+        local guest = helper.guest("api", arch)
+        local r = run(arch, "loads.lua", { "symbol=slot", "format=csv" }, "api", nil,
+            { c_plugin("libmem.so", "print-accesses=true") })
+        local slot = helper.printed_address(r.stdout, "slot")
+        assert.are.equal(slot, helper.nm(guest, "slot"))
+        local want = 0
+        for vaddr, kind in r.log:gmatch("\n0x%x+,[^,]*,0x(%x+),0x%x+,%d+,(%a+),") do
+            local a = tonumber(vaddr, 16)
+            if kind == "load" and a >= slot and a < slot + 16 then
+                want = want + 1
+            end
+        end
+        local ours = tidy(r.report, "count")["@loads"]
+        assert.is_true(want >= 2)
+        assert.are.equal(want, sum(ours))
+    end)
+
+    it("pagemap.lua touches the pages libmem.so prints, with the same counts", function()
+        local r = run("aarch64", "pagemap.lua", { "format=csv" }, "api", nil,
+            { c_plugin("libmem.so", "print-accesses=true") })
+        local want = {}
+        for vaddr, kind in r.log:gmatch("\n0x%x+,[^,]*,0x(%x+),0x%x+,%d+,(%a+),") do
+            local page = ("0x%x"):format(tonumber(vaddr, 16) // 4096 * 4096)
+            want[page] = want[page] or { loads = 0, stores = 0 }
+            local k = kind == "store" and "stores" or "loads"
+            want[page][k] = want[page][k] + 1
+        end
+        local ours = {}
+        for _, row in ipairs(csv_rows(r.report)) do
+            ours[row.page] = { loads = tonumber(row.loads), stores = tonumber(row.stores) }
+        end
+        assert.is_truthy(next(want))
+        assert.are.same(want, ours)
+    end)
+
+    it("firstblocks.lua lists the blocks QEMU's -d exec logs first, in order", function()
+        local outfile, log = helper.tmpname(), helper.tmpname()
+        local plugin = helper.luahost_plugin(example("firstblocks.lua"), { "outfile=" .. outfile, "n=30", "format=csv" })
+        local status, _, err = helper.sh(("%s -plugin %s -d exec,nochain -D %s %s 10"):format(
+            helper.quote(helper.qemu_build() .. "/qemu-x86_64"), helper.quote(plugin), helper.quote(log),
+            helper.quote(helper.guest("loop", "x86_64"))))
+        assert.are.equal(0, status, err)
+        local want = {}
+        for pc in helper.read(log):gmatch("Trace 0: 0x%x+ %[%x+/0*(%x+)/") do
+            if #want < 30 then
+                want[#want + 1] = "0x" .. pc
+            end
+        end
+        local ours = {}
+        for _, row in ipairs(csv_rows(helper.read(outfile))) do
+            ours[#ours + 1] = row.pc
+        end
+        assert.are.equal(30, #want)
+        assert.are.same(want, ours)
+    end)
+end)

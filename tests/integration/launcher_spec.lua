@@ -1,0 +1,222 @@
+-- The luahost launcher and one-liners, driven the way a user types them:
+-- scripts by name, -e and e= code, -o, QEMU options, exit statuses, and
+-- each usage error as one line and a non-zero status. Numbers come from
+-- QEMU's C plugins loaded into the same run, or from the guests' source.
+local helper = require("helper")
+
+local LAUNCHER = helper.source_root .. "/tools/luahost"
+
+-- Runs the launcher with the given words (each shell-quoted).
+local function luahost(words)
+    local cmd = { helper.quote(LAUNCHER) }
+    for _, w in ipairs(words) do
+        cmd[#cmd + 1] = helper.quote(w)
+    end
+    local status, stdout, stderr = helper.sh(table.concat(cmd, " "))
+    return { status = status, stdout = stdout, stderr = stderr }
+end
+
+local function lines(text)
+    local out = {}
+    for line in text:gmatch("[^\n]+") do
+        out[#out + 1] = line
+    end
+    return out
+end
+
+-- A usage error: exactly one line on stderr, status 2, the guest never ran.
+local function assert_usage_error(r, pattern)
+    assert.are.equal(2, r.status, r.stderr)
+    assert.are.equal(1, #lines(r.stderr), r.stderr)
+    assert.matches("^luahost: " .. pattern, r.stderr)
+    assert.are.equal("", r.stdout)
+end
+
+-- libsyscall.so's table "syscall no.  calls  errors" as { [num] = calls }.
+local function libsyscall_counts(text)
+    local counts = {}
+    local table_text = assert(text:match("syscall no%.%s+calls%s+errors\n(.*)$"), text)
+    for num, calls in table_text:gmatch("(%d+)%s+(%d+)%s+%d+\n") do
+        counts[tonumber(num)] = tonumber(calls)
+    end
+    return counts
+end
+
+describe("the luahost launcher", function()
+    after_each(helper.cleanup)
+
+    it("runs a shipped script by name and shows its report on stderr", function()
+        local r = luahost({ "hotblocks.lua", "limit=3", "--", helper.guest("loop", "x86_64"), "100" })
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("checksum=", r.stdout)
+        assert.matches("collected %d+ entries in the hash table\npc, tcount, icount, ecount\n", r.stderr)
+        local _, rows = r.stderr:gsub("\n0x%x+, %d+, %d+, %d+", "")
+        assert.are.equal(3, rows)
+    end)
+
+    it("keeps the report when stderr is a pipe and the guest closes its stderr", function()
+        -- coreutils' echo closes stdout and stderr before exiting; 3 bytes to fd 1
+        local status, out = helper.sh(("%s -e %s -- /bin/echo hi 2>&1 | cat"):format(helper.quote(LAUNCHER),
+            helper.quote('local s = require("agg").sum("bytes") '
+                .. 'luahost.on_syscall(function(_, n, fd, _, len) if n == 1 then s:add(fd, len) end end)')))
+        assert.are.equal(0, status)
+        assert.are.equal("hi\n@bytes[1]: 3\n", out)
+    end)
+
+    it("writes the report to -o FILE, and stderr stays clean", function()
+        local out = helper.tmpname()
+        local r = luahost({ "-o", out, "hotblocks", "--", helper.guest("loop", "x86_64"), "100" })
+        assert.are.equal(0, r.status, r.stderr)
+        assert.are.equal("", r.stderr)
+        assert.matches("^collected %d+ entries", helper.read(out))
+    end)
+
+    for _, arch in ipairs(helper.arches) do
+        it("picks qemu-" .. arch .. " from the ELF header; -e counts syscalls as libsyscall.so does", function()
+            local out = helper.tmpname()
+            local r = luahost({ "-o", out, "-plugin", helper.c_plugin("tests/tcg/plugins/libsyscall.so"),
+                "-D", out .. ".log", "-d", "plugin",
+                "-e", [[
+local calls = require("agg").count("calls")
+luahost.on_syscall(function(_, num) calls:add(num) end)
+luahost.on_exit(function() luahost.printf("target=%s\n", luahost.info.target_name) end)]],
+                "--", helper.guest("threads", arch), "3", "100" })
+            assert.are.equal(0, r.status, r.stderr)
+            local report = helper.read(out)
+            assert.matches("target=" .. arch .. "\n", report)
+            local ours = {}
+            for num, n in report:gmatch("@calls%[(%d+)%]: (%d+)\n") do
+                ours[tonumber(num)] = tonumber(n)
+            end
+            local theirs = libsyscall_counts(helper.read(out .. ".log") or "")
+            assert.is_truthy(next(theirs))
+            assert.are.same(theirs, ours)
+            os.remove(out .. ".log")
+        end)
+    end
+
+    it("-e counts executed blocks by symbol, in total as libbb.so does", function()
+        local out = helper.tmpname()
+        local r = luahost({ "-o", out, "-plugin", helper.c_plugin("tests/tcg/plugins/libbb.so"),
+            "-d", "plugin", "-D", out .. ".log",
+            "-e", 'local b = require("agg").count("blocks") '
+                .. 'luahost.on_tb_translate(function(tb) b:inline(tb, tb:insn(1):symbol() or "?") end)',
+            "--", helper.guest("loop", "x86_64"), "1000" })
+        assert.are.equal(0, r.status, r.stderr)
+        local total = 0
+        for _, n in helper.read(out):gmatch("@blocks%[([^%]]+)%]: (%d+)\n") do
+            total = total + tonumber(n)
+        end
+        local theirs = tonumber((helper.read(out .. ".log") or ""):match("Total: bb's: (%d+),"))
+        os.remove(out .. ".log")
+        assert.are.equal(theirs, total)
+        -- counted_loop.h: one entry block, the loop head 1000 times, the ret block
+        assert.matches("@blocks%[counted_loop%]: 1002\n", helper.read(out))
+    end)
+
+    it("passes commas in -e code and script arguments through QEMU", function()
+        local r = luahost({ "-e", 'luahost.printf("%s|%s\\n", "a,b", table.concat(luahost.argv, "|"))',
+            "x=1,2", "y=3", "--", helper.guest("loop", "x86_64"), "10" })
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("a,b|x=1,2|y=3\n", r.stderr)
+    end)
+
+    it("exits with the guest's exit status", function()
+        -- threads.c returns 2 for THREADS < 1
+        local r = luahost({ "-e", "", "--", helper.guest("threads", "aarch64"), "0" })
+        assert.are.equal(2, r.status)
+        assert.matches("usage: threads", r.stderr)
+        r = luahost({ "-e", "", "--", "/bin/sh", "-c", "exit 7" })
+        assert.are.equal(7, r.status)
+        r = luahost({ "-e", "", "--", "/bin/sh", "-c", "kill -TERM $$" })
+        assert.are.equal(128 + 15, r.status)
+    end)
+
+    it("passes QEMU options through (-E to the guest's environment)", function()
+        local r = luahost({ "-E", "LUAHOST_TEST=passed", "-e", "", "--", "/usr/bin/env" })
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("\nLUAHOST_TEST=passed\n", "\n" .. r.stdout)
+    end)
+
+    -- qemu-system-aarch64 comes with a newer tools/build-qemu; pending until built
+    local system_qemu = os.getenv("QEMU_SYSTEM_AARCH64")
+    local system_it = helper.read(system_qemu or "/nonexistent") and it or pending
+    system_it("runs a system-mode QEMU command given after --", function()
+        local cmd = { "-e", [[
+local n = luahost.scoreboard()
+luahost.on_tb_translate(function(tb) tb:inline("add", n, 1) end)
+luahost.on_exit(function() luahost.printf("system=%s blocks>0=%s\n",
+    tostring(luahost.info.system_emulation), tostring(n:sum() > 0)) end)]], "--",
+            system_qemu }
+        for _, a in ipairs(helper.system_args) do
+            cmd[#cmd + 1] = a
+        end
+        cmd[#cmd + 1] = "-kernel"
+        cmd[#cmd + 1] = helper.system_guest("sys", "aarch64")
+        local r = luahost(cmd)
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("system=true blocks>0=true\n", r.stderr)
+    end)
+
+    it("runs e= code given to QEMU directly, commas doubled", function()
+        local r = helper.qemu("x86_64", { helper.plugin()
+            .. ',e=local n = 0 luahost.on_syscall(function() n = n + 1 end) '
+            .. 'luahost.on_exit(function() luahost.printf("%s %d\\n",, "calls",, n) end)' },
+            helper.guest("loop", "x86_64"), { "10" })
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("calls %d+\n", r.log)
+    end)
+
+    it("names e= code (e) in errors", function()
+        local r = luahost({ "-e", "local x = nil\nx.y = 1", "--", helper.guest("loop", "x86_64") })
+        assert.are.equal(1, r.status)
+        assert.matches("^luahost: %(e%):2: attempt to index", r.stderr)
+        assert.is_nil(r.stdout:match("checksum"), "the guest must not run")
+    end)
+
+    it("refuses bad -e code: the message first, status 1", function()
+        local r = luahost({ "-e", "local x = = 1", "--", helper.guest("loop", "x86_64") })
+        assert.are.equal(1, r.status)
+        assert.matches("^luahost: %(e%):1: unexpected symbol near '='\n", r.stderr)
+        assert.are.equal("", r.stdout)
+    end)
+
+    it("refuses an unknown script", function()
+        assert_usage_error(luahost({ "nope.lua", "--", helper.guest("loop", "x86_64") }),
+            "no script nope%.lua %(looked in the current directory")
+    end)
+
+    it("refuses a missing program", function()
+        assert_usage_error(luahost({ "hotblocks.lua", "--", "/nonexistent/prog" }),
+            "cannot run /nonexistent/prog: No such file or directory\n")
+        assert_usage_error(luahost({ "hotblocks.lua" }), "no program given")
+    end)
+
+    it("refuses a file that is not an ELF program", function()
+        local text = helper.write(helper.tmpname(), "#!/bin/sh\necho hi\n")
+        assert_usage_error(luahost({ "hotblocks.lua", "--", text }), ".* is not an ELF program")
+    end)
+
+    it("refuses an unknown option and no script", function()
+        assert_usage_error(luahost({ "--frobnicate", "hotblocks.lua", "--", "x" }), "unknown option %-%-frobnicate")
+        assert_usage_error(luahost({}), "no script given")
+    end)
+
+    it("lists the scripts and examples with their descriptions", function()
+        local r = luahost({ "--list" })
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("\n  hotblocks%.lua +the most executed translation blocks%.\n", r.stdout)
+        assert.matches("\n  syscount%.lua +how many times the program made each syscall, by name%.\n", r.stdout)
+    end)
+
+    it("shows a script's usage from its header comment, and its own manual", function()
+        local r = luahost({ "hotblocks.lua", "--help" })
+        assert.are.equal(0, r.status)
+        assert.matches("^hotblocks: the most executed translation blocks%.\n.*limit=N", r.stdout)
+        r = luahost({ "--help" })
+        assert.are.equal(0, r.status)
+        for _, section in ipairs({ "NAME", "SYNOPSIS", "OPTIONS", "QUOTING", "EXIT STATUS", "EXAMPLES" }) do
+            assert.matches("\n" .. section .. "\n", "\n" .. r.stdout)
+        end
+    end)
+end)

@@ -1,0 +1,41 @@
+-- stdlib/report.lua is pure Lua: tested here without QEMU.
+local helper = require("helper")
+local report = assert(loadfile(helper.source_root .. "/stdlib/report.lua"))()
+
+describe("report", function()
+    it("sorts a map largest first, ties by key, and limits", function()
+        local rows = report.sorted({ a = 3, b = 10, c = 3, d = 1 }, { limit = 3 })
+        assert.are.same({ { key = "b", value = 10 }, { key = "a", value = 3 }, { key = "c", value = 3 } }, rows)
+        assert.are.same({ "d", "a", "c", "b" }, (function()
+            local keys = {}
+            for i, r in ipairs(report.sorted({ a = 3, b = 10, c = 3, d = 1 }, { ascending = true })) do
+                keys[i] = r.key
+            end
+            return keys
+        end)())
+    end)
+
+    it("aligns text columns: text left, numbers right", function()
+        assert.are.equal("name   calls\nread       5\nwrite  12345\n",
+            report.text({ "name", "calls" }, { { "read", 5 }, { "write", 12345 } }))
+    end)
+
+    it("writes RFC 4180 CSV", function()
+        assert.are.equal('key,n\n"a,b",1\n"say ""hi""",2\nplain,2.5\n',
+            report.csv({ "key", "n" }, { { "a,b", 1 }, { 'say "hi"', 2 }, { "plain", 2.5 } }))
+    end)
+
+    it("encodes JSON: arrays, sorted objects, escapes, integers", function()
+        assert.are.equal('{"a":[1,2,3],"b":"x\\"\\n\\u0001","c":true,"d":1.5}',
+            report.json({ b = 'x"\n\1', a = { 1, 2, 3 }, c = true, d = 1.5 }))
+        assert.are.equal("{}", report.json({}))
+        assert.are.equal("9007199254740993", report.json(9007199254740993))
+        assert.has_error(function() report.json(0 / 0) end)
+    end)
+
+    it("renders rows as JSON objects keyed by column", function()
+        assert.are.equal('[{"calls":5,"name":"read"}]\n', report.render("json", { "name", "calls" }, { { "read", 5 } }))
+        assert.are.equal("[]\n", report.render("json", { "name" }, {}))
+        assert.has_error(function() report.render("xml", {}, {}) end)
+    end)
+end)
