@@ -152,9 +152,9 @@ static int translate_vaddr(lua_State *L)
  * The user-mode binary: its path and where its code is. QEMU keeps these
  * per task, so they need a vCPU; system emulation has none (nil).
  *
- * Looked up at run time: QEMU 10.0 and 10.2 as usually built leave their
- * user-mode definitions out of the binary (nothing in QEMU refers to
- * them), and a plugin that links to a missing symbol cannot load at all.
+ * Looked up at run time: QEMU 10.0 never compiles their user-mode
+ * definitions and 10.2 as usually built drops them at link time, and a
+ * plugin that links to a missing symbol cannot load at all.
  */
 static const char *(*path_to_binary_fn)(void);
 static uint64_t (*start_code_fn)(void);
@@ -165,8 +165,8 @@ static void check_layout(lua_State *L, const void *fn, const char *what)
 {
     lh_check_vcpu_context(L, what);
     if (fn == NULL) {
-        luaL_error(L, "%s: this QEMU binary does not export it (QEMU built without "
-                   "linux-user/plugin-api.c; tools/build-qemu links it in)", what);
+        luaL_error(L, "%s: this QEMU binary does not export it (QEMU 10.0 never builds "
+                   "it; see luahost.has(\"code_layout\") and docs/qemu-api.md)", what);
     }
 }
 

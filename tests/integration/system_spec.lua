@@ -153,8 +153,9 @@ end)
         }) do
             assert.is_truthy(report:find(line .. "\n", 1, true), line .. "\n" .. report)
         end
-        -- QEMU 10.0 and 10.2 report these PL011 stores as RAM, not I/O:
-        -- the C plugin and luahost must agree on it
+        -- QEMU 10.0 reports the PL011 stores as I/O; 10.2.2 as RAM (its TLB
+        -- moved the MMIO flag where the plugin lookup does not look): the
+        -- C plugin and luahost must agree either way
         local theirs = r.log:match("io accesses: (%d+)")
         assert.is_truthy(theirs, r.log)
         assert.are.equal("io accesses: " .. theirs, report:match("io accesses: %d+"))
@@ -203,12 +204,15 @@ luahost.on_tb_translate(function(tb)
                 luahost.printf("translate: %s %s %s\n", tostring(ok), tostring(paddr), tostring(msg))
                 local ok2, bytes = pcall(luahost.read_memory_hwaddr, vaddr, 8)
                 luahost.printf("read: %s %s\n", tostring(ok2), ok2 and tostring(#bytes) or bytes)
-                luahost.printf("bad: %s\n", tostring(select(3, pcall(luahost.read_memory_hwaddr, 0x7fffffff000, 8))))
-                -- well past the guest's variables: a scratch area of RAM
-                local scratch = paddr + 0x10000
-                local okw, wrote = pcall(luahost.write_memory_hwaddr, scratch, "luahost!")
-                local back = okw and luahost.read_memory_hwaddr(scratch, 8)
-                luahost.printf("write: %s %s %s\n", tostring(okw), tostring(wrote), tostring(back))
+                local _, _, bad = pcall(luahost.read_memory_hwaddr, 0x7fffffff000, 8)
+                luahost.printf("bad: %s\n", tostring(bad))
+                if ok then
+                    -- well past the guest's variables: a scratch area of RAM
+                    local scratch = paddr + 0x10000
+                    local wrote = luahost.write_memory_hwaddr(scratch, "luahost!")
+                    luahost.printf("write: %s %s\n", tostring(wrote),
+                        tostring(luahost.read_memory_hwaddr(scratch, 8)))
+                end
             end
         end)
     end
@@ -219,7 +223,7 @@ end)
             assert.is_truthy(r.report:find(("translate: true %d nil\n"):format(d0), 1, true), r.report)
             assert.is_truthy(r.report:find("read: true 8\n", 1, true), r.report)
             assert.is_truthy(r.report:find("bad: invalid address\n", 1, true), r.report)
-            assert.is_truthy(r.report:find("write: true true luahost!\n", 1, true), r.report)
+            assert.is_truthy(r.report:find("write: true luahost!\n", 1, true), r.report)
         else
             assert.is_truthy(r.report:find("translate: false [^\n]*needs QEMU 10%.1 or later"), r.report)
         end
