@@ -5,9 +5,15 @@
 --   inline=on|off  count with inline ops (QEMU adds, no Lua per block
 --                  execution) or with an exec callback (default off)
 --   limit=N        rows in the report (default 20, as hotblocks.c)
+--   format=text|csv|json
+--                  text (default) is hotblocks.c's report; csv and json
+--                  give the same rows (pc as hex) for merging many runs
+local report = require("report")
+
 local opt = luahost.args {
     inline = false,
     limit = 20,
+    format = report.format_arg(),
 }
 
 local blocks = {}   -- blocks[pc][insns] = record
@@ -53,6 +59,15 @@ luahost.on_exit(function()
     end
     table.sort(sorted, function(a, b) return a.ecount > b.ecount end)
 
+    if opt.format ~= "text" then
+        local rows = {}
+        for i = 1, math.min(opt.limit, #sorted) do
+            local rec = sorted[i]
+            rows[i] = { ("0x%016x"):format(rec.pc), rec.tcount, rec.insns, rec.ecount }
+        end
+        luahost.outs(report.render(opt.format, { "pc", "tcount", "icount", "ecount" }, rows))
+        return
+    end
     local out = { ("collected %d entries in the hash table\n"):format(entries) }
     if #sorted > 0 then
         out[#out + 1] = "pc, tcount, icount, ecount\n"

@@ -4,6 +4,30 @@
 -- the C plugin's to QEMU's log.
 local helper = require("helper")
 
+-- format=csv and format=json rows, as parse_report's rows.
+local function parse_rows(format, text)
+    local rows = {}
+    local function add(pc, t, i, e)
+        rows[#rows + 1] = {
+            pc = tonumber(pc, 16), tcount = tonumber(t), icount = tonumber(i), ecount = tonumber(e),
+            key = ("%s,%s,%s,%s"):format(pc, t, i, e),
+        }
+    end
+    if format == "csv" then
+        assert.are.equal("pc,tcount,icount,ecount\n", text:match("^[^\n]*\n"))
+        for pc, t, i, e in text:gmatch("\n0x(%x+),(%d+),(%d+),(%d+)") do
+            add(pc, t, i, e)
+        end
+    else
+        assert.are.equal("[", text:sub(1, 1))
+        for obj in text:gmatch("{[^}]*}") do
+            add(obj:match('"pc":"0x(%x+)"'), obj:match('"tcount":(%d+)'), obj:match('"icount":(%d+)'),
+                obj:match('"ecount":(%d+)'))
+        end
+    end
+    return rows
+end
+
 local function parse_report(text)
     local entries = tonumber(text:match("collected (%d+) entries in the hash table"))
     local rows = {}
@@ -64,6 +88,21 @@ end
 
 describe("hotblocks.lua agrees with libhotblocks.so", function()
     after_each(helper.cleanup)
+
+    for _, format in ipairs({ "csv", "json" }) do
+        it("in format=" .. format .. " (x86_64)", function()
+            local outfile = helper.tmpname()
+            local r = helper.qemu("x86_64", {
+                helper.c_plugin("contrib/plugins/libhotblocks.so") .. ",inline=on",
+                helper.luahost_plugin(helper.script("hotblocks.lua"),
+                    { "inline=on", "format=" .. format, "outfile=" .. outfile }),
+            }, helper.guest("loop", "x86_64"), { "20000" })
+            assert.are.equal(0, r.status, r.stderr)
+            local rows = parse_rows(format, helper.read(outfile) or "")
+            assert.are.equal(20, #rows)
+            assert_same_top_rows(parse_report(r.log).rows, rows)
+        end)
+    end
 
     for _, arch in ipairs(helper.arches) do
         for _, inline in ipairs({ "on", "off" }) do
