@@ -55,6 +55,25 @@ static uint64_t bytes_to_u64(const uint8_t *p, size_t n, bool big_endian)
 }
 
 /*
+ * Reads the register handle at index 1 into buffer, once the context
+ * allows it (writing too, if write); returns its size in bytes.
+ */
+static int read_into_buffer(lua_State *L, bool write, struct qemu_plugin_register **reg)
+{
+    int n;
+
+    luaL_checktype(L, 1, LUA_TLIGHTUSERDATA);
+    *reg = lua_touserdata(L, 1);
+    lh_check_regs_context(L, write);
+    g_byte_array_set_size(buffer, 0);
+    n = qemu_plugin_read_register(*reg, buffer);
+    if (n <= 0) {
+        luaL_error(L, "QEMU could not read this register");
+    }
+    return n;
+}
+
+/*
  * raw.read_register(handle, big_endian): a u64 for registers of up to 8
  * bytes, else the bytes as a string (in target order).
  */
@@ -62,16 +81,8 @@ static int read_register(lua_State *L)
 {
     struct qemu_plugin_register *reg;
     bool big_endian = lua_toboolean(L, 2);
-    int n;
+    int n = read_into_buffer(L, false, &reg);
 
-    luaL_checktype(L, 1, LUA_TLIGHTUSERDATA);
-    reg = lua_touserdata(L, 1);
-    lh_check_regs_context(L, false);
-    g_byte_array_set_size(buffer, 0);
-    n = qemu_plugin_read_register(reg, buffer);
-    if (n <= 0) {
-        return luaL_error(L, "QEMU could not read this register");
-    }
     if (n <= 8) {
         lh_push_u64(L, bytes_to_u64(buffer->data, (size_t)n, big_endian));
     } else {
@@ -89,16 +100,8 @@ static int write_register(lua_State *L)
 {
     struct qemu_plugin_register *reg;
     bool big_endian = lua_toboolean(L, 3);
-    int n;
+    int n = read_into_buffer(L, true, &reg);        /* for its size */
 
-    luaL_checktype(L, 1, LUA_TLIGHTUSERDATA);
-    reg = lua_touserdata(L, 1);
-    lh_check_regs_context(L, true);
-    g_byte_array_set_size(buffer, 0);
-    n = qemu_plugin_read_register(reg, buffer);     /* for its size */
-    if (n <= 0) {
-        return luaL_error(L, "QEMU could not read this register");
-    }
     if (lua_type(L, 2) == LUA_TSTRING) {
         size_t len;
         const char *s = lua_tolstring(L, 2, &len);

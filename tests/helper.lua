@@ -171,13 +171,12 @@ function helper.run_script(arch, script, args, guest_path, guest_args)
     return r
 end
 
--- Runs Lua source as a luahost script on a guest, with other plugins in
--- the same run. opts: args (script arguments), guest_args, plugins (run
--- before ours), status (expected, default 0). Returns what helper.qemu
--- returns plus report (the outfile).
-function helper.run_lua(arch, source, guest, opts)
+-- Runs the luahost script at path on a guest, with other plugins in the
+-- same run. opts: args (script arguments), guest_args, plugins (run
+-- before ours), status (expected, default 0; false: any). Returns what
+-- helper.qemu returns plus report (the outfile).
+function helper.run_file(arch, path, guest, opts)
     opts = opts or {}
-    local script = helper.lua_file(source)
     local outfile = helper.tmpname()
     local plugins = {}
     for _, p in ipairs(opts.plugins or {}) do
@@ -187,7 +186,7 @@ function helper.run_lua(arch, source, guest, opts)
     for _, a in ipairs(opts.args or {}) do
         all[#all + 1] = a
     end
-    plugins[#plugins + 1] = helper.luahost_plugin(script, all)
+    plugins[#plugins + 1] = helper.luahost_plugin(path, all)
     local r = helper.qemu(arch, plugins, guest, opts.guest_args)
     r.report = helper.read(outfile) or ""
     if opts.status ~= false then
@@ -195,6 +194,11 @@ function helper.run_lua(arch, source, guest, opts)
             ("qemu exited with %d\n%s"):format(r.status, r.stderr))
     end
     return r
+end
+
+-- The same with Lua source instead of a file.
+function helper.run_lua(arch, source, guest, opts)
+    return helper.run_file(arch, helper.lua_file(source), guest, opts)
 end
 
 -- The address NAME=0x... a guest printed, as an integer.

@@ -4,21 +4,8 @@
 local helper = require("helper")
 
 local function run(arch, source, args, guest, guest_args, extra_plugins)
-    local script = helper.lua_file(source)
-    local outfile = helper.tmpname()
-    local plugins = {}
-    for _, p in ipairs(extra_plugins or {}) do
-        plugins[#plugins + 1] = p
-    end
-    local all = { "outfile=" .. outfile }
-    for _, a in ipairs(args or {}) do
-        all[#all + 1] = a
-    end
-    plugins[#plugins + 1] = helper.luahost_plugin(script, all)
-    local r = helper.qemu(arch, plugins, helper.guest(guest, arch), guest_args)
-    assert.are.equal(0, r.status, r.stderr)
-    r.report = helper.read(outfile) or ""
-    return r
+    return helper.run_lua(arch, source, helper.guest(guest, arch),
+        { args = args, guest_args = guest_args, plugins = extra_plugins })
 end
 
 -- Per-vCPU block and instruction counts, by vCPU index, from lines

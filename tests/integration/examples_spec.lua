@@ -11,23 +11,11 @@ local function c_plugin(name, args)
     return helper.c_plugin("tests/tcg/plugins/" .. name) .. (args and "," .. args or "")
 end
 
--- Runs an example (format=csv unless args say otherwise) with other
--- plugins first; returns what helper.qemu returns plus report.
+-- Runs an example with other plugins first; returns what helper.qemu
+-- returns plus report.
 local function run(arch, name, args, guest, guest_args, plugins)
-    local outfile = helper.tmpname()
-    local all = { "outfile=" .. outfile }
-    for _, a in ipairs(args or {}) do
-        all[#all + 1] = a
-    end
-    local list = {}
-    for _, p in ipairs(plugins or {}) do
-        list[#list + 1] = p
-    end
-    list[#list + 1] = helper.luahost_plugin(example(name), all)
-    local r = helper.qemu(arch, list, helper.guest(guest, arch), guest_args)
-    assert.are.equal(0, r.status, r.stderr)
-    r.report = helper.read(outfile) or ""
-    return r
+    return helper.run_file(arch, example(name), helper.guest(guest, arch),
+        { args = args, guest_args = guest_args, plugins = plugins })
 end
 
 -- agg's tidy CSV (map,key,stat,value) as { [map] = { [key] = value } } for
