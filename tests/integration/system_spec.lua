@@ -43,6 +43,7 @@ luahost.on_tb_translate(function(tb)
 end)
 luahost.on_exit(function()
     luahost.printf("vcpus %d system %s\n", luahost.num_vcpus(), tostring(luahost.info.system_emulation))
+    luahost.printf("smp %d max %d\n", luahost.info.smp_vcpus, luahost.info.max_vcpus)
     luahost.printf("head %d %d\n", entry:get(0), entry:get(1))
 end)
 ]])
@@ -54,6 +55,8 @@ end)
         assert.are.equal(GUEST_OUTPUT, r.stdout)
         local report = helper.read(outfile) or ""
         assert.matches("vcpus 2 system true\n", report, 1, true)
+        -- -smp 2: two vCPUs, and no more possible
+        assert.matches("smp 2 max 2\n", report, 1, true)
         assert.matches("head 1000 2000\n", report, 1, true)
     end)
 end)
@@ -115,6 +118,9 @@ luahost.on_tb_translate(function(tb)
         insn:on_mem(function(vcpu, mem, vaddr)
             local hw = mem:hwaddr()
             if hw:is_io() then io = io + 1 end
+            if at == opt.uart then
+                seen["uart device " .. hw:device_name()] = 1
+            end
             if at == opt.uart or vaddr == opt.data0 or vaddr == opt.data1 then
                 local key = ("vcpu %d %s 0x%x phys 0x%x"):format(vcpu,
                     mem:is_store() and "store" or "load", vaddr, hw:phys_addr())
@@ -159,6 +165,9 @@ end)
         local theirs = r.log:match("io accesses: (%d+)")
         assert.is_truthy(theirs, r.log)
         assert.are.equal("io accesses: " .. theirs, report:match("io accesses: %d+"))
+        -- the device name follows: the PL011's region where QEMU sees I/O
+        local device = tonumber(theirs) > 0 and "pl011" or "RAM"
+        assert.is_truthy(report:find("uart device " .. device .. " x1\n", 1, true), report)
     end)
 
     it("reports idle and resume, time control, and no binary", function()
