@@ -39,19 +39,6 @@ static const char *const event_what[] = {
 static GPtrArray *hooks[EV_COUNT];
 static bool registered[EV_COUNT];
 
-/* Opens the callback's scope and takes the lock: the entry of every trampoline. */
-static LhScope enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what)
-{
-    lh_lock();
-    return lh_scope_enter(vcpu, regs, what);
-}
-
-static void leave(LhScope saved)
-{
-    lh_scope_leave(saved);
-    lh_unlock();
-}
-
 void lh_exec_cb(unsigned int vcpu_index, void *udata)
 {
     LhHook *hook = udata;
@@ -60,18 +47,18 @@ void lh_exec_cb(unsigned int vcpu_index, void *udata)
     if (lh_hook_disabled(hook)) {
         return;
     }
-    LhScope saved = enter((int)vcpu_index, hook->regs, hook->func->what);
+    LhScope saved = lh_enter((int)vcpu_index, hook->regs, hook->func->what);
     if (lh_hook_push(lh.L, hook)) {
         lua_pushinteger(lh.L, vcpu_index);
         lh_hook_call(hook, 1);
     }
-    leave(saved);
+    lh_leave(saved);
 }
 
 /* Calls every hook of ev; push_args pushes the arguments, nargs of them. */
 #define CALL_HOOKS(ev, vcpu, regs, nargs, push_args)                        \
     do {                                                                    \
-        LhScope saved_ = enter((vcpu), (regs), event_what[ev]);             \
+        LhScope saved_ = lh_enter((vcpu), (regs), event_what[ev]);             \
         for (guint i_ = 0; i_ < hooks[ev]->len; i_++) {                     \
             LhHook *hook = g_ptr_array_index(hooks[ev], i_);                \
             if (lh_hook_push(lh.L, hook)) {                                 \
@@ -81,7 +68,7 @@ void lh_exec_cb(unsigned int vcpu_index, void *udata)
                 lh_hook_call(hook, (nargs));                                \
             }                                                               \
         }                                                                   \
-        leave(saved_);                                                      \
+        lh_leave(saved_);                                                      \
     } while (0)
 
 /*
@@ -173,7 +160,7 @@ static const char *discon_name(enum qemu_plugin_discon_type type)
 static void on_discon(qemu_plugin_id_t id, unsigned int vcpu_index,
                       enum qemu_plugin_discon_type type, uint64_t from_pc, uint64_t to_pc)
 {
-    LhScope saved = enter((int)vcpu_index, QEMU_PLUGIN_CB_RW_REGS, event_what[EV_DISCON]);
+    LhScope saved = lh_enter((int)vcpu_index, QEMU_PLUGIN_CB_RW_REGS, event_what[EV_DISCON]);
     for (guint i = 0; i < hooks[EV_DISCON]->len; i++) {
         LhHook *hook = g_ptr_array_index(hooks[EV_DISCON], i);
         if ((hook->mask & (unsigned)type) != 0 && lh_hook_push(lh.L, hook)) {
@@ -184,7 +171,7 @@ static void on_discon(qemu_plugin_id_t id, unsigned int vcpu_index,
             lh_hook_call(hook, 4);
         }
     }
-    leave(saved);
+    lh_leave(saved);
 }
 #endif
 

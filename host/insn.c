@@ -71,11 +71,9 @@ static int insn_symbol(lua_State *L)
 static int insn_on_exec(lua_State *L)
 {
     struct qemu_plugin_insn *insn = check_insn(L);
-    enum qemu_plugin_cb_flags regs = lh_check_regs(L, 4);
-    LhHook *hook = lh_hook_new(L, 2, 3, "insn exec callback");
+    LhHook *hook = lh_callback_new(L, 2, 4, "insn exec callback");
 
-    hook->regs = regs;
-    qemu_plugin_register_vcpu_insn_exec_cb(insn, lh_exec_cb, regs, hook);
+    qemu_plugin_register_vcpu_insn_exec_cb(insn, lh_exec_cb, hook->regs, hook);
     return 0;
 }
 
@@ -86,11 +84,9 @@ static int insn_on_exec_if(lua_State *L)
     qemu_plugin_u64 entry = lh_check_entry(L, 2);
     enum qemu_plugin_cond cond = lh_check_cond(L, 3);
     uint64_t imm = lh_check_u64(L, 4);
-    enum qemu_plugin_cb_flags regs = lh_check_regs(L, 7);
-    LhHook *hook = lh_hook_new(L, 5, 6, "insn exec callback");
+    LhHook *hook = lh_callback_new(L, 5, 7, "insn exec callback");
 
-    hook->regs = regs;
-    qemu_plugin_register_vcpu_insn_exec_cond_cb(insn, lh_exec_cb, regs, cond, entry, imm, hook);
+    qemu_plugin_register_vcpu_insn_exec_cond_cb(insn, lh_exec_cb, hook->regs, cond, entry, imm, hook);
     return 0;
 }
 
@@ -103,11 +99,9 @@ static int insn_on_mem(lua_State *L)
 {
     struct qemu_plugin_insn *insn = check_insn(L);
     enum qemu_plugin_mem_rw rw = lh_check_rw(L, 4);
-    enum qemu_plugin_cb_flags regs = lh_check_regs(L, 5);
-    LhHook *hook = lh_hook_new(L, 2, 3, "memory callback");
+    LhHook *hook = lh_callback_new(L, 2, 5, "memory callback");
 
-    hook->regs = regs;
-    qemu_plugin_register_vcpu_mem_cb(insn, lh_mem_cb, regs, rw, hook);
+    qemu_plugin_register_vcpu_mem_cb(insn, lh_mem_cb, hook->regs, rw, hook);
     return 0;
 }
 

@@ -22,8 +22,7 @@ static void call_completion(LhHook *hook)
 
 static void on_reset_done(qemu_plugin_id_t id)
 {
-    lh_lock();
-    LhScope saved = lh_scope_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "reset completion callback");
+    LhScope saved = lh_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "reset completion callback");
     reset_pending = false;
     lh_events_forget();
     /* The host's exit work (outfile=, on_error=disable) survives a reset. */
@@ -33,8 +32,7 @@ static void on_reset_done(qemu_plugin_id_t id)
     LhHook *hook = reset_done;
     reset_done = NULL;
     call_completion(hook);
-    lh_scope_leave(saved);
-    lh_unlock();
+    lh_leave(saved);
 }
 
 /*
@@ -43,13 +41,11 @@ static void on_reset_done(qemu_plugin_id_t id)
  */
 static void on_uninstall_done(qemu_plugin_id_t id)
 {
-    lh_lock();
-    LhScope saved = lh_scope_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "uninstall completion callback");
+    LhScope saved = lh_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "uninstall completion callback");
     call_completion(uninstall_done);
     lh.uninstalled = true;
     fflush(NULL);
-    lh_scope_leave(saved);
-    lh_unlock();
+    lh_leave(saved);
 }
 
 static LhHook *check_request(lua_State *L, const char *name, const char *what)

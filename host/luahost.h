@@ -86,6 +86,7 @@ bool lh_pcall(lua_State *L, int nargs, int nresults, const char *what);
 void lh_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 int lh_error(lua_State *L, const char *fmt, ...);
 LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what);
+LhHook *lh_callback_new(lua_State *L, int fn_idx, int regs_idx, const char *what);
 bool lh_hook_push(lua_State *L, LhHook *hook);
 bool lh_hook_disabled(LhHook *hook);
 void lh_hook_call(LhHook *hook, int nargs);
@@ -115,8 +116,8 @@ typedef struct LhScope {
     LhContext ctx;
 } LhScope;
 
-LhScope lh_scope_enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what);
-void lh_scope_leave(LhScope saved);
+LhScope lh_enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what);
+void lh_leave(LhScope saved);
 void lh_check_vcpu_context(lua_State *L, const char *what);
 void lh_check_regs_context(lua_State *L, bool write);
 void lh_push_handle(lua_State *L, void *ptr, const char *mt);

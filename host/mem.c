@@ -46,16 +46,14 @@ void lh_mem_cb(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vad
     if (lh_hook_disabled(hook)) {
         return;
     }
-    lh_lock();
-    LhScope saved = lh_scope_enter((int)vcpu_index, hook->regs, hook->func->what);
+    LhScope saved = lh_enter((int)vcpu_index, hook->regs, hook->func->what);
     if (lh_hook_push(lh.L, hook)) {
         lua_pushinteger(lh.L, vcpu_index);
         push_mem(lh.L, info, vaddr);
         lh_push_u64(lh.L, vaddr);
         lh_hook_call(hook, 3);
     }
-    lh_scope_leave(saved);
-    lh_unlock();
+    lh_leave(saved);
 }
 
 static int mem_vaddr(lua_State *L)

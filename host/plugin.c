@@ -239,13 +239,11 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
     }
     luaL_openlibs(lh.L);
 
-    lh_lock();
-    LhScope saved = lh_scope_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "the main chunk");
+    LhScope saved = lh_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "the main chunk");
     lh.installing = true;
     ok = boot(lh.L, info, argc, argv);
     lh.installing = false;
-    lh_scope_leave(saved);
-    lh_unlock();
+    lh_leave(saved);
     /*
      * On failure the state is left for the process to reclaim: QEMU
      * exits, and callbacks the script registered before failing may

@@ -137,6 +137,19 @@ LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
     return hook;
 }
 
+/*
+ * The hook of an exec, conditional or memory callback: fn at fn_idx, its
+ * value after it, and the register access asked for at regs_idx.
+ */
+LhHook *lh_callback_new(lua_State *L, int fn_idx, int regs_idx, const char *what)
+{
+    enum qemu_plugin_cb_flags regs = lh_check_regs(L, regs_idx);
+    LhHook *hook = lh_hook_new(L, fn_idx, fn_idx + 1, what);
+
+    hook->regs = regs;
+    return hook;
+}
+
 bool lh_hook_disabled(LhHook *hook)
 {
     return g_atomic_int_get(&hook->func->disabled);
@@ -178,12 +191,14 @@ void lh_hook_call(LhHook *hook, int nargs)
 }
 
 /*
- * Each callback runs in a scope: a fresh epoch for the handles it is
- * given, and the context that says what it may touch. Scopes nest (a
- * script's call into QEMU may call back on the same thread).
+ * Every entry into Lua takes the lock and opens a scope: a fresh epoch
+ * for the handles it is given, and the context that says what it may
+ * touch. Scopes nest (a script's call into QEMU may call back on the same
+ * thread).
  */
-LhScope lh_scope_enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what)
+LhScope lh_enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what)
 {
+    lh_lock();
     LhScope saved = { .epoch = lh.live_epoch, .ctx = lh.ctx };
 
     lh.live_epoch = ++lh.next_epoch;
@@ -193,10 +208,11 @@ LhScope lh_scope_enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *wha
     return saved;
 }
 
-void lh_scope_leave(LhScope saved)
+void lh_leave(LhScope saved)
 {
     lh.live_epoch = saved.epoch;
     lh.ctx = saved.ctx;
+    lh_unlock();
 }
 
 /*

@@ -71,11 +71,9 @@ static int tb_insns(lua_State *L)
 static int tb_on_exec(lua_State *L)
 {
     struct qemu_plugin_tb *tb = check_tb(L);
-    enum qemu_plugin_cb_flags regs = lh_check_regs(L, 4);
-    LhHook *hook = lh_hook_new(L, 2, 3, "tb exec callback");
+    LhHook *hook = lh_callback_new(L, 2, 4, "tb exec callback");
 
-    hook->regs = regs;
-    qemu_plugin_register_vcpu_tb_exec_cb(tb, lh_exec_cb, regs, hook);
+    qemu_plugin_register_vcpu_tb_exec_cb(tb, lh_exec_cb, hook->regs, hook);
     return 0;
 }
 
@@ -90,11 +88,9 @@ static int tb_on_exec_if(lua_State *L)
     qemu_plugin_u64 entry = lh_check_entry(L, 2);
     enum qemu_plugin_cond cond = lh_check_cond(L, 3);
     uint64_t imm = lh_check_u64(L, 4);
-    enum qemu_plugin_cb_flags regs = lh_check_regs(L, 7);
-    LhHook *hook = lh_hook_new(L, 5, 6, "tb exec callback");
+    LhHook *hook = lh_callback_new(L, 5, 7, "tb exec callback");
 
-    hook->regs = regs;
-    qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, lh_exec_cb, regs, cond, entry, imm, hook);
+    qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, lh_exec_cb, hook->regs, cond, entry, imm, hook);
     return 0;
 }
 

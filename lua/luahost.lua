@@ -216,23 +216,19 @@ end
 local Board = {}
 Board.__index = Board
 
+-- A board's own keys are exactly its fields (methods come from Board).
 function Board:find(vcpu)
-    local fields = getmetatable(self).fields
+    local board = self
+    local function field(name)
+        local entry = rawget(board, name)
+        if entry == nil then
+            error("no field " .. tostring(name) .. " in this scoreboard", 3)
+        end
+        return entry
+    end
     return setmetatable({}, {
-        __index = function(_, name)
-            local entry = fields[name]
-            if not entry then
-                error("no field " .. tostring(name) .. " in this scoreboard", 2)
-            end
-            return entry:get(vcpu)
-        end,
-        __newindex = function(_, name, value)
-            local entry = fields[name]
-            if not entry then
-                error("no field " .. tostring(name) .. " in this scoreboard", 2)
-            end
-            entry:set(vcpu, value)
-        end,
+        __index = function(_, name) return field(name):get(vcpu) end,
+        __newindex = function(_, name, value) field(name):set(vcpu, value) end,
     })
 end
 
@@ -244,16 +240,15 @@ function luahost.scoreboard(fields)
         error("luahost.scoreboard expects nothing or a list of 1 to 64 field names", 2)
     end
     local entries = { raw.scoreboard_new(#fields) }
-    local board, by_name = {}, {}
+    local board = {}
     for i, name in ipairs(fields) do
-        if type(name) ~= "string" or Board[name] or by_name[name] then
+        if type(name) ~= "string" or Board[name] or board[name] then
             error(("luahost.scoreboard: field name %s is not a string, reserved or repeated")
                 :format(tostring(name)), 2)
         end
         board[name] = entries[i]
-        by_name[name] = entries[i]
     end
-    return setmetatable(board, { __index = Board, fields = by_name })
+    return setmetatable(board, Board)
 end
 
 -- Plugin arguments other than the host's own (script=, on_error=, outfile=), as
