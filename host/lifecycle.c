@@ -1,12 +1,16 @@
 /*
  * luahost: the plugin's own lifecycle — reset (drop every callback, keep
- * running), uninstall (QEMU unloads the plugin) — and visiting every vCPU.
+ * running), uninstall (QEMU unloads the plugin), exit (end the process) —
+ * and visiting every vCPU.
  *
  * QEMU completes a reset or an uninstall later, at a point where no vCPU
  * runs translated code, and then calls the completion callback.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "luahost.h"
 
 static LhHook *reset_done;          /* the script's completion callbacks */
@@ -130,7 +134,27 @@ static int vcpu_for_each(lua_State *L)
     return 0;
 }
 
+/*
+ * raw.exit(status): the script's own request to end the process, the way
+ * a C plugin calls exit(): QEMU's atexit handler then runs every plugin's
+ * exit callbacks (the script's exit hooks included, on this thread: the
+ * host lock is recursive) and the process ends with status.
+ */
+static int exit_process(lua_State *L)
+{
+    lua_Integer status = luaL_checkinteger(L, 1);
+
+    if (lh.installing) {
+        return lh_error(L, "luahost.exit cannot be called while the script loads "
+                           "(to refuse to run, raise an error)");
+    }
+    luaL_argcheck(L, status >= 0 && status <= 255, 1, "exit status must be 0 to 255");
+    fflush(NULL);
+    exit((int)status);
+}
+
 static const luaL_Reg lifecycle_functions[] = {
+    { "exit", exit_process },
     { "reset", reset },
     { "uninstall", uninstall },
     { "vcpu_for_each", vcpu_for_each },

@@ -94,6 +94,12 @@ function luahost.uninstall(fn)
     raw.uninstall(fn)
 end
 
+-- Ends the process with status (0-255) once every plugin's exit callbacks,
+-- this script's exit hooks included, have run: a C plugin's exit().
+function luahost.exit(status)
+    raw.exit(status)
+end
+
 function luahost.vcpu_for_each(fn)
     check_function(fn, "luahost.vcpu_for_each")
     raw.vcpu_for_each(fn)

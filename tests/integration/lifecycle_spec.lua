@@ -60,14 +60,39 @@ luahost.on_exit(function() luahost.printf("exit hook\n") end)
     end
 
     it("cannot be asked for while the script loads", function()
-        for _, fn in ipairs({ "reset", "uninstall" }) do
-            local script = helper.lua_file("local x = 1\nluahost." .. fn .. "()\n")
+        for _, call in ipairs({ "reset()", "uninstall()", "exit(0)" }) do
+            local fn = call:match("%a+")
+            local script = helper.lua_file("local x = 1\nluahost." .. call .. "\n")
             local r = helper.qemu("x86_64", { helper.luahost_plugin(script) }, helper.guest("loop", "x86_64"), { "1" })
             assert.are_not.equal(0, r.status)
             assert.is_truthy(r.stderr:find("luahost: [^\n]*%.lua:2: luahost%." .. fn
                 .. " cannot be called while the script loads"), r.stderr)
         end
     end)
+end)
+
+describe("exit", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        it("ends the process with the status, after every exit hook (" .. arch .. ")", function()
+            local r = helper.run_lua(arch, [[
+local n = 0
+luahost.on_syscall(function(vcpu, num)
+    n = n + 1
+    if n == 2 then
+        local ok, err = pcall(luahost.exit, 256)
+        luahost.printf("256: %s\n", err)
+        luahost.exit(42)
+        luahost.printf("after exit\n")
+    end
+end)
+luahost.on_exit(function() luahost.printf("exit hook after %d syscalls\n", n) end)
+]], helper.guest("api", arch), { status = 42 })
+            assert.matches("^256: [^\n]*exit status must be 0 to 255%)\nexit hook after 2 syscalls\n$", r.report)
+            assert.are.equal("", r.stdout, "the guest stopped at its second syscall, before it printed")
+        end)
+    end
 end)
 
 describe("vcpu_for_each", function()

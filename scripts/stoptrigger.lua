@@ -1,0 +1,90 @@
+-- stoptrigger: end the emulation after N instructions, or when the guest
+-- reaches an address. A port of QEMU's contrib/plugins/stoptrigger.c: same
+-- arguments, same messages, same exit codes.
+--
+--   icount=N[:CODE]  exit with CODE (default 0) when a vCPU is about to
+--                    execute its instruction N+1 (its first N have run)
+--   addr=A[:CODE]    exit with CODE (default 0) when any vCPU is about to
+--                    execute the instruction at A; may be given many times
+--
+-- Numbers are decimal, 0x hex or 0 octal, as strtoull reads them; CODE is
+-- 0 to 255. No Lua runs per executed instruction: each instruction adds 1
+-- to its vCPU's count inline, and QEMU calls back only when the count
+-- reaches N+1, or when an instruction at a trigger address runs.
+local args = luahost.args
+local opt = args { icount = args.string(), addr = args.list() }
+
+-- A number as strtoull reads it (base 0), as lower-case hex digits:
+-- addresses are compared as text, so that 64-bit ones stay exact in
+-- LuaJIT, where numbers are doubles.
+local function hex_digits(text, what)
+    local digits = text:match("^0[xX](%x+)$")
+    if digits then
+        return (digits:lower():gsub("^0+(.)", "%1"))
+    end
+    local value = text:match("^0[0-7]*$") and tonumber(text, 8) or text:match("^%d+$") and tonumber(text, 10)
+    if not value or value >= 2 ^ 53 then
+        args.usage_error(("%s parsing failed: '%s' must be a number below 2^53, or 0x hex"):format(what, text))
+    end
+    return ("%x"):format(value)
+end
+
+-- "N" or "N:CODE", as stoptrigger.c splits it.
+local function split(text, what)
+    local number, code = text:match("^([^:]*):?(.*)$")
+    if code == "" then
+        return number, 0
+    end
+    code = tonumber(hex_digits(code, what .. " exit code"), 16)
+    if code > 255 then
+        args.usage_error(("%s parsing failed: exit code %d is not 0 to 255"):format(what, code))
+    end
+    return number, code
+end
+
+local icount, icount_code
+if opt.icount then
+    local n
+    n, icount_code = split(opt.icount, "icount")
+    icount = n:match("^%d") and tonumber(hex_digits(n, "icount"), 16)
+    if not icount or icount < 1 or icount >= 2 ^ 53 then
+        args.usage_error(("icount parsing failed: '%s' must be a positive integer"):format(n))
+    end
+end
+
+local exit_code_at = {}   -- exit_code_at[hex digits of the address] = CODE
+for _, text in ipairs(opt.addr) do
+    local addr, code = split(text, "addr")
+    exit_code_at[hex_digits(addr, "addr")] = code
+end
+if not icount and next(exit_code_at) == nil then
+    args.usage_error("'icount' or 'addr' argument missing")
+end
+
+local function stop(code, message)
+    luahost.outs(message)
+    luahost.exit(code)
+end
+
+local function icount_reached(_, pc)
+    stop(icount_code, ("icount reached at 0x%s, exiting\n"):format(pc))
+end
+
+local function address_reached(_, pc)
+    stop(exit_code_at[pc], ("0x%s reached, exiting\n"):format(pc))
+end
+
+local executed = luahost.scoreboard()   -- instructions started, per vCPU
+
+luahost.on_tb_translate(function(tb)
+    for _, insn in tb:insns() do
+        local pc = ("%x"):format(insn:vaddr())
+        if icount then
+            insn:inline("add", executed, 1)
+            insn:on_exec_if(executed, "eq", icount + 1, icount_reached, pc)
+        end
+        if exit_code_at[pc] then
+            insn:on_exec(address_reached, pc)
+        end
+    end
+end)
