@@ -162,6 +162,7 @@ static const luaL_Reg insn_methods[] = {
     { "data", insn_data },
     { "disas", insn_disas },
     { "symbol", insn_symbol },
+    { "groups", lh_insn_groups },
     { "haddr", insn_haddr },
     { "on_exec", insn_on_exec },
     { "on_exec_if", insn_on_exec_if },
@@ -178,6 +179,6 @@ static const luaL_Reg insn_meta[] = {
 
 void lh_open_insn(lua_State *L, int raw)
 {
-    (void)raw;
+    lh_disas_init(L, raw);
     lh_new_type(L, LH_INSN_MT, insn_methods, insn_meta);
 }

@@ -148,6 +148,10 @@ typedef struct LhInline {
 } LhInline;
 LhInline lh_check_inline(lua_State *L, int idx);
 
+/* disas.c: capstone instruction groups for insn:groups(). */
+void lh_disas_init(lua_State *L, int raw);
+int lh_insn_groups(lua_State *L);
+
 /* Embedded Lua sources (generated at build time from lua/). */
 typedef struct LhEmbedded {
     const char *name;

@@ -1,0 +1,92 @@
+/*
+ * luahost: capstone instruction groups, insn:groups().
+ *
+ * QEMU's disassembly (insn:disas) is text only. The groups capstone
+ * assigns an instruction ("jump", "call", "sse2", "neon", ...) come from
+ * our own capstone handle, opened once, lazily, for the guest
+ * architecture with detail on. Translation callbacks run under the host
+ * lock, so one handle and one instruction buffer serve every call.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <capstone/capstone.h>
+
+#include "luahost.h"
+
+static char *target_name;   /* from raw.info, kept for the lazy open */
+static csh handle;
+static cs_insn *decoded;    /* the buffer cs_disasm_iter reuses */
+static const char *open_error;
+
+/* Called by lh_open_insn, once raw.info exists. */
+void lh_disas_init(lua_State *L, int raw)
+{
+    lua_getfield(L, raw, "info");
+    lua_getfield(L, -1, "target_name");
+    g_free(target_name);
+    target_name = g_strdup(lua_tostring(L, -1));
+    lua_pop(L, 2);
+}
+
+/* NULL once the handle is open, else why it cannot be. */
+static const char *open_capstone(void)
+{
+    cs_arch arch;
+    cs_mode mode;
+
+    if (decoded != NULL || open_error != NULL) {
+        return open_error;
+    }
+    if (g_strcmp0(target_name, "x86_64") == 0) {
+        arch = CS_ARCH_X86;
+        mode = CS_MODE_64;
+    } else if (g_strcmp0(target_name, "aarch64") == 0) {
+        arch = CS_ARCH_ARM64;
+        mode = CS_MODE_LITTLE_ENDIAN;
+    } else {
+        open_error = "no capstone support in luahost for this guest architecture";
+        return open_error;
+    }
+    cs_err err = cs_open(arch, mode, &handle);
+    if (err == CS_ERR_OK) {
+        err = cs_option(handle, CS_OPT_DETAIL, CS_OPT_ON);
+    }
+    if (err != CS_ERR_OK) {
+        open_error = cs_strerror(err);
+        return open_error;
+    }
+    decoded = cs_malloc(handle);
+    return NULL;
+}
+
+/*
+ * insn:groups(): the capstone group names of the instruction, a list;
+ * empty if capstone cannot decode it.
+ */
+int lh_insn_groups(lua_State *L)
+{
+    struct qemu_plugin_insn *insn = lh_check_handle(L, 1, LH_INSN_MT, "an insn");
+    const char *why = open_capstone();
+    uint8_t bytes[16];  /* x86 instructions are at most 15 bytes */
+
+    if (why != NULL) {
+        return lh_error(L, "insn:groups: %s (%s)", why, target_name != NULL ? target_name : "?");
+    }
+    const uint8_t *code = bytes;
+    size_t size = qemu_plugin_insn_data(insn, bytes, sizeof(bytes));
+    uint64_t address = qemu_plugin_insn_vaddr(insn);
+
+    lua_newtable(L);
+    if (cs_disasm_iter(handle, &code, &size, &address, decoded)) {
+        const cs_detail *detail = decoded->detail;
+        int n = 0;
+        for (int i = 0; i < detail->groups_count; i++) {
+            const char *name = cs_group_name(handle, detail->groups[i]);
+            if (name != NULL) {
+                lua_pushstring(L, name);
+                lua_rawseti(L, -2, ++n);
+            }
+        }
+    }
+    return 1;
+}

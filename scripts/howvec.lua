@@ -1,0 +1,110 @@
+-- howvec: how vectorised is this code? Executed instructions counted by
+-- class (branches, loads and stores, SIMD, ...), and chosen classes
+-- instruction by instruction.
+-- A port of QEMU's contrib/plugins/howvec.c: same arguments, same report,
+-- same class tables. On x86_64, where howvec.c has no table, the classes
+-- come from capstone's instruction groups (docs/scripts/howvec.md).
+--
+--   inline=on|off  accepted as in howvec.c; counting is always by inline
+--                  ops (no Lua runs per executed instruction)
+--   verbose=on|off also list the classes that had no hits (default off)
+--   count=CLASS    count the class CLASS instruction by instruction;
+--                  count=!CLASS: not at all. Repeatable. CLASS is a
+--                  class's short name (udef, sve, cndb, ... on aarch64)
+--   table=NAME     the class table: the guest's own (default), or
+--                  "default", howvec.c's table for other guests (every
+--                  instruction counted individually)
+local insnclass = require("insnclass")
+local report = require("report")
+
+local LIMIT = 50    -- rows of individual instructions, as howvec.c
+
+local own_table = insnclass.table_for(luahost.info.target_name)
+local opt = luahost.args {
+    inline = false,
+    verbose = false,
+    count = luahost.args.list(),
+    table = luahost.args.choice(own_table == "default" and { "default" } or { own_table, "default" },
+        own_table),
+}
+
+local classes = insnclass.new(opt.table)
+for _, value in ipairs(opt.count) do
+    local _, why = insnclass.set_count(classes, value)
+    if why then
+        luahost.usage_error(why .. ": count=" .. value)
+    end
+end
+for _, class in ipairs(classes) do
+    class.hits = luahost.scoreboard()
+end
+
+local individual = {}   -- individual[opcode] = { text =, class =, hits = }
+
+local function individual_hits(insn, opcode, class)
+    local rec = individual[opcode]
+    if not rec then
+        -- keyed by opcode alone: the first instruction seen names it
+        rec = { text = insn:disas(), class = class, hits = luahost.scoreboard() }
+        individual[opcode] = rec
+    end
+    return rec.hits
+end
+
+-- The scoreboard entry an instruction's executions add to, or nil.
+local function hits_for(insn)
+    local opcode = insnclass.opcode(insn:data())
+    local class = insnclass.match(classes, opcode, classes.uses_groups and insn:groups())
+    if class.what == "class" then
+        return class.hits
+    elseif class.what == "individual" then
+        return individual_hits(insn, opcode, class)
+    end
+end
+
+luahost.on_tb_translate(function(tb)
+    for _, insn in tb:insns() do
+        local hits = hits_for(insn)
+        if hits then
+            insn:inline("add", hits, 1)
+        end
+    end
+end)
+
+local function class_lines(out)
+    for _, class in ipairs(classes) do
+        local hits = class.hits:sum()
+        if class.what == "individual" then
+            out[#out + 1] = ("Class: %-24s\tcounted individually\n"):format(class.name)
+        elseif class.what == "none" then
+            out[#out + 1] = ("Class: %-24s\tnot counted\n"):format(class.name)
+        elseif hits ~= 0 or opt.verbose then
+            out[#out + 1] = ("Class: %-24s\t(%d hits)\n"):format(class.name, hits)
+        end
+    end
+end
+
+local function individual_lines(out)
+    local counts, n = {}, 0
+    for opcode, rec in pairs(individual) do
+        counts[opcode] = rec.hits:sum()
+        n = n + 1
+    end
+    -- howvec.c never prints the last instruction of its sorted list
+    if n < 2 then
+        return
+    end
+    out[#out + 1] = "Individual Instructions:\n"
+    for _, row in ipairs(report.sorted(counts, { limit = math.min(LIMIT, n - 1) })) do
+        local rec = individual[row.key]
+        out[#out + 1] = ("Instr: %-24s\t(%d hits)\t(op=0x%08x/%s)\n")
+            :format(rec.text, row.value, row.key, rec.class.name)
+    end
+end
+
+luahost.on_exit(function()
+    local out = { "Instruction Classes:\n" }
+    class_lines(out)
+    individual_lines(out)
+    luahost.outs(table.concat(out))
+end)
