@@ -1,0 +1,230 @@
+-- cache: how would this program fare on a given cache hierarchy? Per-core
+-- L1 instruction and data caches (and a unified L2 if asked) are simulated
+-- on every instruction fetch and memory access; the report gives each
+-- core's accesses, misses and miss rates, then the instructions that miss
+-- most. A port of QEMU's contrib/plugins/cache.c: same arguments, same
+-- report, same numbers (the model is stdlib/cachesim.lua).
+--
+--   dcachesize=, dblksize=, dassoc=     L1 data cache: bytes, block bytes,
+--                                       ways (default 16384, 64, 8)
+--   icachesize=, iblksize=, iassoc=     L1 instruction cache (the same)
+--   l2=on|off                           a unified L2, reached on L1 misses
+--                                       (default off)
+--   l2cachesize=, l2blksize=, l2assoc=  its geometry (default 2097152, 64,
+--                                       16); any of them turns L2 on
+--   evict=lru|fifo|rand                 replacement policy (default lru)
+--   cores=N                             caches per level; vCPU i uses
+--                                       cache i % N (default 1; in system
+--                                       mode the number of vCPUs)
+--   limit=N                             rows in each top list (default 32)
+--   seed=N                              our extension: the seed of
+--                                       evict=rand (default 1; cache.c
+--                                       seeds from /dev/urandom)
+local cachesim = require("cachesim")
+
+local system = luahost.info.system_emulation
+
+local opt = luahost.args {
+    dcachesize = 64 * 8 * 32, dblksize = 64, dassoc = 8,
+    icachesize = 64 * 8 * 32, iblksize = 64, iassoc = 8,
+    l2 = false,
+    l2cachesize = 64 * 16 * 2048, l2blksize = 64, l2assoc = 16,
+    evict = luahost.args.custom(function(text)
+        for _, policy in ipairs(cachesim.POLICIES) do
+            if text == policy then
+                return text
+            end
+        end
+        return nil, "invalid eviction policy"
+    end, "lru"),
+    cores = system and luahost.info.smp_vcpus or 1,
+    limit = 32,
+    seed = 1,
+}
+
+-- As in cache.c, l2=on|off and the L2 geometry arguments (which turn L2
+-- on) are read in order: the last of them decides.
+local use_l2 = false
+for _, arg in ipairs(luahost.argv) do
+    local name = arg:match("^[^=]*")
+    if name == "l2" then
+        use_l2 = opt.l2
+    elseif name:match("^l2%l") then
+        use_l2 = true
+    end
+end
+
+if opt.cores < 1 then
+    luahost.usage_error(("cores must be at least 1: cores=%d"):format(opt.cores))
+end
+
+local random = cachesim.lcg(opt.seed)
+
+-- One cache per core, and their access functions (so the hot path
+-- indexes a plain array); cache.c's error, on one line, when the geometry
+-- cannot be built.
+local function caches(what, size, blksize, assoc)
+    local why = cachesim.check(size, blksize, assoc)
+    if why then
+        luahost.usage_error(("%s cannot be constructed from given parameters: %s"):format(what, why), 2)
+    end
+    local list, access = {}, {}
+    for core = 1, opt.cores do
+        list[core] = cachesim.new { size = size, blksize = blksize, assoc = assoc,
+            policy = opt.evict, random = random }
+        access[core] = list[core].access
+    end
+    return list, access
+end
+
+local l1d, dcache = caches("dcache", opt.dcachesize, opt.dblksize, opt.dassoc)
+local l1i, icache = caches("icache", opt.icachesize, opt.iblksize, opt.iassoc)
+local l2, l2cache = {}, {}
+if use_l2 then
+    l2, l2cache = caches("L2 cache", opt.l2cachesize, opt.l2blksize, opt.l2assoc)
+end
+
+local cores = opt.cores
+local insns = {}   -- insns[addr] = record, one per instruction address
+
+-- Fetches sure to hit the L1 instruction cache are only counted, inline,
+-- per vCPU: those of an instruction in the same cache block as the one
+-- before it in its translation block, which has just fetched that block.
+-- Exact while a cache serves one vCPU at a time (cache.c's interleaving of
+-- vCPUs sharing a cache is the luck of the threads anyway).
+local sure_hits = luahost.scoreboard()
+
+-- After an L1 miss: charge it to the instruction (l1_field says which
+-- kind) and go on to the core's L2.
+local function l1_missed(core, addr, rec, l1_field)
+    rec[l1_field] = rec[l1_field] + 1
+    if use_l2 and not l2cache[core](addr) then
+        rec.l2misses = rec.l2misses + 1
+    end
+end
+
+local function on_fetch(vcpu, rec)
+    local core = vcpu % cores + 1
+    if not icache[core](rec.addr) then
+        l1_missed(core, rec.addr, rec, "imisses")
+    end
+end
+
+local function on_data(vcpu, _, vaddr, rec)
+    local core = vcpu % cores + 1
+    if not dcache[core](vaddr) then
+        l1_missed(core, vaddr, rec, "dmisses")
+    end
+end
+
+-- System mode: physical addresses, and device (MMIO) accesses skipped.
+local function on_data_system(vcpu, mem, vaddr, rec)
+    local hw = mem:hwaddr()
+    if hw and hw:is_io() then
+        return
+    end
+    on_data(vcpu, mem, hw and hw:phys_addr() or vaddr, rec)
+end
+
+luahost.on_tb_translate(function(tb)
+    local prev_block
+    for _, insn in tb:insns() do
+        -- cache.c keys (and fetches) instructions by their host address in
+        -- system mode, by guest address in user mode
+        local addr = system and (insn:haddr() or 0) or insn:vaddr()
+        local rec = insns[addr]
+        if not rec then   -- the first translation's symbol and text stay
+            rec = { addr = addr, symbol = insn:symbol(), disas = insn:disas(),
+                dmisses = 0, imisses = 0, l2misses = 0 }
+            insns[addr] = rec
+        end
+        insn:on_mem(system and on_data_system or on_data, rec)
+        local block = math.floor(addr / opt.iblksize)
+        if block == prev_block then
+            insn:inline("add", sure_hits, 1)
+        else
+            insn:on_exec(on_fetch, rec)
+        end
+        prev_block = block
+    end
+end)
+
+local function rate(misses, accesses)
+    return accesses > 0 and misses / accesses * 100 or 0
+end
+
+-- One row of the table; the L2 columns only when it has accesses and
+-- misses (cache.c's rule).
+local function stats_line(d, i, l)
+    local line = ("%-14d %-12d %9.4f%%  %-14d %-12d %9.4f%%"):format(
+        d.accesses, d.misses, rate(d.misses, d.accesses),
+        i.accesses, i.misses, rate(i.misses, i.accesses))
+    if l.accesses > 0 and l.misses > 0 then
+        line = line .. ("  %-12d %-11d %10.4f%%"):format(l.accesses, l.misses, rate(l.misses, l.accesses))
+    end
+    return line .. "\n"
+end
+
+-- Accesses and misses of the caches of a level, cores from..to, summed.
+local function counts(list, from, to)
+    local sum = { accesses = 0, misses = 0 }
+    for core = from, to do
+        if list[core] then
+            local s = list[core].stats()
+            sum.accesses, sum.misses = sum.accesses + s.accesses, sum.misses + s.misses
+        end
+    end
+    return sum
+end
+
+local function stats_row(label, from, to)
+    local fetches = counts(l1i, from, to)
+    for vcpu = 0, luahost.num_vcpus() - 1 do
+        if vcpu % cores + 1 >= from and vcpu % cores + 1 <= to then
+            fetches.accesses = fetches.accesses + sure_hits:get(vcpu)
+        end
+    end
+    return label .. stats_line(counts(l1d, from, to), fetches, counts(l2, from, to))
+end
+
+local function stats_table()
+    local out = { "core #, data accesses, data misses, dmiss rate, insn accesses, insn misses, imiss rate",
+        use_l2 and ", l2 accesses, l2 misses, l2 miss rate\n" or "\n" }
+    for core = 1, cores do
+        out[#out + 1] = stats_row(("%-8d"):format(core - 1), core, core)
+    end
+    if cores > 1 then
+        out[#out + 1] = stats_row(("%-8s"):format("sum"), 1, cores)
+    end
+    return table.concat(out) .. "\n"
+end
+
+-- The limit instructions with most misses of a kind; ties (in no defined
+-- order in cache.c, which walks a hash table) by address.
+local function top_list(title, field)
+    local sorted = {}
+    for _, rec in pairs(insns) do
+        sorted[#sorted + 1] = rec
+    end
+    table.sort(sorted, function(a, b)
+        if a[field] ~= b[field] then
+            return a[field] > b[field]
+        end
+        return a.addr < b.addr
+    end)
+    local out = { ("address, %s misses, instruction\n"):format(title) }
+    for n = 1, math.min(opt.limit, #sorted) do
+        local rec = sorted[n]
+        local symbol = rec.symbol and (" (%s)"):format(rec.symbol) or ""
+        out[#out + 1] = ("0x%x%s, %d, %s\n"):format(rec.addr, symbol, rec[field], rec.disas)
+    end
+    return table.concat(out)
+end
+
+luahost.on_exit(function()
+    local lists = { top_list("data", "dmisses"), top_list("fetch", "imisses") }
+    if use_l2 then
+        lists[#lists + 1] = top_list("L2", "l2misses")
+    end
+    luahost.outs(stats_table() .. table.concat(lists, "\n"))
+end)
