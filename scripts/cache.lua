@@ -21,6 +21,7 @@
 --                                       evict=rand (default 1; cache.c
 --                                       seeds from /dev/urandom)
 local cachesim = require("cachesim")
+local report = require("report")
 
 local system = luahost.info.system_emulation
 
@@ -202,19 +203,9 @@ end
 -- The limit instructions with most misses of a kind; ties (in no defined
 -- order in cache.c, which walks a hash table) by address.
 local function top_list(title, field)
-    local sorted = {}
-    for _, rec in pairs(insns) do
-        sorted[#sorted + 1] = rec
-    end
-    table.sort(sorted, function(a, b)
-        if a[field] ~= b[field] then
-            return a[field] > b[field]
-        end
-        return a.addr < b.addr
-    end)
+    local sorted = report.top(insns, field, opt.limit, "addr")
     local out = { ("address, %s misses, instruction\n"):format(title) }
-    for n = 1, math.min(opt.limit, #sorted) do
-        local rec = sorted[n]
+    for _, rec in ipairs(sorted) do
         local symbol = rec.symbol and (" (%s)"):format(rec.symbol) or ""
         out[#out + 1] = ("0x%x%s, %d, %s\n"):format(rec.addr, symbol, rec[field], rec.disas)
     end

@@ -50,29 +50,27 @@ luahost.on_tb_translate(function(tb)
 end)
 
 luahost.on_exit(function()
-    local sorted = {}
+    local all = {}
     for _, by_size in pairs(blocks) do
         for _, rec in pairs(by_size) do
             rec.ecount = rec.exec:sum()
-            sorted[#sorted + 1] = rec
+            all[#all + 1] = rec
         end
     end
-    table.sort(sorted, function(a, b) return a.ecount > b.ecount end)
+    local sorted = report.top(all, "ecount", opt.limit)
 
     if opt.format ~= "text" then
         local rows = {}
-        for i = 1, math.min(opt.limit, #sorted) do
-            local rec = sorted[i]
+        for i, rec in ipairs(sorted) do
             rows[i] = { ("0x%016x"):format(rec.pc), rec.tcount, rec.insns, rec.ecount }
         end
         luahost.outs(report.render(opt.format, { "pc", "tcount", "icount", "ecount" }, rows))
         return
     end
     local out = { ("collected %d entries in the hash table\n"):format(entries) }
-    if #sorted > 0 then
+    if entries > 0 then
         out[#out + 1] = "pc, tcount, icount, ecount\n"
-        for i = 1, math.min(opt.limit, #sorted) do
-            local rec = sorted[i]
+        for _, rec in ipairs(sorted) do
             out[#out + 1] = ("0x%016x, %d, %d, %d\n"):format(rec.pc, rec.tcount, rec.insns, rec.ecount)
         end
     end

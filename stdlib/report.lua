@@ -63,6 +63,26 @@ function report.sorted(map, opts)
     return rows
 end
 
+-- The records (the values of a table: a list or a map) with the largest
+-- record[field] first, at most limit of them (all if nil). Ties by
+-- record[tie], smallest first, when tie is given, so the order is stable.
+function report.top(records, field, limit, tie)
+    local rows = {}
+    for _, rec in pairs(records) do
+        rows[#rows + 1] = rec
+    end
+    table.sort(rows, function(a, b)
+        if a[field] ~= b[field] then
+            return a[field] > b[field]
+        end
+        return tie ~= nil and a[tie] < b[tie]
+    end)
+    for i = #rows, (limit or #rows) + 1, -1 do
+        rows[i] = nil
+    end
+    return rows
+end
+
 -- Aligned columns: text left-aligned, numbers right-aligned, a header line.
 function report.text(columns, rows)
     local cells, widths, numeric = {}, {}, {}

@@ -15,6 +15,15 @@ describe("report", function()
         end)())
     end)
 
+    it("keeps the top records by a field, ties by another, from a list or a map", function()
+        local recs = { x = { n = 5, pc = 3 }, y = { n = 9, pc = 2 }, z = { n = 5, pc = 1 }, w = { n = 1, pc = 0 } }
+        local top = report.top(recs, "n", 3, "pc")
+        assert.are.same({ recs.y, recs.z, recs.x }, top)
+        assert.are.same({ recs.y, recs.z, recs.x, recs.w }, report.top(recs, "n", nil, "pc"))
+        assert.are.same({ recs.y }, report.top({ recs.w, recs.y }, "n", 1))
+        assert.are.same({}, report.top({}, "n", 5))
+    end)
+
     it("aligns text columns: text left, numbers right", function()
         assert.are.equal("name   calls\nread       5\nwrite  12345\n",
             report.text({ "name", "calls" }, { { "read", 5 }, { "write", 12345 } }))
