@@ -75,7 +75,8 @@ static int read_into_buffer(lua_State *L, bool write, struct qemu_plugin_registe
 
 /*
  * raw.read_register(handle, big_endian): a u64 for registers of up to 8
- * bytes, else the bytes as a string (in target order).
+ * bytes, else the bytes as a string (in target order); then the size in
+ * bytes, which the u64 alone does not tell.
  */
 static int read_register(lua_State *L)
 {
@@ -88,7 +89,8 @@ static int read_register(lua_State *L)
     } else {
         lua_pushlstring(L, (const char *)buffer->data, (size_t)n);
     }
-    return 1;
+    lua_pushinteger(L, n);
+    return 2;
 }
 
 #if LH_HAVE_API5

@@ -1,0 +1,187 @@
+-- execlog: which instructions ran, in order, what memory each touched and
+-- which registers each changed. A port of QEMU's contrib/plugins/execlog.c
+-- (QEMU 10.0): same arguments, same trace lines.
+--
+--   ifilter=TEXT  log only instructions whose disassembly starts with TEXT
+--                 (ifilter=mov); repeatable
+--   afilter=ADDR  log only the instruction at ADDR, in hex (0x optional);
+--                 repeatable. With both filters an instruction matching
+--                 either is logged
+--   reg=GLOB      log changes of the registers whose name matches GLOB
+--                 (`*` and `?`: reg=rax, reg=xmm*, reg=x?); repeatable
+--   rdisas=on|off read registers only after instructions whose operands
+--                 name a tracked register, and log those too (default off)
+--
+-- A line: vCPU, address, the instruction's first 4 bytes as a
+-- little-endian number, "disassembly", then each memory access
+-- (", load, 0x<vaddr>"), then each register change (", rax -> 0x<value>"):
+--   0, 0x402914, 0x24848b48, "movq 0x100(%rsp), %rax", load, 0x7f6f449e7680, rax -> 0x00007f6f449e7688
+-- It is printed when the vCPU's next instruction executes, which is when
+-- the registers show what the instruction did; at exit, each vCPU's last.
+local insnclass = require("insnclass")     -- opcode(): the first 32 bits, as the C plugins read them
+local regs = require("regs")
+
+-- An address as ("%x"):format(vaddr) prints it, so that addresses of
+-- any size compare as strings in both Lua builds.
+local function parse_address(text)
+    local digits = text:match("^0[xX](%x+)$") or text:match("^(%x+)$")
+    digits = digits and digits:lower():match("^0*(%x-)$")
+    if not digits or #digits > 16 then
+        return nil, "expected a hex address"
+    end
+    return digits == "" and "0" or digits
+end
+
+local opt = luahost.args {
+    ifilter = luahost.args.list(),
+    afilter = luahost.args.list(luahost.args.custom(parse_address)),
+    reg = luahost.args.list(),
+    rdisas = false,
+}
+
+local filtering = #opt.ifilter > 0 or #opt.afilter > 0
+local tracking = #opt.reg > 0             -- even if no register matches, as execlog.c
+local rdisas = opt.rdisas and tracking
+local at_address = {}
+for _, addr in ipairs(opt.afilter) do
+    at_address[addr] = true
+end
+
+-- Chosen at the first vCPU's start (the registers are the same for all).
+local tracked           -- registers to watch; one matched twice is listed twice
+local change_label = {} -- register -> ", name -> "
+local tracked_names = {}    -- lower case, what rdisas looks for
+
+local function track_registers()
+    tracked = {}
+    local picked, hits = regs.select(luahost.registers(), opt.reg)
+    for i, reg in ipairs(picked) do
+        local name = reg.name:lower()
+        change_label[reg] = ", " .. name .. " -> "
+        tracked_names[#tracked_names + 1] = name
+        for _ = 1, hits[i] do
+            tracked[#tracked + 1] = reg
+        end
+    end
+end
+
+-- Per vCPU: line (the last logged instruction's, kept after printing, as
+-- execlog.c keeps its buffer), pending (not printed yet), and the watcher
+-- of the tracked registers' values.
+local cpus = {}
+
+luahost.on_vcpu_init(function(vcpu)
+    if not tracked then
+        track_registers()
+    end
+    -- a reused vCPU index drops the old thread's pending line, as execlog.c
+    cpus[vcpu] = { prefix = vcpu .. ", ", line = "", pending = false, watcher = regs.watcher(tracked) }
+end)
+
+local function append_changes(cpu)
+    local line = cpu.line
+    for _, reg, value, size in cpu.watcher:changed() do
+        line = line .. change_label[reg] .. regs.hex(value, size)
+    end
+    cpu.line = line
+end
+
+local function finish_line(cpu, with_changes)
+    if cpu.pending then
+        if with_changes then
+            append_changes(cpu)
+        end
+        luahost.outs(cpu.line .. "\n")
+        cpu.pending = false
+    end
+end
+
+-- Exec callbacks. `text` is the instruction's part of its line.
+local function log_insn(vcpu, text)
+    local cpu = cpus[vcpu]
+    finish_line(cpu, false)
+    cpu.line, cpu.pending = cpu.prefix .. text, true
+end
+
+local function log_insn_after_changes(vcpu, text)
+    local cpu = cpus[vcpu]
+    finish_line(cpu, true)
+    cpu.line, cpu.pending = cpu.prefix .. text, true
+end
+
+local function log_changes(vcpu)     -- on an instruction not logged
+    finish_line(cpus[vcpu], true)
+end
+
+local function log_access(vcpu, mem, vaddr)
+    local cpu = cpus[vcpu]
+    local kind = mem:is_store() and ", store" or ", load"
+    local hw = mem:hwaddr()          -- system mode: physical address and device
+    if hw then
+        cpu.line = ("%s%s, 0x%08x, %s"):format(cpu.line, kind, hw:phys_addr(), hw:device_name())
+    else
+        cpu.line = ("%s%s, 0x%08x"):format(cpu.line, kind, vaddr)
+    end
+end
+
+local function insn_text(insn, vaddr, disas)
+    return ('0x%x, 0x%x, "%s"'):format(vaddr, insnclass.opcode(insn:data()), disas)
+end
+
+local function selected(vaddr, disas)
+    if at_address[("%x"):format(vaddr)] then
+        return true
+    end
+    for _, prefix in ipairs(opt.ifilter) do
+        if disas:sub(1, #prefix) == prefix then
+            return true
+        end
+    end
+    return false
+end
+
+-- rdisas: do the operands name a tracked register? As in QEMU 10.0, the
+-- operands are the text from the first space (capstone's text always has
+-- one: "ret " too).
+local function names_tracked_register(disas)
+    local space = disas:find(" ", 1, true)
+    if space then
+        for _, name in ipairs(tracked_names) do
+            if disas:find(name, space, true) then
+                return true
+            end
+        end
+    end
+    return false
+end
+
+luahost.on_tb_translate(function(tb)
+    -- a block's first instruction checks registers even under rdisas:
+    -- whatever ran before it is not known here
+    local check_regs = tracking
+    for _, insn in tb:insns() do
+        local vaddr, disas = insn:vaddr(), insn:disas()
+        local names_reg = rdisas and names_tracked_register(disas)
+        if not filtering or names_reg or selected(vaddr, disas) then
+            insn:on_mem(log_access)
+            if check_regs then
+                insn:on_exec(log_insn_after_changes, insn_text(insn, vaddr, disas), "r")
+            else
+                insn:on_exec(log_insn, insn_text(insn, vaddr, disas))
+            end
+        elseif check_regs then
+            insn:on_exec(log_changes, nil, "r")
+        end
+        if rdisas then
+            check_regs = names_reg
+        end
+    end
+end)
+
+luahost.on_exit(function()
+    for vcpu = 0, luahost.num_vcpus() - 1 do
+        if cpus[vcpu] then
+            luahost.outs(cpus[vcpu].line .. "\n")
+        end
+    end
+end)
