@@ -4,13 +4,13 @@
 local helper = require("helper")
 
 local NAMES = {
-    x86_64 = { big = "rax", exact = "rdx", vector = "xmm0", core = "org.gnu.gdb.i386.core" },
+    x86_64 = { big = "rax", exact = "rdx", vector = "xmm0", flags = "eflags", core = "org.gnu.gdb.i386.core" },
     -- cortex-a57 would show v0; QEMU's default user-mode CPU has SVE: z0
-    aarch64 = { big = "x0", exact = "x2", vector = "z0", core = "org.gnu.gdb.aarch64.core" },
+    aarch64 = { big = "x0", exact = "x2", vector = "z0", flags = "cpsr", core = "org.gnu.gdb.aarch64.core" },
 }
 
 local READ_AT_PROBE = [[
-local opt = luahost.args { probe = 0, big = "", exact = "", vector = "" }
+local opt = luahost.args { probe = 0, big = "", exact = "", vector = "", flags = "" }
 local regs, by_name = nil, {}
 luahost.on_vcpu_init(function(vcpu)
     regs = luahost.registers()
@@ -29,8 +29,10 @@ luahost.on_tb_translate(function(tb)
                 luahost.printf("big %x\n", by_name[opt.big]:read())
                 luahost.printf("exact %x\n", by_name[opt.exact]:read())
                 luahost.printf("exact is 2^53+1: %s\n", tostring(by_name[opt.exact]:read() == EXACT))
-                local v = by_name[opt.vector]:read()
+                local v, vsize = by_name[opt.vector]:read()
                 luahost.printf("vector %d %s\n", #v, hex(v:sub(1, 16)))
+                luahost.printf("sizes %d %d %s\n", select(2, by_name[opt.big]:read()), vsize,
+                    tostring(select(2, by_name[opt.flags]:read())))
                 luahost.printf("%s\n", tostring(by_name[opt.big]))
             end, nil, "r")
             insn:on_exec(function(vcpu)
@@ -55,7 +57,7 @@ describe("registers", function()
                 .. " or math.tointeger(2^53) + 1\n"
             local r = helper.run_lua(arch, exact .. READ_AT_PROBE, helper.guest("api", arch), {
                 args = { "probe=" .. probe, "big=" .. names.big, "exact=" .. names.exact,
-                         "vector=" .. names.vector },
+                         "vector=" .. names.vector, "flags=" .. names.flags },
             })
             assert.are.equal(("first %s %s\n"):format(arch == "x86_64" and "rax" or "x0", names.core),
                 r.report:match("first [^\n]*\n"))
@@ -66,6 +68,9 @@ describe("registers", function()
             local size, bytes = r.report:match("vector (%d+) (%x+)\n")
             assert.is_true(tonumber(size) >= 16)
             assert.are.equal("00112233445566778899aabbccddeeff", bytes)
+            -- the second result is the size in bytes: 8 for a 64-bit
+            -- register, the string's length for a vector, 4 for the flags
+            assert.are.equal(("sizes 8 %d 4\n"):format(size), r.report:match("sizes [^\n]*\n"))
             assert.is_truthy(r.report:find("register " .. names.big .. "\n", 1, true))
             assert.is_truthy(r.report:find("without regs: [^\n]*cannot read registers in insn exec "
                 .. "callback: register it with regs=\"r\""), r.report)
