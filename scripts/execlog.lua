@@ -20,21 +20,11 @@
 -- the registers show what the instruction did; at exit, each vCPU's last.
 local insnclass = require("insnclass")     -- opcode(): the first 32 bits, as the C plugins read them
 local regs = require("regs")
-
--- An address as ("%x"):format(vaddr) prints it, so that addresses of
--- any size compare as strings in both Lua builds.
-local function parse_address(text)
-    local digits = text:match("^0[xX](%x+)$") or text:match("^(%x+)$")
-    digits = digits and digits:lower():match("^0*(%x-)$")
-    if not digits or #digits > 16 then
-        return nil, "expected a hex address"
-    end
-    return digits == "" and "0" or digits
-end
+local address = require("address")
 
 local opt = luahost.args {
     ifilter = luahost.args.list(),
-    afilter = luahost.args.list(luahost.args.custom(parse_address)),
+    afilter = luahost.args.list(luahost.args.custom(function(text) return address.parse(text, 16) end)),
     reg = luahost.args.list(),
     rdisas = false,
 }
@@ -129,7 +119,7 @@ local function insn_text(insn, vaddr, disas)
 end
 
 local function selected(vaddr, disas)
-    if at_address[("%x"):format(vaddr)] then
+    if at_address[address.key(vaddr)] then
         return true
     end
     for _, prefix in ipairs(opt.ifilter) do

@@ -11,22 +11,18 @@
 -- 0 to 255. No Lua runs per executed instruction: each instruction adds 1
 -- to its vCPU's count inline, and QEMU calls back only when the count
 -- reaches N+1, or when an instruction at a trigger address runs.
+local address = require("address")
 local args = luahost.args
 local opt = args { icount = args.string(), addr = args.list() }
 
--- A number as strtoull reads it (base 0), as lower-case hex digits:
--- addresses are compared as text, so that 64-bit ones stay exact in
--- LuaJIT, where numbers are doubles.
-local function hex_digits(text, what)
-    local digits = text:match("^0[xX](%x+)$")
-    if digits then
-        return (digits:lower():gsub("^0+(.)", "%1"))
+-- A number as strtoull base 0 reads it, as an address key (hex digits:
+-- exact for 64-bit addresses in LuaJIT too).
+local function key(text, what)
+    local k, why = address.parse(text)
+    if not k then
+        args.usage_error(("%s parsing failed: '%s' is %s"):format(what, text, why))
     end
-    local value = text:match("^0[0-7]*$") and tonumber(text, 8) or text:match("^%d+$") and tonumber(text, 10)
-    if not value or value >= 2 ^ 53 then
-        args.usage_error(("%s parsing failed: '%s' must be a number below 2^53, or 0x hex"):format(what, text))
-    end
-    return ("%x"):format(value)
+    return k
 end
 
 -- "N" or "N:CODE", as stoptrigger.c splits it.
@@ -35,27 +31,28 @@ local function split(text, what)
     if code == "" then
         return number, 0
     end
-    code = tonumber(hex_digits(code, what .. " exit code"), 16)
-    if code > 255 then
-        args.usage_error(("%s parsing failed: exit code %d is not 0 to 255"):format(what, code))
+    local value = tonumber(key(code, what .. " exit code"), 16)
+    if value < 0 or value > 255 then   -- < 0: Lua 5.4 wraps 64-bit hex
+        args.usage_error(("%s parsing failed: exit code '%s' is not 0 to 255"):format(what, code))
     end
-    return number, code
+    return number, value
 end
 
 local icount, icount_code
 if opt.icount then
     local n
     n, icount_code = split(opt.icount, "icount")
-    icount = n:match("^%d") and tonumber(hex_digits(n, "icount"), 16)
+    local digits = n:match("^%d") and address.parse(n)
+    icount = digits and tonumber(digits, 16)
     if not icount or icount < 1 or icount >= 2 ^ 53 then
         args.usage_error(("icount parsing failed: '%s' must be a positive integer"):format(n))
     end
 end
 
-local exit_code_at = {}   -- exit_code_at[hex digits of the address] = CODE
+local exit_code_at = {}   -- exit_code_at[address key] = CODE
 for _, text in ipairs(opt.addr) do
     local addr, code = split(text, "addr")
-    exit_code_at[hex_digits(addr, "addr")] = code
+    exit_code_at[key(addr, "addr")] = code
 end
 if not icount and next(exit_code_at) == nil then
     args.usage_error("'icount' or 'addr' argument missing")
@@ -78,7 +75,7 @@ local executed = luahost.scoreboard()   -- instructions started, per vCPU
 
 luahost.on_tb_translate(function(tb)
     for _, insn in tb:insns() do
-        local pc = ("%x"):format(insn:vaddr())
+        local pc = address.key(insn:vaddr())
         if icount then
             insn:inline("add", executed, 1)
             insn:on_exec_if(executed, "eq", icount + 1, icount_reached, pc)

@@ -244,7 +244,9 @@ describe("execlog.lua's arguments", function()
     it("refuse an afilter= that is no hex address (libexeclog.so takes it as 0)", function()
         for _, bad in ipairs({ "afilter=main", "afilter=", "afilter=0x10000000000000000" }) do
             local ours = refused(helper.luahost_plugin(helper.script("execlog.lua"), { bad }))
-            assert.matches("execlog%.lua:%d+: expected a hex address: " .. bad:gsub("%p", "%%%0") .. "\n", ours)
+            assert.matches("execlog%.lua:%d+: [^\n]*: " .. bad:gsub("%p", "%%%0") .. "\n", ours)
+            local line = ours:match("[^\n]*")
+            assert.is_truthy(line:find("not a hex address", 1, true) or line:find("wider than 64 bits", 1, true), line)
         end
     end)
 end)
