@@ -1,5 +1,6 @@
 -- Shared by the busted specs: paths from the environment meson sets, and
 -- running QEMU with plugins on the guest programs the tests build.
+local luassert = require("luassert")
 local helper = {}
 
 local function env(name)
@@ -211,6 +212,35 @@ end
 function helper.hot_loop_head(stdout)
     local hex = assert(stdout:match("hot_loop_head=0x(%x+)"), "guest did not print hot_loop_head")
     return tonumber(hex, 16)
+end
+
+-- Two top-N lists of the same run, a C plugin's and ours, each sorted by
+-- row[count], largest first. Their counts must be the same sequence, and
+-- the rows above the last row's count the same rows (key(row), as a
+-- multiset); rows tied at the last count may differ, because the C
+-- plugins order equal counts by their hash tables. Returns the number of
+-- rows above that count.
+function helper.assert_same_top_rows(title, c_rows, lua_rows, count, key)
+    luassert.are.equal(#c_rows, #lua_rows, title .. ": row count")
+    for i, row in ipairs(c_rows) do
+        luassert.are.equal(row[count], lua_rows[i][count], title .. ": count of row " .. i)
+        luassert.is_true(i == 1 or c_rows[i - 1][count] >= row[count], title .. ": C rows sorted")
+    end
+    local cut, above, n_above = c_rows[#c_rows] and c_rows[#c_rows][count], {}, 0
+    for _, row in ipairs(c_rows) do
+        if row[count] > cut then
+            above[key(row)] = (above[key(row)] or 0) + 1
+            n_above = n_above + 1
+        end
+    end
+    for _, row in ipairs(lua_rows) do
+        if row[count] > cut then
+            local k = key(row)
+            luassert.is_true((above[k] or 0) > 0, title .. ": row not in the C report: " .. k)
+            above[k] = above[k] - 1
+        end
+    end
+    return n_above
 end
 
 helper.arches = { "x86_64", "aarch64" }

@@ -27,45 +27,6 @@ local function parse_report(text)
     return { stats = stats, lists = lists }
 end
 
--- Two top lists of the same kind: same length, sorted; rows above the
--- count of the last row the same (as a multiset: ties come in any order);
--- at that count, as many rows in each. Returns the number of rows above.
-local function assert_same_top_rows(title, c_rows, lua_rows)
-    assert.are.equal(#c_rows, #lua_rows, title .. ": row count")
-    if #c_rows == 0 then
-        return 0
-    end
-    for _, rows in ipairs({ c_rows, lua_rows }) do
-        for i = 2, #rows do
-            assert.is_true(rows[i - 1].count >= rows[i].count, title .. ": rows sorted by misses")
-        end
-    end
-    local cut = c_rows[#c_rows].count
-    assert.are.equal(cut, lua_rows[#lua_rows].count, title .. ": misses of the last row")
-    local above, n_above, at = {}, 0, { c = 0, lua = 0 }
-    for _, r in ipairs(c_rows) do
-        if r.count > cut then
-            above[r.line] = (above[r.line] or 0) + 1
-            n_above = n_above + 1
-        else
-            at.c = at.c + 1
-        end
-    end
-    for _, r in ipairs(lua_rows) do
-        if r.count > cut then
-            assert.is_truthy(above[r.line], title .. ": row not in the C report: " .. r.line)
-            above[r.line] = above[r.line] - 1
-        else
-            at.lua = at.lua + 1
-        end
-    end
-    for line, n in pairs(above) do
-        assert.are.equal(0, n, title .. ": C row missing from ours: " .. line)
-    end
-    assert.are.equal(at.c, at.lua, title .. ": rows tied at the last count")
-    return n_above
-end
-
 -- Runs libcache.so and cache.lua with args on a guest; returns both
 -- parsed reports.
 local function run_both(arch, args, guest, guest_args)
@@ -83,7 +44,8 @@ local function assert_same_reports(c, lua)
     local above = {}
     for i, list in ipairs(c.lists) do
         assert.are.equal(list.title, lua.lists[i].title)
-        above[list.title] = assert_same_top_rows(list.title, list.rows, lua.lists[i].rows)
+        above[list.title] = helper.assert_same_top_rows(list.title, list.rows, lua.lists[i].rows, "count",
+            function(row) return row.line end)
     end
     return above
 end

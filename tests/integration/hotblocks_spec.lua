@@ -40,36 +40,8 @@ local function parse_report(text)
     return { entries = entries, rows = rows, has_header = text:find("pc, tcount, icount, ecount\n", 1, true) ~= nil }
 end
 
--- Both lists are the top N by execution count; blocks tied with the last
--- row may be cut differently (the C plugin's order among equal counts is
--- its hash table's). Rows above the last count must match exactly; at the
--- last count, the rows each printed must match in number.
 local function assert_same_top_rows(c_rows, lua_rows)
-    assert.are.equal(#c_rows, #lua_rows, "row count")
-    if #c_rows == 0 then
-        return
-    end
-    for i = 2, #lua_rows do
-        assert.is_true(lua_rows[i - 1].ecount >= lua_rows[i].ecount, "rows sorted by ecount")
-    end
-    local cut = c_rows[#c_rows].ecount
-    assert.are.equal(cut, lua_rows[#lua_rows].ecount, "ecount of the last row")
-    local above, at = {}, { c = 0, lua = 0 }
-    for _, r in ipairs(c_rows) do
-        if r.ecount > cut then above[r.key] = (above[r.key] or 0) + 1 else at.c = at.c + 1 end
-    end
-    for _, r in ipairs(lua_rows) do
-        if r.ecount > cut then
-            assert.is_truthy(above[r.key], "row not in the C report: " .. r.key)
-            above[r.key] = above[r.key] - 1
-        else
-            at.lua = at.lua + 1
-        end
-    end
-    for key, n in pairs(above) do
-        assert.are.equal(0, n, "C row missing from ours: " .. key)
-    end
-    assert.are.equal(at.c, at.lua, "rows tied at the last count")
+    helper.assert_same_top_rows("hotblocks", c_rows, lua_rows, "ecount", function(row) return row.key end)
 end
 
 local function run_both(arch, guest, guest_args, inline, extra)
