@@ -1,4 +1,5 @@
--- cache: how would this program fare on a given cache hierarchy? Per-core
+-- cache: cache misses per core and the instructions that miss most.
+-- How would this program fare on a given cache hierarchy? Per-core
 -- L1 instruction and data caches (and a unified L2 if asked) are simulated
 -- on every instruction fetch and memory access; the report gives each
 -- core's accesses, misses and miss rates, then the instructions that miss

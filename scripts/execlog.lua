@@ -1,5 +1,6 @@
--- execlog: which instructions ran, in order, what memory each touched and
--- which registers each changed. A port of QEMU's contrib/plugins/execlog.c
+-- execlog: a trace of executed instructions, memory accesses, registers.
+-- Which instructions ran, in order, what memory each touched and which
+-- registers each changed. A port of QEMU's contrib/plugins/execlog.c
 -- (QEMU 10.0): same arguments, same trace lines.
 --
 --   ifilter=TEXT  log only instructions whose disassembly starts with TEXT

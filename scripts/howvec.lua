@@ -1,6 +1,7 @@
--- howvec: how vectorised is this code? Executed instructions counted by
--- class (branches, loads and stores, SIMD, ...), and chosen classes
--- instruction by instruction.
+-- howvec: executed instructions by class, and by instruction.
+-- How vectorised is this code? Executed instructions counted by class
+-- (branches, loads and stores, SIMD, ...), and chosen classes instruction
+-- by instruction.
 -- A port of QEMU's contrib/plugins/howvec.c: same arguments, same report,
 -- same class tables. On x86_64, where howvec.c has no table, the classes
 -- come from capstone's instruction groups (docs/scripts/howvec.md).

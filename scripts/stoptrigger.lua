@@ -1,5 +1,6 @@
--- stoptrigger: end the emulation after N instructions, or when the guest
--- reaches an address. A port of QEMU's contrib/plugins/stoptrigger.c: same
+-- stoptrigger: stop the guest after N instructions or at an address.
+-- End the emulation after N instructions, or when the guest reaches an
+-- address. A port of QEMU's contrib/plugins/stoptrigger.c: same
 -- arguments, same messages, same exit codes.
 --
 --   icount=N[:CODE]  exit with CODE (default 0) when a vCPU is about to
