@@ -7,6 +7,13 @@
  * architecture with detail on. Translation callbacks run under the host
  * lock, so one handle and one instruction buffer serve every call.
  *
+ * insn:disas() in user mode comes from a second handle set up as QEMU
+ * sets up its own (disas/capstone.c: skipdata, AT&T syntax on x86) and
+ * printed as QEMU prints it, "mnemonic op_str": the same library gives
+ * the same text, while QEMU opens and closes capstone on every call,
+ * about 6 us each. System mode keeps QEMU's, which follows the CPU mode
+ * (16, 32 or 64-bit x86, AArch32).
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <capstone/capstone.h>
@@ -17,6 +24,9 @@ static char *target_name;   /* from raw.info, kept for the lazy open */
 static csh handle;
 static cs_insn *decoded;    /* the buffer cs_disasm_iter reuses */
 static const char *open_error;
+static csh text_handle;     /* as QEMU's, for insn:disas */
+static cs_insn *text_decoded;
+static bool text_failed;
 
 /* Called by lh_open_insn, once raw.info exists. */
 void lh_disas_init(lua_State *L, int raw)
@@ -89,4 +99,52 @@ int lh_insn_groups(lua_State *L)
         }
     }
     return 1;
+}
+
+/* Opens the text handle once; false if this guest has none. */
+static bool open_text_capstone(void)
+{
+    if (text_decoded != NULL || text_failed) {
+        return !text_failed;
+    }
+    text_failed = true;
+    if (g_strcmp0(target_name, "x86_64") == 0) {
+        if (cs_open(CS_ARCH_X86, CS_MODE_64, &text_handle) != CS_ERR_OK) {
+            return false;
+        }
+        cs_option(text_handle, CS_OPT_SYNTAX, CS_OPT_SYNTAX_ATT);
+    } else if (g_strcmp0(target_name, "aarch64") == 0) {
+        if (cs_open(CS_ARCH_ARM64, CS_MODE_LITTLE_ENDIAN, &text_handle) != CS_ERR_OK) {
+            return false;
+        }
+    } else {
+        return false;
+    }
+    cs_option(text_handle, CS_OPT_SKIPDATA, CS_OPT_ON);
+    text_decoded = cs_malloc(text_handle);
+    text_failed = text_decoded == NULL;
+    return !text_failed;
+}
+
+/*
+ * Pushes insn's disassembly as QEMU's qemu_plugin_insn_disas gives it, and
+ * returns true; false (nothing pushed) where QEMU's own must be used.
+ */
+bool lh_push_disas(lua_State *L, struct qemu_plugin_insn *insn)
+{
+    uint8_t bytes[32];
+
+    if (lh.system_emulation || !open_text_capstone()) {
+        return false;
+    }
+    size_t size = qemu_plugin_insn_data(insn, bytes, sizeof(bytes));
+    const uint8_t *code = bytes;
+    uint64_t address = qemu_plugin_insn_vaddr(insn);
+
+    if (cs_disasm_iter(text_handle, &code, &size, &address, text_decoded)) {
+        lua_pushfstring(L, "%s %s", text_decoded->mnemonic, text_decoded->op_str);
+    } else {
+        lua_pushliteral(L, "");
+    }
+    return true;
 }

@@ -9,6 +9,10 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <inttypes.h>
+#include <stdio.h>
+#include <time.h>
+
 #include "luahost.h"
 
 typedef enum {
@@ -87,6 +91,7 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu_index)
  */
 static void on_vcpu_exit(qemu_plugin_id_t id, unsigned int vcpu_index)
 {
+    lh_streams_flush_vcpu(vcpu_index);
     CALL_HOOKS(EV_VCPU_EXIT, LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, 1,
                lua_pushinteger(L, vcpu_index));
 }
@@ -103,9 +108,45 @@ static void on_vcpu_resume(qemu_plugin_id_t id, unsigned int vcpu_index)
                lua_pushinteger(L, vcpu_index));
 }
 
+/* stats=on: translations and the time spent in their hooks. */
+static uint64_t blocks_translated, translation_ns;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
+    uint64_t start = lh.stats ? now_ns() : 0;
+
     CALL_HOOKS(EV_TB_TRANS, LH_SOME_VCPU, QEMU_PLUGIN_CB_NO_REGS, 1, lh_push_tb(L, tb));
+    if (lh.stats) {
+        uint64_t spent = now_ns() - start;
+        lh_lock();
+        blocks_translated++;
+        translation_ns += spent;
+        lh_unlock();
+    }
+}
+
+/* One line on stderr (lh_report's copy of it), read by people and by bench/run. */
+static void report_stats(void)
+{
+    uint64_t batches, events;
+
+    lh_streams_stats(&batches, &events);
+    FILE *out = lh_report_stream();
+
+    fprintf(out, "luahost: stats: %" PRIu64 " blocks translated, %.3f ms in translation hooks "
+            "(%.2f us per block); %" PRIu64 " batches, %" PRIu64 " events streamed\n",
+            blocks_translated, translation_ns / 1e6,
+            blocks_translated > 0 ? translation_ns / 1e3 / blocks_translated : 0.0,
+            batches, events);
+    fflush(out);
 }
 
 static void on_flush(qemu_plugin_id_t id)
@@ -181,8 +222,12 @@ static void on_discon(qemu_plugin_id_t id, unsigned int vcpu_index,
  */
 static void on_atexit(qemu_plugin_id_t id, void *udata)
 {
+    lh_streams_flush_all();
     CALL_HOOKS(EV_ATEXIT, LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, 0, (void)0);
     lh_lock();
+    if (lh.stats) {
+        report_stats();
+    }
     if (lh.errors > 0) {
         lh_report("%d callback error(s) in this run (on_error=disable): exit status 1", lh.errors);
         lh_stop(EXIT_FAILURE);
@@ -278,6 +323,20 @@ void lh_want_exit_callback(void)
     register_with_qemu(EV_ATEXIT);
 }
 
+/* Streams deliver a vCPU's last events when it exits. */
+void lh_want_vcpu_exit_callback(void)
+{
+    register_with_qemu(EV_VCPU_EXIT);
+}
+
+/* raw.enable_stats(): for stats=on. */
+static int enable_stats(lua_State *L)
+{
+    lh.stats = true;
+    lh_want_exit_callback();
+    return 0;
+}
+
 /* raw.flush_at_exit(): for outfile=. */
 static int flush_at_exit(lua_State *L)
 {
@@ -330,4 +389,6 @@ void lh_open_events(lua_State *L, int raw)
     lua_setfield(L, raw, "register");
     lua_pushcfunction(L, flush_at_exit);
     lua_setfield(L, raw, "flush_at_exit");
+    lua_pushcfunction(L, enable_stats);
+    lua_setfield(L, raw, "enable_stats");
 }

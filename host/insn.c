@@ -47,7 +47,12 @@ static int insn_data(lua_State *L)
 
 static int insn_disas(lua_State *L)
 {
-    char *text = qemu_plugin_insn_disas(check_insn(L));
+    struct qemu_plugin_insn *insn = check_insn(L);
+
+    if (lh_push_disas(L, insn)) {
+        return 1;
+    }
+    char *text = qemu_plugin_insn_disas(insn);
 
     lua_pushstring(L, text != NULL ? text : "");
     g_free(text);

@@ -28,11 +28,13 @@ static void on_reset_done(qemu_plugin_id_t id)
 {
     LhScope saved = lh_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "reset completion callback");
     reset_pending = false;
+    lh_streams_flush_all();     /* QEMU dropped the sites: nothing more comes */
     lh_events_forget();
     /* The host's exit work (outfile=, on_error=disable) survives a reset. */
-    if (lh.flush_at_exit || !lh.abort_on_error) {
+    if (lh.flush_at_exit || !lh.abort_on_error || lh.stats) {
         lh_want_exit_callback();
     }
+    lh_streams_rearm();
     LhHook *hook = reset_done;
     reset_done = NULL;
     call_completion(hook);
@@ -46,6 +48,7 @@ static void on_reset_done(qemu_plugin_id_t id)
 static void on_uninstall_done(qemu_plugin_id_t id)
 {
     LhScope saved = lh_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "uninstall completion callback");
+    lh_streams_flush_all();
     call_completion(uninstall_done);
     lh.uninstalled = true;
     fflush(NULL);

@@ -11,6 +11,7 @@
 #define LUAHOST_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <glib.h>
 #include <qemu-plugin.h>
@@ -24,6 +25,7 @@
 #define LH_MEM_MT "luahost.mem"
 #define LH_HWADDR_MT "luahost.hwaddr"
 #define LH_CLOCK_MT "luahost.clock"
+#define LH_STREAM_MT "luahost.stream"
 
 /*
  * A function definition QEMU calls back, keyed by where it is defined:
@@ -75,6 +77,7 @@ typedef struct LhRuntime {
     bool uninstalled;       /* after luahost.uninstall completed */
     bool flush_at_exit;     /* outfile= is open */
     bool system_emulation;
+    bool stats;             /* stats=on: report costs at exit */
 } LhRuntime;
 
 extern LhRuntime lh;
@@ -84,6 +87,8 @@ void lh_lock(void);
 void lh_unlock(void);
 bool lh_pcall(lua_State *L, int nargs, int nresults, const char *what);
 void lh_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+void lh_open_report_stream(void);
+FILE *lh_report_stream(void);
 int lh_error(lua_State *L, const char *fmt, ...);
 LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what);
 LhHook *lh_callback_new(lua_State *L, int fn_idx, int regs_idx, const char *what);
@@ -95,6 +100,7 @@ void lh_stop(int status) G_GNUC_NORETURN;
 /* events.c: the trampolines of tb, insn and memory callbacks. */
 void lh_exec_cb(unsigned int vcpu_index, void *udata);
 void lh_want_exit_callback(void);
+void lh_want_vcpu_exit_callback(void);
 void lh_events_forget(void);
 enum qemu_plugin_cb_flags lh_check_regs(lua_State *L, int idx);
 enum qemu_plugin_cond lh_check_cond(lua_State *L, int idx);
@@ -134,6 +140,13 @@ void lh_open_registers(lua_State *L, int raw);
 void lh_open_guest(lua_State *L, int raw);
 void lh_open_clock(lua_State *L, int raw);
 void lh_open_lifecycle(lua_State *L, int raw);
+void lh_open_stream(lua_State *L, int raw);
+
+/* stream.c: what the host delivers of streams outside their own callbacks. */
+void lh_streams_flush_vcpu(unsigned int vcpu);
+void lh_streams_flush_all(void);
+void lh_streams_rearm(void);
+void lh_streams_stats(uint64_t *batches, uint64_t *events);
 
 /* Constructors and checkers shared between the type files. */
 void lh_push_tb(lua_State *L, struct qemu_plugin_tb *tb);
@@ -148,9 +161,10 @@ typedef struct LhInline {
 } LhInline;
 LhInline lh_check_inline(lua_State *L, int idx);
 
-/* disas.c: capstone instruction groups for insn:groups(). */
+/* disas.c: capstone instruction groups for insn:groups(), user-mode insn:disas(). */
 void lh_disas_init(lua_State *L, int raw);
 int lh_insn_groups(lua_State *L);
+bool lh_push_disas(lua_State *L, struct qemu_plugin_insn *insn);
 
 /* Embedded Lua sources (generated at build time from lua/). */
 typedef struct LhEmbedded {

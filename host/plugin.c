@@ -172,6 +172,7 @@ static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **arg
     lh_open_guest(L, raw);
     lh_open_clock(L, raw);
     lh_open_lifecycle(L, raw);
+    lh_open_stream(L, raw);
     push_features(L);
     lua_setfield(L, raw, "features");
 }
@@ -225,6 +226,7 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
     bool ok;
 
     g_rec_mutex_init(&lh.lock);
+    lh_open_report_stream();
     export_lua_symbols();
     lh.id = id;
     lh.abort_on_error = true;

@@ -4,6 +4,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,17 +31,40 @@ void lh_unlock(void)
     g_rec_mutex_unlock(&lh.lock);
 }
 
-/* Errors always reach stderr: QEMU's log is off unless -d plugin is given. */
+/*
+ * Errors always reach stderr: QEMU's log is off unless -d plugin is given.
+ * A copy of it, taken at install: in user mode the guest shares QEMU's
+ * file descriptors, and programs such as xz close their stderr before
+ * exiting, which would lose what the host reports at exit.
+ */
+static FILE *report_stream;
+
+void lh_open_report_stream(void)
+{
+    int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+
+    report_stream = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (report_stream == NULL) {
+        report_stream = stderr;
+    }
+}
+
+FILE *lh_report_stream(void)
+{
+    return report_stream != NULL ? report_stream : stderr;
+}
+
 void lh_report(const char *fmt, ...)
 {
+    FILE *out = lh_report_stream();
     va_list ap;
 
-    fputs("luahost: ", stderr);
+    fputs("luahost: ", out);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(out, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
+    fputc('\n', out);
+    fflush(out);
 }
 
 /* As lua.c's msghandler: a traceback, also for non-string error objects. */

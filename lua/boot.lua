@@ -1,12 +1,12 @@
 -- boot: run by the host at install time with the private raw table.
 -- It builds the public API, takes the host's own arguments (script=,
--- on_error=, outfile=, e=), sets the module path and loads the script. It returns true,
+-- on_error=, outfile=, stats=, e=), sets the module path and loads the script. It returns true,
 -- or nil and one message for the user's mistakes; the host then makes
 -- QEMU refuse the plugin.
 local raw = ...
 
 -- e=: Lua source given in the plugin argument itself (one-liners).
-local HOST_ARGS = { script = true, on_error = true, outfile = true, e = true }
+local HOST_ARGS = { script = true, on_error = true, outfile = true, stats = true, e = true }
 
 if jit then
     raw.load_embedded("compat_jit")(raw)
@@ -122,6 +122,15 @@ if host.on_error then
         return nil, ("on_error=%s: expected on_error=abort or on_error=disable"):format(host.on_error)
     end
     raw.set_error_policy(host.on_error)
+end
+
+if host.stats then
+    if host.stats ~= "on" and host.stats ~= "off" then
+        return nil, ("stats=%s: expected stats=on or stats=off"):format(host.stats)
+    end
+    if host.stats == "on" then
+        raw.enable_stats()
+    end
 end
 
 if host.outfile then

@@ -1,0 +1,608 @@
+/*
+ * luahost: event streams ("luahost.stream").
+ *
+ * A stream records block executions, instruction executions and memory
+ * accesses into per-vCPU column buffers from C callbacks that never enter
+ * Lua nor take the lock, and hands each buffer to the script's on_batch
+ * function when it is full, when its vCPU exits, at exit (before the exit
+ * hooks) and on a reset or uninstall. Events of one vCPU arrive in the
+ * order they happened; batches of different vCPUs interleave.
+ *
+ * Columns, not records: Lua 5.4 copies only the columns a script reads
+ * into reused tables (lua/stream.lua), LuaJIT reads them in place through
+ * FFI pointers, which stay valid because a buffer never moves.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <string.h>
+
+#include "luahost.h"
+
+enum { KIND_TB, KIND_INSN, KIND_LOAD, KIND_STORE };
+
+/* Column names, in the order of the LhColumn enum (and of docs/api.md). */
+static const char *const column_names[] = {
+    "kind", "size", "id", "pc", "addr", "value", "value_high", "paddr", "device", NULL,
+};
+enum LhColumn { COL_KIND, COL_SIZE, COL_ID, COL_PC, COL_ADDR, COL_VALUE, COL_VALUE_HIGH,
+                COL_PADDR, COL_DEVICE, COL_COUNT };
+
+/* One vCPU's buffer: allocated on the vCPU's first event, never moved. */
+typedef struct LhStreamBuf {
+    uint32_t n;             /* events in it */
+    uint32_t gen;           /* bumped when a delivery ends: batch liveness */
+    bool delivering;        /* its on_batch is running */
+    bool has_last_exec, has_last_mem;
+    uint64_t last_exec, last_mem;   /* coalesce: the block of the previous event */
+    uint64_t coalesced_exec, coalesced_mem;
+    uint8_t *kind;
+    uint16_t *size;
+    uint16_t *device;       /* physical: 0 none, 1 RAM, else a device name */
+    uint32_t *id;           /* 32 bits: LuaJIT reads it as a plain number */
+    uint64_t *pc;
+    uint64_t *addr;
+    uint64_t *value;        /* values: the low 64 bits ... */
+    uint64_t *value_high;   /* ... and the high ones of 16-byte accesses */
+    uint64_t *paddr;
+} LhStreamBuf;
+
+typedef struct LhStream {
+    struct qemu_plugin_scoreboard *bufs;    /* LhStreamBuf * per vCPU */
+    LhHook *on_batch;
+    int self_ref;           /* the userdata: kept alive, QEMU holds sites */
+    uint32_t capacity;
+    bool values;
+    bool physical;
+    uint64_t exec_block_mask;   /* coalesce: ~(block size - 1), or 0 */
+    uint64_t mem_block_mask;
+} LhStream;
+
+/* One registration: what every event it records shares. */
+typedef struct LhSite {
+    LhStream *stream;
+    uint64_t pc;
+    uint32_t id;
+    uint16_t size;
+    uint8_t kind;
+} LhSite;
+
+/* Every stream, for the flushes at vCPU exit, exit, reset and uninstall. */
+static GPtrArray *streams;
+static int deliver_ref = LUA_NOREF;     /* lua/stream.lua's delivery function */
+static uint64_t batches_delivered, events_delivered;
+
+/* Device names (system mode), interned: index 1 is "RAM". */
+static GPtrArray *device_names;
+static GMutex device_lock;
+
+static uint16_t device_index(const char *name)
+{
+    uint16_t index = 0;
+
+    g_mutex_lock(&device_lock);
+    for (guint i = 0; i < device_names->len; i++) {
+        if (strcmp(g_ptr_array_index(device_names, i), name) == 0) {
+            index = (uint16_t)(i + 1);
+            break;
+        }
+    }
+    if (index == 0 && device_names->len < UINT16_MAX) {
+        g_ptr_array_add(device_names, g_strdup(name));
+        index = (uint16_t)device_names->len;
+    }
+    g_mutex_unlock(&device_lock);
+    return index;
+}
+
+static LhStreamBuf *buf_new(LhStream *s)
+{
+    LhStreamBuf *b = g_new0(LhStreamBuf, 1);
+    size_t cap = s->capacity;
+
+    b->kind = g_new(uint8_t, cap);
+    b->size = g_new(uint16_t, cap);
+    b->id = g_new(uint32_t, cap);
+    b->pc = g_new(uint64_t, cap);
+    b->addr = g_new(uint64_t, cap);
+    if (s->values) {
+        b->value = g_new(uint64_t, cap);
+        b->value_high = g_new(uint64_t, cap);
+    }
+    if (s->physical) {
+        b->paddr = g_new(uint64_t, cap);
+        b->device = g_new(uint16_t, cap);
+    }
+    return b;
+}
+
+static inline LhStreamBuf *buf_of(LhStream *s, unsigned int vcpu)
+{
+    LhStreamBuf **slot = qemu_plugin_scoreboard_find(s->bufs, vcpu);
+
+    if (G_UNLIKELY(*slot == NULL)) {
+        *slot = buf_new(s);
+    }
+    return *slot;
+}
+
+/*
+ * Hands b's events to on_batch through lua/stream.lua's deliver(stream,
+ * fn, vcpu, buf, n, gen), then empties b. vcpu_ctx is the scope's vCPU:
+ * the vCPU itself when it filled up on its own thread, LH_NO_VCPU for
+ * the flushes at vCPU exit and exit.
+ */
+static void deliver(LhStream *s, LhStreamBuf *b, unsigned int vcpu, int vcpu_ctx)
+{
+    if (b->n == 0 || b->delivering) {
+        return;
+    }
+    LhScope saved = lh_enter(vcpu_ctx, QEMU_PLUGIN_CB_NO_REGS, s->on_batch->func->what);
+    lua_State *L = lh.L;
+
+    b->delivering = true;
+    batches_delivered++;
+    events_delivered += b->n;
+    if (!lh_hook_disabled(s->on_batch)) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, deliver_ref);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->on_batch->fn_ref);
+        lua_pushinteger(L, vcpu);
+        lua_pushlightuserdata(L, b);
+        lua_pushinteger(L, b->n);
+        lua_pushinteger(L, b->gen);
+        lh_hook_call(s->on_batch, 6);
+    }
+    b->n = 0;
+    b->gen++;
+    b->delivering = false;
+    lh_leave(saved);
+}
+
+static inline void full_check(LhSite *site, LhStreamBuf *b, unsigned int vcpu)
+{
+    if (G_UNLIKELY(++b->n == site->stream->capacity)) {
+        deliver(site->stream, b, vcpu, (int)vcpu);
+    }
+}
+
+static void record_exec(unsigned int vcpu, void *udata)
+{
+    LhSite *site = udata;
+
+    LhStream *s = site->stream;
+
+    if (G_UNLIKELY(lh_hook_disabled(s->on_batch))) {
+        return;
+    }
+    LhStreamBuf *b = buf_of(s, vcpu);
+    if (s->exec_block_mask != 0) {
+        uint64_t block = site->pc & s->exec_block_mask;
+        if (b->has_last_exec && block == b->last_exec) {
+            b->coalesced_exec++;
+            return;
+        }
+        b->last_exec = block;
+        b->has_last_exec = true;
+    }
+    uint32_t i = b->n;
+
+    b->kind[i] = site->kind;
+    b->size[i] = site->size;
+    b->id[i] = site->id;
+    b->pc[i] = site->pc;
+    b->addr[i] = site->pc;
+    if (b->value != NULL) {
+        b->value[i] = 0;
+        b->value_high[i] = 0;
+    }
+    if (b->paddr != NULL) {
+        b->paddr[i] = 0;
+        b->device[i] = 0;
+    }
+    full_check(site, b, vcpu);
+}
+
+static void record_value(LhStreamBuf *b, uint32_t i, qemu_plugin_meminfo_t info)
+{
+    qemu_plugin_mem_value v = qemu_plugin_mem_get_value(info);
+
+    b->value_high[i] = 0;
+    switch (v.type) {
+    case QEMU_PLUGIN_MEM_VALUE_U8:
+        b->value[i] = v.data.u8;
+        break;
+    case QEMU_PLUGIN_MEM_VALUE_U16:
+        b->value[i] = v.data.u16;
+        break;
+    case QEMU_PLUGIN_MEM_VALUE_U32:
+        b->value[i] = v.data.u32;
+        break;
+    case QEMU_PLUGIN_MEM_VALUE_U64:
+        b->value[i] = v.data.u64;
+        break;
+    case QEMU_PLUGIN_MEM_VALUE_U128:
+        b->value[i] = v.data.u128.low;
+        b->value_high[i] = v.data.u128.high;
+        break;
+    default:
+        b->value[i] = 0;
+    }
+}
+
+/* The physical side of an access; without a hwaddr (user mode) device 0 and paddr = vaddr. */
+typedef struct LhPhysical {
+    uint64_t paddr;
+    uint16_t device;
+} LhPhysical;
+
+static LhPhysical physical_of(qemu_plugin_meminfo_t info, uint64_t vaddr)
+{
+    struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
+    LhPhysical p = { vaddr, 0 };
+
+    if (hw != NULL) {
+        p.paddr = qemu_plugin_hwaddr_phys_addr(hw);
+        p.device = qemu_plugin_hwaddr_is_io(hw) ? device_index(qemu_plugin_hwaddr_device_name(hw)) : 1;
+    }
+    return p;
+}
+
+/*
+ * coalesce: an access to the block of the previous one (physical when the
+ * stream records physical addresses) is only counted. Device accesses
+ * never are, nor do they move the previous block.
+ */
+static bool coalesced_mem(LhStream *s, LhStreamBuf *b, uint64_t addr, uint16_t device)
+{
+    if (device > 1) {
+        return false;
+    }
+    uint64_t block = addr & s->mem_block_mask;
+    if (b->has_last_mem && block == b->last_mem) {
+        b->coalesced_mem++;
+        return true;
+    }
+    b->last_mem = block;
+    b->has_last_mem = true;
+    return false;
+}
+
+static void record_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
+{
+    LhSite *site = udata;
+    LhStream *s = site->stream;
+    LhPhysical phys = { vaddr, 0 };
+
+    if (G_UNLIKELY(lh_hook_disabled(s->on_batch))) {
+        return;
+    }
+    LhStreamBuf *b = buf_of(s, vcpu);
+    if (s->physical) {
+        phys = physical_of(info, vaddr);
+    }
+    if (s->mem_block_mask != 0 && coalesced_mem(s, b, phys.paddr, phys.device)) {
+        return;
+    }
+    uint32_t i = b->n;
+
+    b->kind[i] = qemu_plugin_mem_is_store(info) ? KIND_STORE : KIND_LOAD;
+    b->size[i] = (uint16_t)(1u << qemu_plugin_mem_size_shift(info));
+    b->id[i] = site->id;
+    b->pc[i] = site->pc;
+    b->addr[i] = vaddr;
+    if (b->value != NULL) {
+        record_value(b, i, info);
+    }
+    if (b->paddr != NULL) {
+        b->paddr[i] = phys.paddr;
+        b->device[i] = phys.device;
+    }
+    full_check(site, b, vcpu);
+}
+
+static LhStream *check_stream(lua_State *L)
+{
+    return *(LhStream **)luaL_checkudata(L, 1, LH_STREAM_MT);
+}
+
+/* The site's id: the argument at idx, 0 to 2^32 - 1, or 0. */
+static LhSite *site_new(lua_State *L, LhStream *s, int id_idx, uint64_t pc, uint8_t kind, uint16_t size)
+{
+    lua_Number id = luaL_optnumber(L, id_idx, 0);
+    LhSite *site;
+
+    luaL_argcheck(L, id >= 0 && id <= UINT32_MAX && id == (lua_Number)(uint32_t)id, id_idx,
+                  "id must be an integer from 0 to 2^32 - 1");
+    site = g_new(LhSite, 1);    /* kept: QEMU holds it in its TBs */
+    site->stream = s;
+    site->pc = pc;
+    site->id = (uint32_t)id;
+    site->kind = kind;
+    site->size = size;
+    return site;
+}
+
+/* stream:exec(tb_or_insn [, id]): record each execution. */
+static int stream_exec(lua_State *L)
+{
+    LhStream *s = check_stream(L);
+
+    if (luaL_testudata(L, 2, LH_TB_MT) != NULL) {
+        struct qemu_plugin_tb *tb = lh_check_handle(L, 2, LH_TB_MT, "a tb");
+        size_t n = qemu_plugin_tb_n_insns(tb);
+        LhSite *site = site_new(L, s, 3, qemu_plugin_tb_vaddr(tb), KIND_TB,
+                                (uint16_t)MIN(n, UINT16_MAX));
+        qemu_plugin_register_vcpu_tb_exec_cb(tb, record_exec, QEMU_PLUGIN_CB_NO_REGS, site);
+    } else if (luaL_testudata(L, 2, LH_INSN_MT) != NULL) {
+        struct qemu_plugin_insn *insn = lh_check_handle(L, 2, LH_INSN_MT, "an insn");
+        LhSite *site = site_new(L, s, 3, qemu_plugin_insn_vaddr(insn), KIND_INSN,
+                                (uint16_t)qemu_plugin_insn_size(insn));
+        qemu_plugin_register_vcpu_insn_exec_cb(insn, record_exec, QEMU_PLUGIN_CB_NO_REGS, site);
+    } else {
+        return luaL_typerror(L, 2, "tb or insn");
+    }
+    return 0;
+}
+
+/* stream:mem(insn [, id [, rw]]): record each of insn's memory accesses. */
+static int stream_mem(lua_State *L)
+{
+    LhStream *s = check_stream(L);
+    struct qemu_plugin_insn *insn = lh_check_handle(L, 2, LH_INSN_MT, "an insn");
+    enum qemu_plugin_mem_rw rw = lh_check_rw(L, 4);
+    LhSite *site = site_new(L, s, 3, qemu_plugin_insn_vaddr(insn), KIND_LOAD, 0);
+
+    qemu_plugin_register_vcpu_mem_cb(insn, record_mem, QEMU_PLUGIN_CB_NO_REGS, rw, site);
+    return 0;
+}
+
+/* stream:flush(): deliver the running vCPU's events now. */
+static int stream_flush(lua_State *L)
+{
+    LhStream *s = check_stream(L);
+
+    if (lh.ctx.vcpu < 0) {
+        return lh_error(L, "stream:flush() delivers the running vCPU's events: call it from "
+                           "a callback with a vCPU index (execution, memory, syscall), not from %s",
+                        lh.ctx.what);
+    }
+    LhStreamBuf *b = buf_of(s, (unsigned int)lh.ctx.vcpu);
+    if (b->delivering) {
+        return lh_error(L, "stream:flush() called from this vCPU's own on_batch");
+    }
+    deliver(s, b, (unsigned int)lh.ctx.vcpu, lh.ctx.vcpu);
+    return 0;
+}
+
+/* stream:coalesced(vcpu): the events coalesce= counted and left out, exec and mem. */
+static int stream_coalesced(lua_State *L)
+{
+    LhStream *s = check_stream(L);
+    lua_Integer vcpu = luaL_checkinteger(L, 2);
+    LhStreamBuf *b = NULL;
+
+    if (vcpu >= 0 && vcpu < qemu_plugin_num_vcpus()) {
+        b = *(LhStreamBuf **)qemu_plugin_scoreboard_find(s->bufs, (unsigned int)vcpu);
+    }
+    lh_push_u64(L, b != NULL ? b->coalesced_exec : 0);
+    lh_push_u64(L, b != NULL ? b->coalesced_mem : 0);
+    return 2;
+}
+
+static int stream_tostring(lua_State *L)
+{
+    LhStream *s = check_stream(L);
+
+    lua_pushfstring(L, "stream (%d events per vCPU batch)", (int)s->capacity);
+    return 1;
+}
+
+/* A coalescing block size: 0 (off) or a power of two, as a mask. */
+static uint64_t check_block_mask(lua_State *L, int idx)
+{
+    lua_Integer size = luaL_optinteger(L, idx, 0);
+
+    luaL_argcheck(L, size >= 0 && (size & (size - 1)) == 0, idx,
+                  "a coalescing block size must be a power of two");
+    return size == 0 ? 0 : ~(uint64_t)(size - 1);
+}
+
+/*
+ * raw.stream_new(on_batch, capacity, values, physical, exec_block,
+ * mem_block): a stream. Streams live as long as the plugin: QEMU keeps
+ * their sites in translated code.
+ */
+static int stream_new(lua_State *L)
+{
+    lua_Integer capacity = luaL_checkinteger(L, 2);
+    uint64_t exec_mask = check_block_mask(L, 5);
+    uint64_t mem_mask = check_block_mask(L, 6);
+    LhStream *s;
+
+    luaL_argcheck(L, capacity >= 1 && capacity <= (1 << 24), 2, "capacity must be 1 to 2^24");
+    s = g_new0(LhStream, 1);
+    s->exec_block_mask = exec_mask;
+    s->mem_block_mask = mem_mask;
+    s->on_batch = lh_hook_new(L, 1, 0, "stream batch callback");
+    s->capacity = (uint32_t)capacity;
+    s->values = lua_toboolean(L, 3);
+    s->physical = lua_toboolean(L, 4);
+    s->bufs = qemu_plugin_scoreboard_new(sizeof(LhStreamBuf *));
+    *(LhStream **)lua_newuserdata(L, sizeof(LhStream *)) = s;
+    luaL_setmetatable(L, LH_STREAM_MT);
+    lua_pushvalue(L, -1);
+    s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    g_ptr_array_add(streams, s);
+    lh_want_exit_callback();
+    lh_want_vcpu_exit_callback();
+    return 1;
+}
+
+static int set_deliver(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    deliver_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+static LhStreamBuf *check_buf(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TLIGHTUSERDATA);
+    return lua_touserdata(L, 1);
+}
+
+/* raw.stream_live(buf, gen): is the batch of this generation being delivered? */
+static int stream_live(lua_State *L)
+{
+    LhStreamBuf *b = check_buf(L);
+
+    lua_pushboolean(L, b->delivering && b->gen == (uint32_t)luaL_checkinteger(L, 2));
+    return 1;
+}
+
+static void *column_of(LhStreamBuf *b, int col)
+{
+    switch (col) {
+    case COL_KIND: return b->kind;
+    case COL_SIZE: return b->size;
+    case COL_ID: return b->id;
+    case COL_PC: return b->pc;
+    case COL_ADDR: return b->addr;
+    case COL_VALUE: return b->value;
+    case COL_VALUE_HIGH: return b->value_high;
+    case COL_PADDR: return b->paddr;
+    case COL_DEVICE: return b->device;
+    default: return NULL;
+    }
+}
+
+/*
+ * raw.stream_column(buf, name [, table]): the column's first element as a
+ * light userdata (LuaJIT: lua/stream.lua casts it), or with a table (Lua
+ * 5.4) the batch's values copied into table[1..n]. nil: not recorded.
+ */
+static int stream_column(lua_State *L)
+{
+    LhStreamBuf *b = check_buf(L);
+    int col = luaL_checkoption(L, 2, NULL, column_names);
+    void *data = column_of(b, col);
+
+    if (data == NULL) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (lua_isnoneornil(L, 3)) {
+        lua_pushlightuserdata(L, data);
+        return 1;
+    }
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    for (uint32_t i = 0; i < b->n; i++) {
+        switch (col) {
+        case COL_KIND:
+            lua_pushinteger(L, b->kind[i]);
+            break;
+        case COL_SIZE:
+            lua_pushinteger(L, b->size[i]);
+            break;
+        case COL_DEVICE:
+            lua_pushinteger(L, b->device[i]);
+            break;
+        case COL_ID:
+            lua_pushinteger(L, b->id[i]);
+            break;
+        default:
+            lh_push_u64(L, ((uint64_t *)data)[i]);
+        }
+        lua_rawseti(L, 3, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+/* raw.stream_device_name(k): the name of device index k, or nil. */
+static int stream_device_name(lua_State *L)
+{
+    lua_Integer k = luaL_checkinteger(L, 1);
+
+    g_mutex_lock(&device_lock);
+    if (k >= 1 && k <= (lua_Integer)device_names->len) {
+        lua_pushstring(L, g_ptr_array_index(device_names, k - 1));
+    } else {
+        lua_pushnil(L);
+    }
+    g_mutex_unlock(&device_lock);
+    return 1;
+}
+
+/* Delivers what vcpu's buffers hold (at its exit: its index may be reused). */
+void lh_streams_flush_vcpu(unsigned int vcpu)
+{
+    for (guint i = 0; i < streams->len; i++) {
+        LhStream *s = g_ptr_array_index(streams, i);
+        if (vcpu < (unsigned int)qemu_plugin_num_vcpus()) {
+            LhStreamBuf *b = *(LhStreamBuf **)qemu_plugin_scoreboard_find(s->bufs, vcpu);
+            if (b != NULL) {
+                deliver(s, b, vcpu, LH_NO_VCPU);
+            }
+        }
+    }
+}
+
+/* Delivers everything still buffered, vCPU by vCPU: no vCPU runs now. */
+void lh_streams_flush_all(void)
+{
+    int n = qemu_plugin_num_vcpus();
+
+    for (int vcpu = 0; vcpu < n; vcpu++) {
+        lh_streams_flush_vcpu((unsigned int)vcpu);
+    }
+}
+
+/* After a reset: streams still deliver at vCPU exit and exit. */
+void lh_streams_rearm(void)
+{
+    if (streams->len > 0) {
+        lh_want_exit_callback();
+        lh_want_vcpu_exit_callback();
+    }
+}
+
+void lh_streams_stats(uint64_t *batches, uint64_t *events)
+{
+    *batches = batches_delivered;
+    *events = events_delivered;
+}
+
+static const luaL_Reg stream_methods[] = {
+    { "exec", stream_exec },
+    { "mem", stream_mem },
+    { "flush", stream_flush },
+    { "coalesced", stream_coalesced },
+    { NULL, NULL },
+};
+
+static const luaL_Reg stream_meta[] = {
+    { "__tostring", stream_tostring },
+    { NULL, NULL },
+};
+
+static const luaL_Reg stream_functions[] = {
+    { "stream_new", stream_new },
+    { "stream_set_deliver", set_deliver },
+    { "stream_live", stream_live },
+    { "stream_column", stream_column },
+    { "stream_device_name", stream_device_name },
+    { NULL, NULL },
+};
+
+void lh_open_stream(lua_State *L, int raw)
+{
+    streams = g_ptr_array_new();
+    device_names = g_ptr_array_new();
+    g_ptr_array_add(device_names, g_strdup("RAM"));
+    lh_new_type(L, LH_STREAM_MT, stream_methods, stream_meta);
+    lua_pushvalue(L, raw);
+    luaL_setfuncs(L, stream_functions, 0);
+    lua_pop(L, 1);
+}

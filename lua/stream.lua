@@ -1,0 +1,134 @@
+-- stream: luahost.stream{...} and the batch a stream hands to on_batch.
+-- The host records events into per-vCPU column buffers (host/stream.c);
+-- here a buffer becomes a batch: batch.n events, batch.<column>[1..n].
+--
+-- Lua 5.4: a column is a table the host fills when the script first reads
+-- it in a batch, and reuses for the next batch of the same vCPU. LuaJIT:
+-- a column is an FFI pointer into the buffer itself, shifted so that it
+-- too is indexed from 1. Either way a batch and its columns are valid
+-- only during the on_batch call that received them.
+local raw = ...
+local ffi = jit and require("ffi")
+
+local stream = {}
+
+-- batch.kind[i]
+stream.kinds = { TB = 0, INSN = 1, LOAD = 2, STORE = 3 }
+
+local COLUMNS = { kind = true, size = true, id = true, pc = true, addr = true, value = true,
+    value_high = true, paddr = true, device = true }
+local NEEDS = { value = "values", value_high = "values", paddr = "physical", device = "physical" }
+local FFI_TYPES = { kind = "const uint8_t *", size = "const uint16_t *", device = "const uint16_t *",
+    id = "const uint32_t *" }
+
+local stream_live, stream_column = raw.stream_live, raw.stream_column
+
+-- One view per vCPU buffer, made at its first delivery: buffers live as
+-- long as the plugin, and so do their views.
+local function new_view(buf)
+    local st = { n = 0, gen = -1, cols = {}, filled = {} }
+    local view = {}
+    local function column(name)
+        local col = st.cols[name]
+        if ffi then
+            if col == nil then
+                local p = stream_column(buf, name)
+                if p == nil then
+                    return nil
+                end
+                col = ffi.cast(FFI_TYPES[name] or "const uint64_t *", p) - 1
+                st.cols[name] = col
+            end
+        elseif st.filled[name] ~= st.gen then
+            col = stream_column(buf, name, col or {})
+            if col == nil then
+                return nil
+            end
+            st.cols[name], st.filled[name] = col, st.gen
+        end
+        return col
+    end
+    setmetatable(view, {
+        __index = function(_, name)
+            if not stream_live(buf, st.gen) then
+                error("attempt to use a stream batch after the on_batch call that received it returned", 2)
+            end
+            if name == "n" then
+                return st.n
+            end
+            if not COLUMNS[name] then
+                error(("a stream batch has no column '%s'"):format(tostring(name)), 2)
+            end
+            local col = column(name)
+            if col == nil then
+                error(("this stream does not record %s: make it with luahost.stream{ %s = true, ... }")
+                    :format(name, NEEDS[name]), 2)
+            end
+            return col
+        end,
+        __newindex = function()
+            error("a stream batch is read-only", 2)
+        end,
+        __tostring = function()
+            return ("stream batch (%d events)"):format(stream_live(buf, st.gen) and st.n or 0)
+        end,
+    })
+    return view, st
+end
+
+local views, states = {}, {}
+
+-- Called by the host for each batch: deliver(stream, on_batch, vcpu, buf, n, gen).
+local function deliver(_, on_batch, vcpu, buf, n, gen)
+    local view = views[buf]
+    if view == nil then
+        view, states[buf] = new_view(buf)
+        views[buf] = view
+    end
+    local st = states[buf]
+    st.n, st.gen = n, gen
+    on_batch(vcpu, view)
+end
+raw.stream_set_deliver(deliver)
+
+local OPTIONS = { on_batch = "function", capacity = "number", values = "boolean", physical = "boolean",
+    coalesce = "table" }
+
+-- luahost.stream{ on_batch = fn [, capacity = 4096] [, values = false]
+-- [, physical = false] [, coalesce = { exec = bytes, mem = bytes }] }: a stream; stream:exec(tb or insn [, id]) and
+-- stream:mem(insn [, id [, rw]]) add events to it at translation time.
+function stream.new(options)
+    if type(options) ~= "table" then
+        error("luahost.stream expects a table of options, got " .. type(options), 3)
+    end
+    for key, value in pairs(options) do
+        local want = OPTIONS[key]
+        if not want then
+            error(("luahost.stream: unknown option %s (expected on_batch, capacity, values, physical, coalesce)")
+                :format(tostring(key)), 3)
+        elseif type(value) ~= want then
+            error(("luahost.stream: option %s must be a %s, got %s"):format(key, want, type(value)), 3)
+        end
+    end
+    if options.on_batch == nil then
+        error("luahost.stream: option on_batch (a function) is required", 3)
+    end
+    local capacity = options.capacity or 4096
+    if capacity < 1 or capacity > 2 ^ 24 or capacity % 1 ~= 0 then
+        error(("luahost.stream: capacity must be an integer from 1 to 2^24, got %s"):format(capacity), 3)
+    end
+    local coalesce = options.coalesce or {}
+    for key, size in pairs(coalesce) do
+        if (key ~= "exec" and key ~= "mem") or type(size) ~= "number" or size < 1 or size % 1 ~= 0
+                or 2 ^ math.floor(math.log(size, 2) + 0.5) ~= size then
+            error(("luahost.stream: coalesce takes exec = and mem = block sizes, powers of two; got %s = %s")
+                :format(tostring(key), tostring(size)), 3)
+        end
+    end
+    return raw.stream_new(options.on_batch, capacity, options.values == true, options.physical == true,
+        coalesce.exec, coalesce.mem)
+end
+
+stream.device_name = raw.stream_device_name
+
+return stream
