@@ -4,7 +4,8 @@
 -- on every instruction fetch and memory access; the report gives each
 -- core's accesses, misses and miss rates, then the instructions that miss
 -- most. A port of QEMU's contrib/plugins/cache.c: same arguments, same
--- report, same numbers (the model is stdlib/cachesim.lua).
+-- report, same numbers (the model is stdlib/cachesim.lua, fed in batches
+-- from an event stream).
 --
 --   dcachesize=, dblksize=, dassoc=     L1 data cache: bytes, block bytes,
 --                                       ways (default 16384, 64, 8)
@@ -88,6 +89,8 @@ end
 
 local cores = opt.cores
 local insns = {}   -- insns[addr] = record, one per instruction address
+local records = {} -- records[id] = the same records, by the id their events carry
+local fetch_addr = {}  -- fetch_addr[id] = the address the instruction is fetched from
 
 -- Fetches sure to hit the L1 instruction cache are only counted, inline,
 -- per vCPU: those of an instruction in the same cache block as the one
@@ -95,6 +98,9 @@ local insns = {}   -- insns[addr] = record, one per instruction address
 -- Exact while a cache serves one vCPU at a time (cache.c's interleaving of
 -- vCPUs sharing a cache is the luck of the threads anyway).
 local sure_hits = luahost.scoreboard()
+
+local INSN = luahost.INSN
+local to_number = jit and tonumber   -- LuaJIT: addresses come as uint64_t cdata
 
 -- After an L1 miss: charge it to the instruction (l1_field says which
 -- kind) and go on to the core's L2.
@@ -105,28 +111,40 @@ local function l1_missed(core, addr, rec, l1_field)
     end
 end
 
-local function on_fetch(vcpu, rec)
+-- Every other fetch and every data access reach the model through one
+-- stream, in the order each vCPU made them. In system mode data addresses
+-- are physical and device (MMIO) accesses are skipped, as in cache.c.
+local function on_batch(vcpu, batch)
     local core = vcpu % cores + 1
-    if not icache[core](rec.addr) then
-        l1_missed(core, rec.addr, rec, "imisses")
+    local fetch, data = icache[core], dcache[core]
+    local kind, ids = batch.kind, batch.id
+    local addrs = system and batch.paddr or batch.addr
+    local device = system and batch.device
+    for i = 1, batch.n do
+        local id = ids[i]
+        if kind[i] == INSN then
+            local addr = fetch_addr[id]
+            if not fetch(addr) then
+                l1_missed(core, addr, records[id], "imisses")
+            end
+        elseif not (device and device[i] > 1) then
+            local addr = addrs[i]
+            if to_number then
+                addr = to_number(addr)
+            end
+            if not data(addr) then
+                l1_missed(core, addr, records[id], "dmisses")
+            end
+        end
     end
 end
 
-local function on_data(vcpu, _, vaddr, rec)
-    local core = vcpu % cores + 1
-    if not dcache[core](vaddr) then
-        l1_missed(core, vaddr, rec, "dmisses")
-    end
-end
-
--- System mode: physical addresses, and device (MMIO) accesses skipped.
-local function on_data_system(vcpu, mem, vaddr, rec)
-    local hw = mem:hwaddr()
-    if hw and hw:is_io() then
-        return
-    end
-    on_data(vcpu, mem, hw and hw:phys_addr() or vaddr, rec)
-end
+-- An access to the block its cache saw last from the same vCPU is a hit
+-- that changes nothing (the block is already the most recent): the stream
+-- only counts it. Fetches are left alone in system mode, where one guest
+-- address can map to another host address from one access to the next.
+local stream = luahost.stream { on_batch = on_batch, physical = system,
+    coalesce = { mem = opt.dblksize, exec = not system and opt.iblksize or nil } }
 
 luahost.on_tb_translate(function(tb)
     local prev_block
@@ -139,13 +157,16 @@ luahost.on_tb_translate(function(tb)
             rec = { addr = addr, symbol = insn:symbol(), disas = insn:disas(),
                 dmisses = 0, imisses = 0, l2misses = 0 }
             insns[addr] = rec
+            records[#records + 1] = rec
+            rec.id = #records
+            fetch_addr[rec.id] = addr
         end
-        insn:on_mem(system and on_data_system or on_data, rec)
+        stream:mem(insn, rec.id)
         local block = math.floor(addr / opt.iblksize)
         if block == prev_block then
             insn:inline("add", sure_hits, 1)
         else
-            insn:on_exec(on_fetch, rec)
+            stream:exec(insn, rec.id)
         end
         prev_block = block
     end
@@ -179,14 +200,17 @@ local function counts(list, from, to)
     return sum
 end
 
+-- The hits counted outside the model: inline, and coalesced by the stream.
 local function stats_row(label, from, to)
-    local fetches = counts(l1i, from, to)
+    local data, fetches = counts(l1d, from, to), counts(l1i, from, to)
     for vcpu = 0, luahost.num_vcpus() - 1 do
         if vcpu % cores + 1 >= from and vcpu % cores + 1 <= to then
-            fetches.accesses = fetches.accesses + sure_hits:get(vcpu)
+            local exec, mem = stream:coalesced(vcpu)
+            fetches.accesses = fetches.accesses + sure_hits:get(vcpu) + exec
+            data.accesses = data.accesses + mem
         end
     end
-    return label .. stats_line(counts(l1d, from, to), fetches, counts(l2, from, to))
+    return label .. stats_line(data, fetches, counts(l2, from, to))
 end
 
 local function stats_table()

@@ -103,8 +103,8 @@ function cachesim.new(g)
         error("cachesim: " .. why, 2)
     end
     local blksize, assoc = g.blksize, g.assoc
-    local nsets = g.size / (blksize * assoc)
-    -- Set s (from 0) holds its blocks' numbers (address / blksize) in
+    local nsets = floor(g.size / (blksize * assoc))   -- an integer in Lua 5.4: % stays integral
+    -- Set s (from 0) holds its blocks (their first address) in
     -- block[s*assoc + 1 .. s*assoc + filled[s+1]]: a set fills in way order
     -- and never empties. Same hits as cache.c's (tag, set) compare.
     local block, last_use, filled = {}, {}, {}
@@ -116,26 +116,34 @@ function cachesim.new(g)
     end
     local victim = victim_chooser(g.policy or "lru", assoc, nsets, last_use, g.random)
     local accesses, misses = 0, 0
-    local last_number, last_i = false, 0   -- the block of the previous access, and where
 
-    local function access(addr)
-        accesses = accesses + 1
-        local number = floor(addr / blksize)
-        if number == last_number then   -- still there: nothing else came in since
-            last_use[last_i] = accesses
-            return true
-        end
-        local set = number % nsets + 1
-        local base = (set - 1) * assoc
-        local n = filled[set]
-        for i = base + 1, base + n do
-            if block[i] == number then
-                last_use[i] = accesses
-                last_number, last_i = number, i
-                return true
+    -- How a hit is found. LuaJIT compiles the scan of a set's few ways into
+    -- straight compares; Lua 5.4 interprets it, and one lookup in a table of
+    -- the present blocks (where[first address] = slot) is faster. An
+    -- evicted block's entry is set to false, not removed: removing keys
+    -- makes Lua rehash the whole table on a later insert, an O(size) cost
+    -- per miss once it is full. Left-over entries are dropped in one
+    -- rebuild when they outnumber the cache's blocks four to one.
+    local where = not jit and {} or nil
+    local stale, limit = 0, 4 * nsets * assoc
+    local function forget(evicted)
+        where[evicted] = false
+        stale = stale + 1
+        if stale > limit then
+            where, stale = {}, 0
+            for j = 1, nsets * assoc do
+                if block[j] then
+                    where[block[j]] = j
+                end
             end
         end
+    end
+
+    local function miss(addr, first)
         misses = misses + 1
+        local set = floor(addr / blksize) % nsets + 1
+        local base = (set - 1) * assoc
+        local n = filled[set]
         local i
         if n < assoc then
             n = n + 1
@@ -144,9 +152,42 @@ function cachesim.new(g)
         else
             i = base + victim(set, base)
         end
-        block[i], last_use[i] = number, accesses
-        last_number, last_i = number, i
+        local evicted = block[i]
+        block[i], last_use[i] = first, accesses
+        if where then
+            where[first] = i
+            if evicted then
+                forget(evicted)
+            end
+        end
         return false
+    end
+
+    local access
+    if where then
+        access = function(addr)
+            accesses = accesses + 1
+            local first = addr - addr % blksize
+            local i = where[first]
+            if i then
+                last_use[i] = accesses
+                return true
+            end
+            return miss(addr, first)
+        end
+    else
+        access = function(addr)
+            accesses = accesses + 1
+            local first = addr - addr % blksize
+            local base = (floor(addr / blksize) % nsets) * assoc
+            for i = base + 1, base + filled[base / assoc + 1] do
+                if block[i] == first then
+                    last_use[i] = accesses
+                    return true
+                end
+            end
+            return miss(addr, first)
+        end
     end
 
     local function stats()
