@@ -18,8 +18,10 @@ stream.kinds = { TB = 0, INSN = 1, LOAD = 2, STORE = 3 }
 local COLUMNS = { kind = true, size = true, id = true, pc = true, addr = true, value = true,
     value_high = true, paddr = true, device = true }
 local NEEDS = { value = "values", value_high = "values", paddr = "physical", device = "physical" }
-local FFI_TYPES = { kind = "const uint8_t *", size = "const uint16_t *", device = "const uint16_t *",
-    id = "const uint32_t *" }
+-- Not const: LuaJIT's string.format takes uint64_t values for %x and %d,
+-- but not const uint64_t ones.
+local FFI_TYPES = { kind = "uint8_t *", size = "uint16_t *", device = "uint16_t *",
+    id = "uint32_t *" }
 
 local stream_live, stream_column = raw.stream_live, raw.stream_column
 
@@ -36,7 +38,7 @@ local function new_view(buf)
                 if p == nil then
                     return nil
                 end
-                col = ffi.cast(FFI_TYPES[name] or "const uint64_t *", p) - 1
+                col = ffi.cast(FFI_TYPES[name] or "uint64_t *", p) - 1
                 st.cols[name] = col
             end
         elseif st.filled[name] ~= st.gen then

@@ -146,6 +146,53 @@ local function names_tracked_register(disas)
     return false
 end
 
+-- Without register tracking, instructions and their accesses reach the
+-- log through an event stream and are formatted a batch at a time. A
+-- batch holds one vCPU's events in order: its lines come out whole, and
+-- lines of different vCPUs interleave by batch rather than by line.
+local texts = {}    -- texts[id] = an instruction's part of its line
+
+local INSN, STORE = luahost.INSN, luahost.STORE
+local system = luahost.info.system_emulation
+
+local function on_batch(vcpu, batch)
+    local cpu = cpus[vcpu]
+    local out = {}
+    local line, pending, prefix = cpu.line, cpu.pending, cpu.prefix
+    local kind, ids = batch.kind, batch.id
+    local addrs = system and batch.paddr or batch.addr
+    local device = system and batch.device
+    for i = 1, batch.n do
+        local k = kind[i]
+        if k == INSN then
+            if pending then
+                out[#out + 1] = line .. "\n"
+            end
+            line, pending = prefix .. texts[ids[i]], true
+        else
+            local access = k == STORE and ", store" or ", load"
+            local dev = device and device[i] or 0
+            if dev > 0 then      -- system mode: physical address and device
+                line = ("%s%s, 0x%08x, %s"):format(line, access, addrs[i], luahost.device_name(dev))
+            else
+                line = ("%s%s, 0x%08x"):format(line, access, addrs[i])
+            end
+        end
+    end
+    cpu.line, cpu.pending = line, pending
+    if #out > 0 then
+        luahost.outs(table.concat(out))
+    end
+end
+
+local stream = not tracking and luahost.stream { on_batch = on_batch, physical = system }
+
+local function stream_insn(insn, vaddr, disas)
+    texts[#texts + 1] = insn_text(insn, vaddr, disas)
+    stream:exec(insn, #texts)
+    stream:mem(insn, #texts)
+end
+
 luahost.on_tb_translate(function(tb)
     -- a block's first instruction checks registers even under rdisas:
     -- whatever ran before it is not known here
@@ -154,11 +201,15 @@ luahost.on_tb_translate(function(tb)
         local vaddr, disas = insn:vaddr(), insn:disas()
         local names_reg = rdisas and names_tracked_register(disas)
         if not filtering or names_reg or selected(vaddr, disas) then
-            insn:on_mem(log_access)
-            if check_regs then
-                insn:on_exec(log_insn_after_changes, insn_text(insn, vaddr, disas), "r")
+            if stream then
+                stream_insn(insn, vaddr, disas)
             else
-                insn:on_exec(log_insn, insn_text(insn, vaddr, disas))
+                insn:on_mem(log_access)
+                if check_regs then
+                    insn:on_exec(log_insn_after_changes, insn_text(insn, vaddr, disas), "r")
+                else
+                    insn:on_exec(log_insn, insn_text(insn, vaddr, disas))
+                end
             end
         elseif check_regs then
             insn:on_exec(log_changes, nil, "r")
