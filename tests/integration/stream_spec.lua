@@ -1,0 +1,276 @@
+-- Event streams (luahost.stream): what C records and Lua reads in batches
+-- is every event, in each vCPU's order, with the values QEMU reports.
+-- Oracles: QEMU's libmem.so in the same run for accesses, QEMU's inline
+-- counters in the same run for counts, and the translated blocks' own
+-- instruction lists for order.
+local helper = require("helper")
+
+local STREAM_ACCESSES = helper.read(helper.test_script("stream_accesses.lua"))
+
+local function libmem(args)
+    return helper.c_plugin("tests/tcg/plugins/libmem.so") .. "," .. args
+end
+
+local function sorted_lines(text)
+    local lines = {}
+    for line in text:gmatch("[^\n]+") do
+        lines[#lines + 1] = line
+    end
+    table.sort(lines)
+    return lines
+end
+
+-- Counts per vCPU and kind from the stream, next to inline counters of the
+-- same events; coalesced events are counted by the stream, not delivered.
+-- Also checks order: a tb event is followed by its instructions' events,
+-- each at the end of the one before (the first at the tb's pc), and a
+-- memory event comes after its instruction's exec event.
+local COUNTS = [==[
+local opt = luahost.args { capacity = 4096, mem_block = 0 }
+local kinds = { [luahost.TB] = "tb", [luahost.INSN] = "insn", [luahost.LOAD] = "load", [luahost.STORE] = "store" }
+local counted = {}      -- counted[vcpu][kind]
+local state = {}        -- per vCPU: insns still expected after a tb, last insn pc
+local at_exit = {}      -- the stream's count when the vCPU exited, per exit
+local bad = {}
+local board = luahost.scoreboard { "tb", "insn", "load", "store" }
+
+local function on_batch(vcpu, batch)
+    local c = counted[vcpu] or { tb = 0, insn = 0, load = 0, store = 0 }
+    counted[vcpu] = c
+    local st = state[vcpu] or { left = 0 }
+    state[vcpu] = st
+    local kind, pcs, sizes, addrs = batch.kind, batch.pc, batch.size, batch.addr
+    for i = 1, batch.n do
+        local k = kinds[kind[i]]
+        c[k] = c[k] + 1
+        local pc = pcs[i]
+        if k == "tb" then
+            if st.left ~= 0 then bad[#bad + 1] = "a tb before the previous one's instructions" end
+            st.left, st.next_pc = sizes[i], pc
+        elseif k == "insn" then
+            if st.left <= 0 or pc ~= st.next_pc then
+                bad[#bad + 1] = ("insn 0x%x out of order"):format(tonumber(pc))
+            end
+            st.left, st.next_pc, st.last_pc = st.left - 1, pc + sizes[i], pc
+        elseif pc ~= st.last_pc then
+            bad[#bad + 1] = ("access of 0x%x after insn 0x%x"):format(tonumber(pc), tonumber(st.last_pc or 0))
+        end
+        if (k == "tb" or k == "insn") and addrs[i] ~= pc then bad[#bad + 1] = "exec addr is not the pc" end
+    end
+end
+
+local stream = luahost.stream { on_batch = on_batch, capacity = opt.capacity,
+    coalesce = opt.mem_block > 0 and { mem = opt.mem_block } or nil }
+
+luahost.on_tb_translate(function(tb)
+    stream:exec(tb)
+    tb:inline("add", board.tb, 1)
+    for _, insn in tb:insns() do
+        stream:exec(insn)
+        stream:mem(insn)
+        insn:inline("add", board.insn, 1)
+        insn:mem_inline("add", board.load, 1, "r")
+        insn:mem_inline("add", board.store, 1, "w")
+    end
+end)
+
+luahost.on_vcpu_exit(function(vcpu)
+    local c = counted[vcpu] or { insn = 0 }
+    at_exit[#at_exit + 1] = ("%d %d %d"):format(vcpu, c.insn, board.insn:get(vcpu))
+end)
+
+luahost.on_exit(function()
+    for vcpu = 0, luahost.num_vcpus() - 1 do
+        local c = counted[vcpu] or { tb = 0, insn = 0, load = 0, store = 0 }
+        local exec, mem = stream:coalesced(vcpu)
+        luahost.printf("vcpu %d tb %d/%d insn %d/%d mem %d/%d\n", vcpu, c.tb, board.tb:get(vcpu),
+            c.insn, board.insn:get(vcpu), c.load + c.store + mem, board.load:get(vcpu) + board.store:get(vcpu))
+    end
+    for _, line in ipairs(at_exit) do
+        luahost.printf("exit %s\n", line)
+    end
+    luahost.printf("bad %d %s\n", #bad, bad[1] or "")
+end)
+]==]
+
+local function check_counts(report, vcpus)
+    local rows = 0
+    for vcpu, tb, tb_inline, insn, insn_inline, mem, mem_inline in
+            report:gmatch("vcpu (%d+) tb (%d+)/(%d+) insn (%d+)/(%d+) mem (%d+)/(%d+)\n") do
+        rows = rows + 1
+        assert.are.equal(tb_inline, tb, "tb events of vCPU " .. vcpu)
+        assert.are.equal(insn_inline, insn, "insn events of vCPU " .. vcpu)
+        assert.are.equal(mem_inline, mem, "memory events of vCPU " .. vcpu)
+        assert.is_true(tonumber(insn) > 0)
+    end
+    assert.is_true(rows >= vcpus, report)
+    -- delivered at vCPU exit: when a thread's vCPU exits, the stream has
+    -- seen every instruction QEMU counted for that vCPU index so far
+    for vcpu, streamed, inline in report:gmatch("exit (%d+) (%d+) (%d+)\n") do
+        assert.are.equal(inline, streamed, "at the exit of vCPU " .. vcpu)
+    end
+    assert.matches("\nbad 0 \n", "\n" .. report, 1, true)
+end
+
+describe("event streams", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        it("deliver every access as libmem.so sees it, in order, with values (" .. arch .. ")", function()
+            for _, capacity in ipairs({ "4096", "7" }) do
+                local r = helper.run_lua(arch, STREAM_ACCESSES, helper.guest("api", arch), {
+                    args = { "capacity=" .. capacity },
+                    plugins = { libmem("print-accesses=on") },
+                    guest_args = { "50" },
+                })
+                local theirs = r.log:match("insn_vaddr,.*")
+                assert.is_truthy(theirs, r.log)
+                assert.is_true(#r.report > 1000)
+                assert.are.equal(theirs, r.report)
+            end
+        end)
+
+        it("keep loads and stores apart as asked (" .. arch .. ")", function()
+            local r = helper.run_lua(arch, STREAM_ACCESSES, helper.guest("api", arch), {
+                args = { "track=w" }, plugins = { libmem("print-accesses=on,track=w") }, guest_args = { "20" },
+            })
+            assert.are.equal(r.log:match("insn_vaddr,.*"), r.report)
+            assert.is_nil(r.report:find(",load,", 1, true))
+        end)
+
+        it("count exactly what inline counters count, in order, on 8 threads (" .. arch .. ")", function()
+            for _, capacity in ipairs({ "4096", "13" }) do
+                local r = helper.run_lua(arch, COUNTS, helper.guest("threads", arch), {
+                    args = { "capacity=" .. capacity }, guest_args = { "8", "20000" },
+                })
+                check_counts(r.report, 2)
+            end
+        end)
+
+        it("coalesce accesses to the previous block, counting them (" .. arch .. ")", function()
+            local r = helper.run_lua(arch, COUNTS, helper.guest("memtraffic", arch), {
+                args = { "mem_block=64" },
+            })
+            check_counts(r.report, 1)
+        end)
+    end
+
+    it("give physical addresses and devices in system mode as libmem.so does", function()
+        local script = helper.lua_file(STREAM_ACCESSES)
+        local outfile = helper.tmpname()
+        local r = helper.qemu_system({
+            libmem("print-accesses=on"),
+            helper.luahost_plugin(script, { "outfile=" .. outfile, "capacity=100" }),
+        }, helper.system_guest("sys", "aarch64"))
+        assert.are.equal(0, r.status, r.stderr)
+        local report = helper.read(outfile) or ""
+        local theirs = r.log:match("insn_vaddr,.*")
+        assert.is_truthy(theirs, r.log)
+        assert.is_true(#report > 10000)
+        -- two vCPUs: lines interleave by batch here, by access there
+        assert.are.same(sorted_lines(theirs), sorted_lines(report))
+    end)
+end)
+
+describe("stream misuse", function()
+    after_each(helper.cleanup)
+
+    local function fails(source, message, opts)
+        opts = opts or {}
+        local r = helper.run_lua("x86_64", source, helper.guest("loop", "x86_64"),
+            { status = false, args = opts.args })
+        assert.are_not.equal(0, r.status, "qemu should fail")
+        assert.matches(message, r.stderr, 1, true)
+        return r
+    end
+
+    it("names the script line of a bad option", function()
+        fails("luahost.stream { on_batch = print, capacity = 0 }",
+            ":1: luahost.stream: capacity must be an integer from 1 to 2^24, got 0")
+        fails("luahost.stream { on_batch = print, coalesce = { mem = 48 } }",
+            ":1: luahost.stream: coalesce takes exec = and mem = block sizes, powers of two; got mem = 48")
+        fails("luahost.stream { on_batch = print, size = 1 }", ":1: luahost.stream: unknown option size")
+        fails("luahost.stream { }", ":1: luahost.stream: option on_batch (a function) is required")
+        fails("local s = luahost.stream { on_batch = print }\nluahost.on_tb_translate(function(tb) s:exec(tb, -1) end)",
+            ":2: bad argument #2 to 'exec' (id must be an integer from 0 to 2^32 - 1)")
+    end)
+
+    it("refuses a batch used after its on_batch returned, naming the line", function()
+        fails([[
+local kept
+local s = luahost.stream { on_batch = function(vcpu, batch) kept = batch end }
+luahost.on_tb_translate(function(tb) s:exec(tb) end)
+luahost.on_exit(function()
+    print(kept.n)
+end)
+]], ":5: attempt to use a stream batch after the on_batch call that received it returned")
+    end)
+
+    it("refuses a column the stream does not record, naming the line", function()
+        fails([[
+local s = luahost.stream { on_batch = function(vcpu, batch)
+    local v = batch.value
+end }
+luahost.on_tb_translate(function(tb) s:exec(tb) end)
+]], ":2: this stream does not record value: make it with luahost.stream{ values = true, ... }")
+        fails([[
+local s = luahost.stream { on_batch = function(vcpu, batch)
+    local v = batch.pcs
+end }
+luahost.on_tb_translate(function(tb) s:exec(tb) end)
+]], ":2: a stream batch has no column 'pcs'")
+    end)
+
+    it("reports an error in on_batch with its traceback and stops (on_error=abort)", function()
+        local r = fails([[
+local s = luahost.stream { on_batch = function(vcpu, batch)
+    error("boom")
+end }
+luahost.on_tb_translate(function(tb) s:exec(tb) end)
+luahost.on_exit(function() print("exit hook ran") end)
+]], "error in stream batch callback: ")
+        assert.matches(":2: boom", r.stderr, 1, true)
+        assert.is_nil(r.stdout:find("exit hook ran", 1, true))
+        assert.are.equal(1, r.status)
+    end)
+
+    it("disables a failing stream and ends with status 1 after the exit hooks (on_error=disable)", function()
+        local script = helper.lua_file([[
+local calls = 0
+local s = luahost.stream { capacity = 16, on_batch = function(vcpu, batch)
+    calls = calls + 1
+    error("boom")
+end }
+luahost.on_tb_translate(function(tb) s:exec(tb) end)
+luahost.on_exit(function() luahost.printf("calls %d\n", calls) end)
+]])
+        local outfile = helper.tmpname()
+        local r = helper.qemu("x86_64", { helper.luahost_plugin(script, { "on_error=disable", "outfile=" .. outfile }) },
+            helper.guest("loop", "x86_64"))
+        assert.are.equal(1, r.status)
+        assert.matches("this stream batch callback is disabled", r.stderr, 1, true)
+        assert.are.equal("calls 1\n", helper.read(outfile))
+    end)
+
+    it("flushes only from a callback with a vCPU", function()
+        fails([[
+local s = luahost.stream { on_batch = function() end }
+luahost.on_exit(function() s:flush() end)
+]], ":2: stream:flush() delivers the running vCPU's events: call it from a callback with a vCPU index")
+    end)
+end)
+
+describe("stats=on", function()
+    after_each(helper.cleanup)
+
+    it("reports translations and streamed events at exit, even when the guest closed stderr", function()
+        local r = helper.run_lua("x86_64", [[
+local s = luahost.stream { on_batch = function() end }
+luahost.on_tb_translate(function(tb) s:exec(tb) end)
+]], helper.guest("loop", "x86_64"), { args = { "stats=on" } })
+        local blocks, batches, events = r.stderr:match(
+            "luahost: stats: (%d+) blocks translated, [%d.]+ ms in translation hooks %([%d.]+ us per block%); (%d+) batches, (%d+) events streamed")
+        assert.is_truthy(blocks, r.stderr)
+        assert.is_true(tonumber(blocks) > 0 and tonumber(batches) > 0 and tonumber(events) > 0)
+    end)
+end)
