@@ -128,9 +128,6 @@ if host.stats then
     if host.stats ~= "on" and host.stats ~= "off" then
         return nil, ("stats=%s: expected stats=on or stats=off"):format(host.stats)
     end
-    if host.stats == "on" then
-        raw.enable_stats()
-    end
 end
 
 if host.outfile then
@@ -179,5 +176,8 @@ _G.luahost = luahost
 local ok, msg = xpcall(chunk, script_traceback)
 if not ok then
     return nil, msg
+end
+if host.stats == "on" then     -- only for a plugin that installed
+    raw.enable_stats()
 end
 return true
