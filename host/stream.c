@@ -49,6 +49,7 @@ typedef struct LhStreamBuf {
 typedef struct LhStream {
     struct qemu_plugin_scoreboard *bufs;    /* LhStreamBuf * per vCPU */
     LhHook *on_batch;
+    int *disabled;          /* on_batch's, read on every event */
     int self_ref;           /* the userdata: kept alive, QEMU holds sites */
     uint32_t capacity;
     bool values;
@@ -171,7 +172,7 @@ static void record_exec(unsigned int vcpu, void *udata)
 
     LhStream *s = site->stream;
 
-    if (G_UNLIKELY(lh_hook_disabled(s->on_batch))) {
+    if (G_UNLIKELY(g_atomic_int_get(s->disabled))) {
         return;
     }
     LhStreamBuf *b = buf_of(s, vcpu);
@@ -273,7 +274,7 @@ static void record_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t v
     LhStream *s = site->stream;
     LhPhysical phys = { vaddr, 0 };
 
-    if (G_UNLIKELY(lh_hook_disabled(s->on_batch))) {
+    if (G_UNLIKELY(g_atomic_int_get(s->disabled))) {
         return;
     }
     LhStreamBuf *b = buf_of(s, vcpu);
@@ -424,6 +425,7 @@ static int stream_new(lua_State *L)
     s->exec_block_mask = exec_mask;
     s->mem_block_mask = mem_mask;
     s->on_batch = lh_hook_new(L, 1, 0, "stream batch callback");
+    s->disabled = &s->on_batch->func->disabled;
     s->capacity = (uint32_t)capacity;
     s->values = lua_toboolean(L, 3);
     s->physical = lua_toboolean(L, 4);
