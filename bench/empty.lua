@@ -1,0 +1,1 @@
+-- empty: does nothing; bench/run measures what loading a script costs.
