@@ -155,33 +155,44 @@ local texts = {}    -- texts[id] = an instruction's part of its line
 local INSN, STORE = luahost.INSN, luahost.STORE
 local system = luahost.info.system_emulation
 
+-- The batch's text is built as a list of pieces, written with one
+-- luahost.outs; the vCPU's last line stays pending (its next batch may add
+-- accesses to it) as the pieces in cpu.tail, and becomes cpu.line when
+-- the stream's last batch has come (exit).
 local function on_batch(vcpu, batch)
     local cpu = cpus[vcpu]
-    local out = {}
-    local line, pending, prefix = cpu.line, cpu.pending, cpu.prefix
+    local out = cpu.tail or { cpu.line }
+    local n = #out
+    local start = 1         -- where the pending line begins in out
+    local prefix = cpu.prefix
     local kind, ids = batch.kind, batch.id
     local addrs = system and batch.paddr or batch.addr
     local device = system and batch.device
     for i = 1, batch.n do
         local k = kind[i]
         if k == INSN then
-            if pending then
-                out[#out + 1] = line .. "\n"
+            if cpu.pending then
+                n = n + 1
+                out[n] = "\n"
             end
-            line, pending = prefix .. texts[ids[i]], true
+            cpu.pending = true
+            start = n + 1
+            out[n + 1], out[n + 2] = prefix, texts[ids[i]]
+            n = n + 2
         else
             local access = k == STORE and ", store" or ", load"
             local dev = device and device[i] or 0
+            n = n + 1
             if dev > 0 then      -- system mode: physical address and device
-                line = ("%s%s, 0x%08x, %s"):format(line, access, addrs[i], luahost.device_name(dev))
+                out[n] = ("%s, 0x%08x, %s"):format(access, addrs[i], luahost.device_name(dev))
             else
-                line = ("%s%s, 0x%08x"):format(line, access, addrs[i])
+                out[n] = ("%s, 0x%08x"):format(access, addrs[i])
             end
         end
     end
-    cpu.line, cpu.pending = line, pending
-    if #out > 0 then
-        luahost.outs(table.concat(out))
+    cpu.tail = table.move(out, start, n, 1, {})
+    if start > 1 then
+        luahost.outs(table.concat(out, "", 1, start - 1))
     end
 end
 
@@ -222,8 +233,9 @@ end)
 
 luahost.on_exit(function()
     for vcpu = 0, luahost.num_vcpus() - 1 do
-        if cpus[vcpu] then
-            luahost.outs(cpus[vcpu].line .. "\n")
+        local cpu = cpus[vcpu]
+        if cpu then
+            luahost.outs((cpu.tail and table.concat(cpu.tail) or cpu.line) .. "\n")
         end
     end
 end)
