@@ -243,6 +243,16 @@ function helper.assert_same_top_rows(title, c_rows, lua_rows, count, key)
     return n_above
 end
 
+-- The lines of text, sorted: for outputs whose vCPUs interleave differently.
+function helper.sorted_lines(text)
+    local lines = {}
+    for line in text:gmatch("[^\n]+") do
+        lines[#lines + 1] = line
+    end
+    table.sort(lines)
+    return lines
+end
+
 helper.arches = { "x86_64", "aarch64" }
 
 return helper

@@ -11,15 +11,6 @@ local function libmem(args)
     return helper.c_plugin("tests/tcg/plugins/libmem.so") .. "," .. args
 end
 
-local function sorted_lines(text)
-    local lines = {}
-    for line in text:gmatch("[^\n]+") do
-        lines[#lines + 1] = line
-    end
-    table.sort(lines)
-    return lines
-end
-
 -- Counts per vCPU and kind from the stream, next to inline counters of the
 -- same events; coalesced events are counted by the stream, not delivered.
 -- Also checks order: a tb event is followed by its instructions' events,
@@ -168,7 +159,7 @@ describe("event streams", function()
         assert.is_truthy(theirs, r.log)
         assert.is_true(#report > 10000)
         -- two vCPUs: lines interleave by batch here, by access there
-        assert.are.same(sorted_lines(theirs), sorted_lines(report))
+        assert.are.same(helper.sorted_lines(theirs), helper.sorted_lines(report))
     end)
 end)
 

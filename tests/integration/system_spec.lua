@@ -93,16 +93,8 @@ describe("luahost's system-mode API", function()
         local theirs = r.log:match("insn_vaddr,.*")
         assert.is_truthy(theirs, r.log)
         -- two vCPUs interleave differently in the two outputs: compare sorted
-        local function sorted(text)
-            local lines = {}
-            for line in text:gmatch("[^\n]+") do
-                lines[#lines + 1] = line
-            end
-            table.sort(lines)
-            return lines
-        end
         assert.is_true(#report > 10000)
-        assert.are.same(sorted(theirs), sorted(report))
+        assert.are.same(helper.sorted_lines(theirs), helper.sorted_lines(report))
         -- RAM accesses have their physical address (the MMU is off)
         assert.is_truthy(report:find(("\n0x%%x+,[%%w_]*,0x%x,0x%x,64,store,"):format(
             helper.nm(guest(), "sys_data0"), helper.nm(guest(), "sys_data0"))), report)
