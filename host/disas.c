@@ -38,6 +38,21 @@ void lh_disas_init(lua_State *L, int raw)
     lua_pop(L, 2);
 }
 
+/* The capstone architecture and mode of the guest; false if luahost has none. */
+static bool guest_arch(cs_arch *arch, cs_mode *mode)
+{
+    if (g_strcmp0(target_name, "x86_64") == 0) {
+        *arch = CS_ARCH_X86;
+        *mode = CS_MODE_64;
+    } else if (g_strcmp0(target_name, "aarch64") == 0) {
+        *arch = CS_ARCH_ARM64;
+        *mode = CS_MODE_LITTLE_ENDIAN;
+    } else {
+        return false;
+    }
+    return true;
+}
+
 /* NULL once the handle is open, else why it cannot be. */
 static const char *open_capstone(void)
 {
@@ -47,13 +62,7 @@ static const char *open_capstone(void)
     if (decoded != NULL || open_error != NULL) {
         return open_error;
     }
-    if (g_strcmp0(target_name, "x86_64") == 0) {
-        arch = CS_ARCH_X86;
-        mode = CS_MODE_64;
-    } else if (g_strcmp0(target_name, "aarch64") == 0) {
-        arch = CS_ARCH_ARM64;
-        mode = CS_MODE_LITTLE_ENDIAN;
-    } else {
+    if (!guest_arch(&arch, &mode)) {
         open_error = "no capstone support in luahost for this guest architecture";
         return open_error;
     }
@@ -104,21 +113,18 @@ int lh_insn_groups(lua_State *L)
 /* Opens the text handle once; false if this guest has none. */
 static bool open_text_capstone(void)
 {
+    cs_arch arch;
+    cs_mode mode;
+
     if (text_decoded != NULL || text_failed) {
         return !text_failed;
     }
     text_failed = true;
-    if (g_strcmp0(target_name, "x86_64") == 0) {
-        if (cs_open(CS_ARCH_X86, CS_MODE_64, &text_handle) != CS_ERR_OK) {
-            return false;
-        }
-        cs_option(text_handle, CS_OPT_SYNTAX, CS_OPT_SYNTAX_ATT);
-    } else if (g_strcmp0(target_name, "aarch64") == 0) {
-        if (cs_open(CS_ARCH_ARM64, CS_MODE_LITTLE_ENDIAN, &text_handle) != CS_ERR_OK) {
-            return false;
-        }
-    } else {
+    if (!guest_arch(&arch, &mode) || cs_open(arch, mode, &text_handle) != CS_ERR_OK) {
         return false;
+    }
+    if (arch == CS_ARCH_X86) {
+        cs_option(text_handle, CS_OPT_SYNTAX, CS_OPT_SYNTAX_ATT);
     }
     cs_option(text_handle, CS_OPT_SKIPDATA, CS_OPT_ON);
     text_decoded = cs_malloc(text_handle);

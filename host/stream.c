@@ -50,7 +50,6 @@ typedef struct LhStream {
     struct qemu_plugin_scoreboard *bufs;    /* LhStreamBuf * per vCPU */
     LhHook *on_batch;
     int *disabled;          /* on_batch's, read on every event */
-    int self_ref;           /* the userdata: kept alive, QEMU holds sites */
     uint32_t capacity;
     bool values;
     bool physical;
@@ -127,8 +126,8 @@ static inline LhStreamBuf *buf_of(LhStream *s, unsigned int vcpu)
 }
 
 /*
- * Hands b's events to on_batch through lua/stream.lua's deliver(stream,
- * fn, vcpu, buf, n, gen), then empties b. vcpu_ctx is the scope's vCPU:
+ * Hands b's events to on_batch through lua/stream.lua's deliver(fn,
+ * vcpu, buf, n, gen), then empties b. vcpu_ctx is the scope's vCPU:
  * the vCPU itself when it filled up on its own thread, LH_NO_VCPU for
  * the flushes at vCPU exit and exit.
  */
@@ -145,13 +144,12 @@ static void deliver(LhStream *s, LhStreamBuf *b, unsigned int vcpu, int vcpu_ctx
     events_delivered += b->n;
     if (!lh_hook_disabled(s->on_batch)) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, deliver_ref);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
         lua_rawgeti(L, LUA_REGISTRYINDEX, s->on_batch->fn_ref);
         lua_pushinteger(L, vcpu);
         lua_pushlightuserdata(L, b);
         lua_pushinteger(L, b->n);
         lua_pushinteger(L, b->gen);
-        lh_hook_call(s->on_batch, 6);
+        lh_hook_call(s->on_batch, 5);
     }
     b->n = 0;
     b->gen++;
@@ -301,6 +299,15 @@ static void record_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t v
     full_check(site, b, vcpu);
 }
 
+/* vcpu's buffer if it has recorded anything, else NULL (no vCPU of that index either). */
+static LhStreamBuf *existing_buf(LhStream *s, lua_Integer vcpu)
+{
+    if (vcpu < 0 || vcpu >= qemu_plugin_num_vcpus()) {
+        return NULL;
+    }
+    return *(LhStreamBuf **)qemu_plugin_scoreboard_find(s->bufs, (unsigned int)vcpu);
+}
+
 static LhStream *check_stream(lua_State *L)
 {
     return *(LhStream **)luaL_checkudata(L, 1, LH_STREAM_MT);
@@ -379,12 +386,8 @@ static int stream_flush(lua_State *L)
 static int stream_coalesced(lua_State *L)
 {
     LhStream *s = check_stream(L);
-    lua_Integer vcpu = luaL_checkinteger(L, 2);
-    LhStreamBuf *b = NULL;
+    LhStreamBuf *b = existing_buf(s, luaL_checkinteger(L, 2));
 
-    if (vcpu >= 0 && vcpu < qemu_plugin_num_vcpus()) {
-        b = *(LhStreamBuf **)qemu_plugin_scoreboard_find(s->bufs, (unsigned int)vcpu);
-    }
     lh_push_u64(L, b != NULL ? b->coalesced_exec : 0);
     lh_push_u64(L, b != NULL ? b->coalesced_mem : 0);
     return 2;
@@ -432,8 +435,6 @@ static int stream_new(lua_State *L)
     s->bufs = qemu_plugin_scoreboard_new(sizeof(LhStreamBuf *));
     *(LhStream **)lua_newuserdata(L, sizeof(LhStream *)) = s;
     luaL_setmetatable(L, LH_STREAM_MT);
-    lua_pushvalue(L, -1);
-    s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     g_ptr_array_add(streams, s);
     lh_want_exit_callback();
     lh_want_vcpu_exit_callback();
@@ -463,21 +464,45 @@ static int stream_live(lua_State *L)
     return 1;
 }
 
-static void *column_of(LhStreamBuf *b, int col)
+/* A column's data and the width of its elements in bytes. */
+typedef struct LhColumnData {
+    const void *data;
+    size_t width;
+} LhColumnData;
+
+static LhColumnData column_of(LhStreamBuf *b, int col)
 {
     switch (col) {
-    case COL_KIND: return b->kind;
-    case COL_SIZE: return b->size;
-    case COL_ID: return b->id;
-    case COL_PC: return b->pc;
-    case COL_ADDR: return b->addr;
-    case COL_VALUE: return b->value;
-    case COL_VALUE_HIGH: return b->value_high;
-    case COL_PADDR: return b->paddr;
-    case COL_DEVICE: return b->device;
-    default: return NULL;
+    case COL_KIND: return (LhColumnData){ b->kind, 1 };
+    case COL_SIZE: return (LhColumnData){ b->size, 2 };
+    case COL_DEVICE: return (LhColumnData){ b->device, 2 };
+    case COL_ID: return (LhColumnData){ b->id, 4 };
+    case COL_PC: return (LhColumnData){ b->pc, 8 };
+    case COL_ADDR: return (LhColumnData){ b->addr, 8 };
+    case COL_VALUE: return (LhColumnData){ b->value, 8 };
+    case COL_VALUE_HIGH: return (LhColumnData){ b->value_high, 8 };
+    case COL_PADDR: return (LhColumnData){ b->paddr, 8 };
+    default: return (LhColumnData){ NULL, 0 };
     }
 }
+
+/* table[1..n] = the column's first n values; one loop per width (Lua 5.4's hot path). */
+#define FILL(type, push)                                        \
+    for (uint32_t i = 0; i < n; i++) {                          \
+        push(L, ((const type *)c.data)[i]);                     \
+        lua_rawseti(L, t, (lua_Integer)i + 1);                  \
+    }
+
+static void fill_table(lua_State *L, int t, LhColumnData c, uint32_t n)
+{
+    switch (c.width) {
+    case 1: FILL(uint8_t, lua_pushinteger); break;
+    case 2: FILL(uint16_t, lua_pushinteger); break;
+    case 4: FILL(uint32_t, lua_pushinteger); break;
+    default: FILL(uint64_t, lh_push_u64); break;
+    }
+}
+#undef FILL
 
 /*
  * raw.stream_column(buf, name [, table]): the column's first element as a
@@ -487,37 +512,16 @@ static void *column_of(LhStreamBuf *b, int col)
 static int stream_column(lua_State *L)
 {
     LhStreamBuf *b = check_buf(L);
-    int col = luaL_checkoption(L, 2, NULL, column_names);
-    void *data = column_of(b, col);
+    LhColumnData c = column_of(b, luaL_checkoption(L, 2, NULL, column_names));
 
-    if (data == NULL) {
+    if (c.data == NULL) {
         lua_pushnil(L);
-        return 1;
-    }
-    if (lua_isnoneornil(L, 3)) {
-        lua_pushlightuserdata(L, data);
-        return 1;
-    }
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lua_settop(L, 3);
-    for (uint32_t i = 0; i < b->n; i++) {
-        switch (col) {
-        case COL_KIND:
-            lua_pushinteger(L, b->kind[i]);
-            break;
-        case COL_SIZE:
-            lua_pushinteger(L, b->size[i]);
-            break;
-        case COL_DEVICE:
-            lua_pushinteger(L, b->device[i]);
-            break;
-        case COL_ID:
-            lua_pushinteger(L, b->id[i]);
-            break;
-        default:
-            lh_push_u64(L, ((uint64_t *)data)[i]);
-        }
-        lua_rawseti(L, 3, (lua_Integer)i + 1);
+    } else if (lua_isnoneornil(L, 3)) {
+        lua_pushlightuserdata(L, (void *)c.data);
+    } else {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_settop(L, 3);
+        fill_table(L, 3, c, b->n);
     }
     return 1;
 }
@@ -542,11 +546,9 @@ void lh_streams_flush_vcpu(unsigned int vcpu)
 {
     for (guint i = 0; i < streams->len; i++) {
         LhStream *s = g_ptr_array_index(streams, i);
-        if (vcpu < (unsigned int)qemu_plugin_num_vcpus()) {
-            LhStreamBuf *b = *(LhStreamBuf **)qemu_plugin_scoreboard_find(s->bufs, vcpu);
-            if (b != NULL) {
-                deliver(s, b, vcpu, LH_NO_VCPU);
-            }
+        LhStreamBuf *b = existing_buf(s, vcpu);
+        if (b != NULL) {
+            deliver(s, b, vcpu, LH_NO_VCPU);
         }
     }
 }

@@ -29,13 +29,12 @@ luahost.on_vcpu_resume = hook("vcpu_resume", "luahost.on_vcpu_resume")
 -- into the host, which LuaJIT cannot compile, and its attempts to trace
 -- around them cost about 12 us per translated block (measured on xz; 1 us
 -- interpreted). Functions they call are compiled as usual.
-local on_tb_translate = hook("tb_trans", "luahost.on_tb_translate")
 function luahost.on_tb_translate(fn)
     check_function(fn, "luahost.on_tb_translate")
     if jit then
         jit.off(fn, true)
     end
-    on_tb_translate(fn)
+    raw.register("tb_trans", fn)
 end
 luahost.on_flush = hook("flush", "luahost.on_flush")
 luahost.on_syscall = hook("syscall", "luahost.on_syscall")

@@ -28,8 +28,8 @@ local stream_live, stream_column = raw.stream_live, raw.stream_column
 -- One view per vCPU buffer, made at its first delivery: buffers live as
 -- long as the plugin, and so do their views.
 local function new_view(buf)
-    local st = { n = 0, gen = -1, cols = {}, filled = {} }
     local view = {}
+    local st = { n = 0, gen = -1, cols = {}, filled = {}, view = view }
     local function column(name)
         local col = st.cols[name]
         if ffi then
@@ -75,21 +75,20 @@ local function new_view(buf)
             return ("stream batch (%d events)"):format(stream_live(buf, st.gen) and st.n or 0)
         end,
     })
-    return view, st
+    return st
 end
 
-local views, states = {}, {}
+local views = {}    -- views[buf] = the state of buf's view
 
--- Called by the host for each batch: deliver(stream, on_batch, vcpu, buf, n, gen).
-local function deliver(_, on_batch, vcpu, buf, n, gen)
-    local view = views[buf]
-    if view == nil then
-        view, states[buf] = new_view(buf)
-        views[buf] = view
+-- Called by the host for each batch: deliver(on_batch, vcpu, buf, n, gen).
+local function deliver(on_batch, vcpu, buf, n, gen)
+    local st = views[buf]
+    if st == nil then
+        st = new_view(buf)
+        views[buf] = st
     end
-    local st = states[buf]
     st.n, st.gen = n, gen
-    on_batch(vcpu, view)
+    on_batch(vcpu, st.view)
 end
 raw.stream_set_deliver(deliver)
 

@@ -104,15 +104,20 @@ local function log_changes(vcpu)     -- on an instruction not logged
     finish_line(cpus[vcpu], true)
 end
 
+-- An access's part of its line: the physical address and device in
+-- system mode (device is nil in user mode).
+local function access_text(is_store, addr, device)
+    local kind = is_store and ", store" or ", load"
+    if device then
+        return ("%s, 0x%08x, %s"):format(kind, addr, device)
+    end
+    return ("%s, 0x%08x"):format(kind, addr)
+end
+
 local function log_access(vcpu, mem, vaddr)
     local cpu = cpus[vcpu]
-    local kind = mem:is_store() and ", store" or ", load"
-    local hw = mem:hwaddr()          -- system mode: physical address and device
-    if hw then
-        cpu.line = ("%s%s, 0x%08x, %s"):format(cpu.line, kind, hw:phys_addr(), hw:device_name())
-    else
-        cpu.line = ("%s%s, 0x%08x"):format(cpu.line, kind, vaddr)
-    end
+    local hw = mem:hwaddr()
+    cpu.line = cpu.line .. access_text(mem:is_store(), hw and hw:phys_addr() or vaddr, hw and hw:device_name())
 end
 
 local function insn_text(insn, vaddr, disas)
@@ -180,14 +185,9 @@ local function on_batch(vcpu, batch)
             out[n + 1], out[n + 2] = prefix, texts[ids[i]]
             n = n + 2
         else
-            local access = k == STORE and ", store" or ", load"
             local dev = device and device[i] or 0
             n = n + 1
-            if dev > 0 then      -- system mode: physical address and device
-                out[n] = ("%s, 0x%08x, %s"):format(access, addrs[i], luahost.device_name(dev))
-            else
-                out[n] = ("%s, 0x%08x"):format(access, addrs[i])
-            end
+            out[n] = access_text(k == STORE, addrs[i], dev > 0 and luahost.device_name(dev) or nil)
         end
     end
     cpu.tail = table.move(out, start, n, 1, {})

@@ -243,6 +243,30 @@ function helper.assert_same_top_rows(title, c_rows, lua_rows, count, key)
     return n_above
 end
 
+-- Runs the system guest sys with QEMU's libmem.so (print-accesses=on) and
+-- the luahost script source (args: its arguments) in the same run, and
+-- checks that both printed the same accesses. The two vCPUs interleave
+-- differently in the two outputs, so the lines are compared sorted.
+-- Returns luahost's report.
+function helper.assert_system_accesses_as_libmem(source, args)
+    local outfile = helper.tmpname()
+    local all = { "outfile=" .. outfile }
+    for _, a in ipairs(args or {}) do
+        all[#all + 1] = a
+    end
+    local r = helper.qemu_system({
+        helper.c_plugin("tests/tcg/plugins/libmem.so") .. ",print-accesses=on",
+        helper.luahost_plugin(helper.lua_file(source), all),
+    }, helper.system_guest("sys", "aarch64"))
+    luassert.are.equal(0, r.status, r.stderr)
+    local report = helper.read(outfile) or ""
+    local theirs = r.log:match("insn_vaddr,.*")
+    luassert.is_truthy(theirs, r.log)
+    luassert.is_true(#report > 10000)
+    luassert.are.same(helper.sorted_lines(theirs), helper.sorted_lines(report))
+    return report
+end
+
 -- The lines of text, sorted: for outputs whose vCPUs interleave differently.
 function helper.sorted_lines(text)
     local lines = {}

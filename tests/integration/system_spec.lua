@@ -82,19 +82,7 @@ describe("luahost's system-mode API", function()
     end
 
     it("sees the physical side of every access as libmem.so does", function()
-        local script = helper.lua_file(PRINT_ACCESSES)
-        local outfile = helper.tmpname()
-        local r = helper.qemu_system({
-            helper.c_plugin("tests/tcg/plugins/libmem.so") .. ",print-accesses=on",
-            helper.luahost_plugin(script, { "outfile=" .. outfile }),
-        }, guest())
-        assert.are.equal(0, r.status, r.stderr)
-        local report = helper.read(outfile) or ""
-        local theirs = r.log:match("insn_vaddr,.*")
-        assert.is_truthy(theirs, r.log)
-        -- two vCPUs interleave differently in the two outputs: compare sorted
-        assert.is_true(#report > 10000)
-        assert.are.same(helper.sorted_lines(theirs), helper.sorted_lines(report))
+        local report = helper.assert_system_accesses_as_libmem(PRINT_ACCESSES)
         -- RAM accesses have their physical address (the MMU is off)
         assert.is_truthy(report:find(("\n0x%%x+,[%%w_]*,0x%x,0x%x,64,store,"):format(
             helper.nm(guest(), "sys_data0"), helper.nm(guest(), "sys_data0"))), report)
