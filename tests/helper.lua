@@ -88,7 +88,7 @@ end
 -- Runs a shell command; returns exit status, stdout, stderr.
 function helper.sh(cmd)
     local out, err = helper.tmpname(), helper.tmpname()
-    local ok, how, code = os.execute(("{ %s\n} >%s 2>%s"):format(cmd, out, err))
+    local _, how, code = os.execute(("{ %s\n} >%s 2>%s"):format(cmd, out, err))
     if how ~= "exit" then
         code = 128 + (code or 0)
     end

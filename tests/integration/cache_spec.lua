@@ -183,7 +183,8 @@ describe("cache.lua evict=rand", function()
     it("repeats itself for a seed (seed=, our extension)", function()
         local function report(seed)
             local r = helper.run_file("x86_64", helper.script("cache.lua"), helper.guest("memtraffic", "x86_64"),
-                { args = { "evict=rand", "seed=" .. seed, table.unpack(geometry) }, guest_args = { table.unpack(guest, 2) } })
+                { args = { "evict=rand", "seed=" .. seed, table.unpack(geometry) },
+                  guest_args = { table.unpack(guest, 2) } })
             return r.report
         end
         local first = report(7)
@@ -226,8 +227,10 @@ describe("cache.lua rejects bad arguments", function()
     it("where cache.c crashes, aborts or takes a value it cannot use", function()
         local cases = {
             ["dblksize=48"] = "dcache cannot be constructed from given parameters: block size must be a power of two",
-            ["iassoc=0"] = "icache cannot be constructed from given parameters: associativity must be a positive integer",
-            ["dcachesize=0"] = "dcache cannot be constructed from given parameters: cache size must be a positive integer",
+            ["iassoc=0"] = "icache cannot be constructed from given parameters: "
+                .. "associativity must be a positive integer",
+            ["dcachesize=0"] = "dcache cannot be constructed from given parameters: "
+                .. "cache size must be a positive integer",
             ["icachesize=3072"] = "icache cannot be constructed from given parameters: "
                 .. "the number of sets (cache size / (assoc * block size)) must be a power of two",
             ["cores=0"] = "cores must be at least 1: cores=0",

@@ -193,7 +193,8 @@ describe("examples", function()
 
     it("firstblocks.lua lists the blocks QEMU's -d exec logs first, in order", function()
         local outfile, log = helper.tmpname(), helper.tmpname()
-        local plugin = helper.luahost_plugin(example("firstblocks.lua"), { "outfile=" .. outfile, "n=30", "format=csv" })
+        local plugin = helper.luahost_plugin(example("firstblocks.lua"),
+            { "outfile=" .. outfile, "n=30", "format=csv" })
         local status, _, err = helper.sh(("%s -plugin %s -d exec,nochain -D %s %s 10"):format(
             helper.quote(helper.qemu_build() .. "/qemu-x86_64"), helper.quote(plugin), helper.quote(log),
             helper.quote(helper.guest("loop", "x86_64"))))

@@ -52,8 +52,8 @@ luahost.on_syscall(function(vcpu, num)
 end)
 luahost.on_exit(function() luahost.printf("exit hook\n") end)
 ]], helper.guest("api", arch))
-            assert.is_truthy(r.report:find("^again: [^\n]*%.lua:%d+: luahost%.uninstall: the plugin is already being uninstalled\n"),
-                r.report)
+            assert.is_truthy(r.report:find(
+                "^again: [^\n]*%.lua:%d+: luahost%.uninstall: the plugin is already being uninstalled\n"), r.report)
             assert.is_truthy(r.report:find("\nuninstalled after 3\n$"), r.report)
             assert.is_truthy(r.stdout:find("sum=", 1, true))
         end)
@@ -160,8 +160,8 @@ end)
             else
                 -- QEMU 10.0 never compiles these into qemu-<arch> (docs/qemu-api.md)
                 assert.is_truthy(r.report:find("has false\n", 1, true), r.report)
-                assert.is_truthy(r.report:find("layout: [^\n]*luahost%.path_to_binary: this QEMU binary does not export it"),
-                    r.report)
+                assert.is_truthy(r.report:find(
+                    "layout: [^\n]*luahost%.path_to_binary: this QEMU binary does not export it"), r.report)
             end
         end)
     end
@@ -238,15 +238,17 @@ end)
             if api5 == "true" then
                 assert.is_truthy(r.stdout:find("LUAHOST read_memory probe", 1, true), r.stdout)
                 assert.is_truthy(r.report:find("write_memory: true true\n", 1, true), r.report)
-                assert.is_truthy(r.report:find("translate: true nil no translation (unmapped, or user mode)\n", 1, true))
-                assert.is_truthy(r.report:find("hwaddr read: true nil error (user mode has no physical memory)\n", 1, true))
+                assert.is_truthy(r.report:find("translate: true nil no translation (unmapped, or user mode)\n",
+                    1, true), r.report)
+                assert.is_truthy(r.report:find("hwaddr read: true nil error (user mode has no physical memory)\n",
+                    1, true), r.report)
                 assert.is_truthy(r.report:find("write_register: true nil\n", 1, true), r.report)
                 assert.is_truthy(r.report:find("after: 1234\n", 1, true), r.report)
                 assert.is_truthy(r.report:find('read%-only: [^\n]*cannot write registers in insn exec callback: '
                     .. 'it was registered with regs="r", not regs="rw"'), r.report)
             else
-                assert.is_truthy(r.report:find("write_memory: false [^\n]*luahost%.write_memory needs QEMU 10%.1 or later"),
-                    r.report)
+                assert.is_truthy(r.report:find(
+                    "write_memory: false [^\n]*luahost%.write_memory needs QEMU 10%.1 or later"), r.report)
                 assert.is_truthy(r.report:find("write_register: false [^\n]*register:write needs QEMU 10%.1 or later"),
                     r.report)
                 assert.is_truthy(r.report:find("translate: false [^\n]*luahost%.translate_vaddr needs QEMU 10%.1"))
@@ -267,8 +269,8 @@ luahost.printf("bad kind: %s\n", tostring(err))
 ]])
         if discon == "true" then
             assert.is_truthy(report:find("register: true nil\n", 1, true), report)
-            assert.is_truthy(report:find("bad kind: [^\n]*unknown kind trap %(expected interrupt, exception or hostcall%)"),
-                report)
+            assert.is_truthy(report:find(
+                "bad kind: [^\n]*unknown kind trap %(expected interrupt, exception or hostcall%)"), report)
         else
             assert.is_truthy(report:find("register: false [^\n]*luahost%.on_discontinuity needs QEMU 10%.2 or later"),
                 report)

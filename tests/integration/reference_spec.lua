@@ -24,7 +24,7 @@ local function doc_rows()
         if line:match("^## ") then
             section = line
         end
-        local name, second, third = line:match("^| `(qemu_plugin_[%w_]+)` | ([^|]*) | ([^|]*) |")
+        local name, second = line:match("^| `(qemu_plugin_[%w_]+)` | ([^|]*) | ([^|]*) |")
         if name and section == "## Bound" then
             bound[name] = second
         elseif name and section and section:find("Not bound", 1, true) then

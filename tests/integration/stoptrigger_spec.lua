@@ -112,11 +112,12 @@ describe("stoptrigger.lua agrees with libstoptrigger.so", function()
     end)
 
     it("rejects what libstoptrigger.so would read as 0, or cut to 8 bits", function()
-        for _, bad in ipairs({ "addr=main", "addr=0x10:300", "addr=0x10:0xffffffffffffffff", "icount=10:x", "icount=10e3",
-                               "icount=0x10000000000000000" }) do
+        for _, bad in ipairs({ "addr=main", "addr=0x10:300", "addr=0x10:0xffffffffffffffff", "icount=10:x",
+                               "icount=10e3", "icount=0x10000000000000000" }) do
             local r = run("x86_64", helper.luahost_plugin(helper.script("stoptrigger.lua")), { bad }, { "10" })
             assert.are_not.equal(0, r.status, "accepted " .. bad)
-            assert.matches("^luahost: [^\n]*stoptrigger.lua:%d+: [^\n]*parsing failed[^\n]*\nqemu%-x86_64: [^\n]*\n$", r.stderr)
+            assert.matches("^luahost: [^\n]*stoptrigger.lua:%d+: [^\n]*parsing failed[^\n]*\nqemu%-x86_64: [^\n]*\n$",
+                r.stderr)
         end
     end)
 end)

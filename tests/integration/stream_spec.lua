@@ -225,7 +225,8 @@ luahost.on_tb_translate(function(tb) s:exec(tb) end)
 luahost.on_exit(function() luahost.printf("calls %d\n", calls) end)
 ]])
         local outfile = helper.tmpname()
-        local r = helper.qemu("x86_64", { helper.luahost_plugin(script, { "on_error=disable", "outfile=" .. outfile }) },
+        local r = helper.qemu("x86_64",
+            { helper.luahost_plugin(script, { "on_error=disable", "outfile=" .. outfile }) },
             helper.guest("loop", "x86_64"))
         assert.are.equal(1, r.status)
         assert.matches("this stream batch callback is disabled", r.stderr, 1, true)
@@ -249,7 +250,8 @@ local s = luahost.stream { on_batch = function() end }
 luahost.on_tb_translate(function(tb) s:exec(tb) end)
 ]], helper.guest("loop", "x86_64"), { args = { "stats=on" } })
         local blocks, batches, events = r.stderr:match(
-            "luahost: stats: (%d+) blocks translated, [%d.]+ ms in translation hooks %([%d.]+ us per block%); (%d+) batches, (%d+) events streamed")
+            "luahost: stats: (%d+) blocks translated, [%d.]+ ms in translation hooks %([%d.]+ us per block%); "
+            .. "(%d+) batches, (%d+) events streamed")
         assert.is_truthy(blocks, r.stderr)
         assert.is_true(tonumber(blocks) > 0 and tonumber(batches) > 0 and tonumber(events) > 0)
     end)

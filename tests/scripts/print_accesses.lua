@@ -6,7 +6,7 @@ luahost.outs("insn_vaddr,insn_symbol,mem_vaddr,mem_hwaddr,access_size,access_typ
 luahost.on_tb_translate(function(tb)
     for _, insn in tb:insns() do
         local prefix = ("0x%x,%s,"):format(insn:vaddr(), insn:symbol() or "")
-        insn:on_mem(function(vcpu, mem, vaddr)
+        insn:on_mem(function(_, mem, vaddr)
             local hw = mem:hwaddr()
             local size = mem:size()
             local value

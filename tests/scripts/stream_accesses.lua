@@ -6,12 +6,13 @@ local opt = luahost.args { track = luahost.args.choice({ "r", "w", "rw" }, "rw")
 local symbols = {}      -- symbols[id] = the instruction's symbol or ""
 local STORE = luahost.STORE
 
-local function on_batch(vcpu, batch)
+local function on_batch(_, batch)
     local kind, ids, pcs, addrs, sizes = batch.kind, batch.id, batch.pc, batch.addr, batch.size
     local values, highs, paddrs, devices = batch.value, batch.value_high, batch.paddr, batch.device
     local out = {}
     for i = 1, batch.n do
-        local size, value = sizes[i], nil
+        local size = sizes[i]
+        local value
         if size == 16 then
             value = ("0x%016x%016x"):format(highs[i], values[i])
         else

@@ -151,7 +151,8 @@ describe("agg", function()
         agg.count("x")
         assert.has_error(function() agg.count("x") end, "agg.count: a map named x exists already")
         assert.has_error(function() agg.count(1) end, "agg.count expects a map name, got number")
-        assert.has_error(function() agg.count("y"):inline(42, "k") end, "inline expects a tb or insn handle, got number")
+        assert.has_error(function() agg.count("y"):inline(42, "k") end,
+            "inline expects a tb or insn handle, got number")
         assert.has_error(function() agg.set_format("xml") end)
     end)
 

@@ -16,7 +16,8 @@ describe("args.parse", function()
     end)
 
     it("takes QEMU's boolean spellings", function()
-        for text, value in pairs({ on = true, yes = true, ["true"] = true, off = false, no = false, ["false"] = false }) do
+        local spellings = { on = true, yes = true, ["true"] = true, off = false, no = false, ["false"] = false }
+        for text, value in pairs(spellings) do
             assert.are.equal(value, args.parse({ v = not value }, { "v=" .. text }).v)
         end
         assert.matches("boolean argument parsing failed: v=1", parse_error({ v = false }, { "v=1" }))
@@ -29,7 +30,8 @@ describe("args.parse", function()
         assert.are.equal(0x400000, args.parse({ n = 0 }, { "n=0x400000" }).n)
         assert.are.equal(255, args.parse({ n = 0 }, { "n=0XfF" }).n)
         for _, bad in ipairs({ "n=", "n=1.5", "n=0x", "n=12k", "n= 1" }) do
-            assert.matches("integer argument parsing failed: " .. bad:gsub("%p", "%%%0"), parse_error({ n = 0 }, { bad }))
+            assert.matches("integer argument parsing failed: " .. bad:gsub("%p", "%%%0"),
+                parse_error({ n = 0 }, { bad }))
         end
     end)
 
