@@ -58,9 +58,13 @@ static const luaL_Reg clock_methods[] = {
     { NULL, NULL },
 };
 
+static const luaL_Reg clock_functions[] = {
+    { "request_time_control", request_time_control },
+    { NULL, NULL },
+};
+
 void lh_open_clock(lua_State *L, int raw)
 {
     lh_new_type(L, LH_CLOCK_MT, clock_methods, NULL);
-    lua_pushcfunction(L, request_time_control);
-    lua_setfield(L, raw, "request_time_control");
+    lh_set_functions(L, raw, clock_functions);
 }

@@ -12,6 +12,7 @@
 #ifndef LUAHOST_COMPAT_H
 #define LUAHOST_COMPAT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <lua.h>
 #include <lauxlib.h>
@@ -41,9 +42,12 @@
  */
 #define LH_EXACT_DOUBLE_LIMIT (UINT64_C(1) << 53)
 
-/* Registry slots the runtime fills in under LuaJIT (see runtime.c). */
+/* Registry slots the runtime fills in under LuaJIT (see plugin.c). */
 extern int lh_u64_new_ref;    /* function(hi, lo, signed) -> [u]int64_t cdata */
 extern int lh_u64_parts_ref;  /* function(cdata) -> hi, lo or nil */
+
+/* call.c: a call from C that Lua called; the error comes back traced. */
+bool lh_pcall_nested(lua_State *L, int nargs, int nresults);
 
 #if LH_LUAJIT
 /* A 64-bit cdata from its two halves: uint64_t, or int64_t if is_signed. */
@@ -53,7 +57,7 @@ static inline void lh_push_cdata64(lua_State *L, uint64_t v, int is_signed)
     lua_pushnumber(L, (lua_Number)(uint32_t)(v >> 32));
     lua_pushnumber(L, (lua_Number)(uint32_t)v);
     lua_pushboolean(L, is_signed);
-    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+    if (!lh_pcall_nested(L, 3, 1)) {
         lua_error(L);
     }
 }
@@ -103,7 +107,7 @@ static inline uint64_t lh_check_u64(lua_State *L, int idx)
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, lh_u64_parts_ref);
     lua_pushvalue(L, idx);
-    if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+    if (!lh_pcall_nested(L, 1, 2)) {
         lua_error(L);
     }
     if (lua_isnil(L, -2)) {

@@ -242,7 +242,5 @@ void lh_open_guest(lua_State *L, int raw)
     find_layout_functions();
     lua_pushboolean(L, entry_code_fn != NULL);
     lua_setfield(L, raw, "have_code_layout");
-    lua_pushvalue(L, raw);
-    luaL_setfuncs(L, guest_functions, 0);
-    lua_pop(L, 1);
+    lh_set_functions(L, raw, guest_functions);
 }

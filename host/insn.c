@@ -86,12 +86,10 @@ static int insn_on_exec(lua_State *L)
 static int insn_on_exec_if(lua_State *L)
 {
     struct qemu_plugin_insn *insn = check_insn(L);
-    qemu_plugin_u64 entry = lh_check_entry(L, 2);
-    enum qemu_plugin_cond cond = lh_check_cond(L, 3);
-    uint64_t imm = lh_check_u64(L, 4);
-    LhHook *hook = lh_callback_new(L, 5, 7, "insn exec callback");
+    LhCondition c = lh_check_condition(L, 2, "insn exec callback");
 
-    qemu_plugin_register_vcpu_insn_exec_cond_cb(insn, lh_exec_cb, hook->regs, cond, entry, imm, hook);
+    qemu_plugin_register_vcpu_insn_exec_cond_cb(insn, lh_exec_cb, c.hook->regs, c.cond, c.entry,
+                                                c.imm, c.hook);
     return 0;
 }
 

@@ -17,28 +17,31 @@ static LhHook *reset_done;          /* the script's completion callbacks */
 static LhHook *uninstall_done;
 static bool reset_pending, uninstall_pending;
 
+/* Takes the pending completion callback, if any, under the lock. */
+static LhHook *take(LhHook **pending)
+{
+    LhHook *hook = *pending;
+
+    *pending = NULL;
+    return hook;
+}
+
 static void call_completion(LhHook *hook)
 {
-    if (hook != NULL && lh_hook_push(lh.L, hook)) {
-        lh_hook_call(hook, 0);
+    if (hook != NULL) {
+        lh_dispatch(hook, LH_NO_VCPU, NULL, NULL);
     }
 }
 
 static void on_reset_done(qemu_plugin_id_t id)
 {
-    LhScope saved = lh_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "reset completion callback");
+    lh_lock();
     reset_pending = false;
     lh_streams_flush_all();     /* QEMU dropped the sites: nothing more comes */
-    lh_events_forget();
-    /* The host's exit work (outfile=, on_error=disable) survives a reset. */
-    if (lh.flush_at_exit || !lh.abort_on_error || lh.stats) {
-        lh_want_exit_callback();
-    }
-    lh_streams_rearm();
-    LhHook *hook = reset_done;
-    reset_done = NULL;
+    lh_hooks_forget();
+    LhHook *hook = take(&reset_done);
+    lh_unlock();
     call_completion(hook);
-    lh_leave(saved);
 }
 
 /*
@@ -47,12 +50,12 @@ static void on_reset_done(qemu_plugin_id_t id)
  */
 static void on_uninstall_done(qemu_plugin_id_t id)
 {
-    LhScope saved = lh_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "uninstall completion callback");
+    lh_lock();
     lh_streams_flush_all();
-    call_completion(uninstall_done);
+    call_completion(take(&uninstall_done));
     lh.uninstalled = true;
     fflush(NULL);
-    lh_leave(saved);
+    lh_unlock();
 }
 
 static LhHook *check_request(lua_State *L, const char *name, const char *what)
@@ -112,8 +115,8 @@ static void for_each_cb(qemu_plugin_id_t id, unsigned int vcpu_index)
     }
     lua_pushvalue(L, 1);
     lua_pushinteger(L, vcpu_index);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        for_each_failed = true;     /* the error object stays on the stack */
+    if (!lh_pcall_nested(L, 1, 0)) {
+        for_each_failed = true;     /* the error, traced, stays on the stack */
     }
 }
 
@@ -166,7 +169,5 @@ static const luaL_Reg lifecycle_functions[] = {
 
 void lh_open_lifecycle(lua_State *L, int raw)
 {
-    lua_pushvalue(L, raw);
-    luaL_setfuncs(L, lifecycle_functions, 0);
-    lua_pop(L, 1);
+    lh_set_functions(L, raw, lifecycle_functions);
 }

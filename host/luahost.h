@@ -5,6 +5,18 @@
  * the handle types and the trampolines QEMU calls. Everything a script
  * sees is built in lua/ on top of the private raw table made here.
  *
+ * Its files form layers; a file calls only its own layer and those
+ * below it (tests/unit/layers_spec.lua checks):
+ *   1. base: runtime.c (state, lock, reports, listeners), call.c (the
+ *      protected call, the error policy, hooks, the dispatcher and the
+ *      exec trampoline), scope.c (scopes, handles, located errors,
+ *      argument checks)
+ *   2. types: tb.c insn.c mem.c scoreboard.c stream.c registers.c
+ *      guest.c clock.c disas.c, one per Lua-visible type
+ *   3. hooks.c: hooks on QEMU's global events
+ *   4. lifecycle.c: reset, uninstall, exit
+ *   5. plugin.c: the entry point
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #ifndef LUAHOST_H
@@ -42,6 +54,7 @@ typedef struct LhHook {
     LhFunc *func;
     int fn_ref;
     int value_ref;          /* LUA_NOREF when the callback carries none */
+    int via_ref;            /* else called as via(fn, args...) (streams) */
     enum qemu_plugin_cb_flags regs;     /* register access it asked for */
     unsigned int mask;      /* discontinuity kinds it wants */
 } LhHook;
@@ -75,36 +88,40 @@ typedef struct LhRuntime {
     LhContext ctx;          /* of the innermost running callback */
     bool installing;        /* the script's main chunk is running */
     bool uninstalled;       /* after luahost.uninstall completed */
-    bool flush_at_exit;     /* outfile= is open */
     bool system_emulation;
     bool stats;             /* stats=on: report costs at exit */
 } LhRuntime;
 
 extern LhRuntime lh;
 
-/* runtime.c: the lock, protected calls and the error policy. */
+/* runtime.c: the lock, reports, stopping, listeners. */
 void lh_lock(void);
 void lh_unlock(void);
-bool lh_pcall(lua_State *L, int nargs, int nresults, const char *what);
 void lh_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 void lh_open_report_stream(void);
 FILE *lh_report_stream(void);
-int lh_error(lua_State *L, const char *fmt, ...);
-LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what);
-LhHook *lh_callback_new(lua_State *L, int fn_idx, int regs_idx, const char *what);
-bool lh_hook_push(lua_State *L, LhHook *hook);
-bool lh_hook_disabled(LhHook *hook);
-void lh_hook_call(LhHook *hook, int nargs);
 void lh_stop(int status) G_GNUC_NORETURN;
 
-/* events.c: the trampolines of tb, insn and memory callbacks. */
+/* Moments a lower file may act on without calling the events layer. */
+typedef enum {
+    LH_AT_VCPU_EXIT,        /* listener(vcpu index), before the exit hooks */
+    LH_AT_EXIT,             /* listener(LH_NO_VCPU), before the exit hooks */
+    LH_MOMENTS,
+} LhMoment;
+typedef void (*LhListener)(int vcpu);
+void lh_listen(LhMoment moment, LhListener fn);
+void lh_notify(LhMoment moment, int vcpu);
+
+/* call.c: the protected call, hooks and the one dispatcher. */
+typedef int (*LhPushArgs)(lua_State *L, const void *args);
+bool lh_pcall(lua_State *L, int nargs, int nresults, const char *what);
+bool lh_pcall_nested(lua_State *L, int nargs, int nresults);
+LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what);
+LhHook *lh_callback_new(lua_State *L, int fn_idx, int regs_idx, const char *what);
+bool lh_hook_disabled(LhHook *hook);
+void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args);
+int lh_push_vcpu_index(lua_State *L, const void *args);
 void lh_exec_cb(unsigned int vcpu_index, void *udata);
-void lh_want_exit_callback(void);
-void lh_want_vcpu_exit_callback(void);
-void lh_events_forget(void);
-enum qemu_plugin_cb_flags lh_check_regs(lua_State *L, int idx);
-enum qemu_plugin_cond lh_check_cond(lua_State *L, int idx);
-enum qemu_plugin_mem_rw lh_check_rw(lua_State *L, int idx);
 
 /*
  * Handle liveness, modelled on liolib's closed files: QEMU's tb, insn and
@@ -122,19 +139,24 @@ typedef struct LhScope {
     LhContext ctx;
 } LhScope;
 
+/* scope.c: scopes, handles, located errors and shared argument checks. */
 LhScope lh_enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what);
 void lh_leave(LhScope saved);
+int lh_error(lua_State *L, const char *fmt, ...);
+enum qemu_plugin_cb_flags lh_check_regs(lua_State *L, int idx);
+enum qemu_plugin_cond lh_check_cond(lua_State *L, int idx);
+enum qemu_plugin_mem_rw lh_check_rw(lua_State *L, int idx);
 void lh_check_vcpu_context(lua_State *L, const char *what);
 void lh_check_regs_context(lua_State *L, bool write);
 void lh_push_handle(lua_State *L, void *ptr, const char *mt);
 void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind);
 void lh_new_type(lua_State *L, const char *mt, const luaL_Reg *methods, const luaL_Reg *meta);
+void lh_set_functions(lua_State *L, int raw, const luaL_Reg *fns);
 
 /* One opener per Lua-visible type; each adds its functions to raw. */
 void lh_open_tb(lua_State *L, int raw);
 void lh_open_insn(lua_State *L, int raw);
 void lh_open_scoreboard(lua_State *L, int raw);
-void lh_open_events(lua_State *L, int raw);
 void lh_open_mem(lua_State *L, int raw);
 void lh_open_registers(lua_State *L, int raw);
 void lh_open_guest(lua_State *L, int raw);
@@ -143,10 +165,13 @@ void lh_open_lifecycle(lua_State *L, int raw);
 void lh_open_stream(lua_State *L, int raw);
 
 /* stream.c: what the host delivers of streams outside their own callbacks. */
-void lh_streams_flush_vcpu(unsigned int vcpu);
 void lh_streams_flush_all(void);
-void lh_streams_rearm(void);
 void lh_streams_stats(uint64_t *batches, uint64_t *events);
+
+/* hooks.c: hooks on QEMU's global events. */
+void lh_open_hooks(lua_State *L, int raw);
+void lh_hooks_start(void);
+void lh_hooks_forget(void);
 
 /* Constructors and checkers shared between the type files. */
 void lh_push_tb(lua_State *L, struct qemu_plugin_tb *tb);
@@ -160,6 +185,14 @@ typedef struct LhInline {
     uint64_t imm;
 } LhInline;
 LhInline lh_check_inline(lua_State *L, int idx);
+
+typedef struct LhCondition {
+    qemu_plugin_u64 entry;
+    enum qemu_plugin_cond cond;
+    uint64_t imm;
+    LhHook *hook;
+} LhCondition;
+LhCondition lh_check_condition(lua_State *L, int idx, const char *what);
 
 /* disas.c: capstone instruction groups for insn:groups(), user-mode insn:disas(). */
 void lh_disas_init(lua_State *L, int raw);

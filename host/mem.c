@@ -39,21 +39,28 @@ static void push_mem(lua_State *L, qemu_plugin_meminfo_t info, uint64_t vaddr)
     lua_setmetatable(L, -2);
 }
 
+typedef struct LhAccess {
+    unsigned int vcpu_index;
+    qemu_plugin_meminfo_t info;
+    uint64_t vaddr;
+} LhAccess;
+
+static int push_access(lua_State *L, const void *args)
+{
+    const LhAccess *a = args;
+
+    lua_pushinteger(L, a->vcpu_index);
+    push_mem(L, a->info, a->vaddr);
+    lh_push_u64(L, a->vaddr);
+    return 3;
+}
+
+/* The trampoline of memory callbacks: fn(vcpu_index, mem, vaddr, value). */
 void lh_mem_cb(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
 {
-    LhHook *hook = udata;
+    LhAccess a = { vcpu_index, info, vaddr };
 
-    if (lh_hook_disabled(hook)) {
-        return;
-    }
-    LhScope saved = lh_enter((int)vcpu_index, hook->regs, hook->func->what);
-    if (lh_hook_push(lh.L, hook)) {
-        lua_pushinteger(lh.L, vcpu_index);
-        push_mem(lh.L, info, vaddr);
-        lh_push_u64(lh.L, vaddr);
-        lh_hook_call(hook, 3);
-    }
-    lh_leave(saved);
+    lh_dispatch(udata, (int)vcpu_index, push_access, &a);
 }
 
 static int mem_vaddr(lua_State *L)

@@ -45,9 +45,6 @@ static int set_error_policy(lua_State *L)
     static const char *const policies[] = { "abort", "disable", NULL };
 
     lh.abort_on_error = luaL_checkoption(L, 1, NULL, policies) == 0;
-    if (!lh.abort_on_error) {
-        lh_want_exit_callback();    /* so a failed run can end with status 1 */
-    }
     return 0;
 }
 
@@ -163,7 +160,7 @@ static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **arg
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, raw, "argv");
-    lh_open_events(L, raw);
+    lh_open_hooks(L, raw);
     lh_open_tb(L, raw);
     lh_open_insn(L, raw);
     lh_open_scoreboard(L, raw);
@@ -245,6 +242,9 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
     lh.installing = true;
     ok = boot(lh.L, info, argc, argv);
     lh.installing = false;
+    if (ok) {
+        lh_hooks_start();
+    }
     lh_leave(saved);
     /*
      * On failure the state is left for the process to reclaim: QEMU

@@ -124,15 +124,17 @@ static int write_register(lua_State *L)
 }
 #endif
 
+static const luaL_Reg registers_functions[] = {
+    { "get_registers", get_registers },
+    { "read_register", read_register },
+#if LH_HAVE_API5
+    { "write_register", write_register },
+#endif
+    { NULL, NULL },
+};
+
 void lh_open_registers(lua_State *L, int raw)
 {
     buffer = g_byte_array_new();
-    lua_pushcfunction(L, get_registers);
-    lua_setfield(L, raw, "get_registers");
-    lua_pushcfunction(L, read_register);
-    lua_setfield(L, raw, "read_register");
-#if LH_HAVE_API5
-    lua_pushcfunction(L, write_register);
-    lua_setfield(L, raw, "write_register");
-#endif
+    lh_set_functions(L, raw, registers_functions);
 }

@@ -41,6 +41,21 @@ LhInline lh_check_inline(lua_State *L, int idx)
     return in;
 }
 
+/*
+ * The arguments of every :on_exec_if(entry, cond, imm, fn [, value [,
+ * regs]]) method, from idx on: the condition and the callback's hook.
+ */
+LhCondition lh_check_condition(lua_State *L, int idx, const char *what)
+{
+    LhCondition c;
+
+    c.entry = lh_check_entry(L, idx);
+    c.cond = lh_check_cond(L, idx + 1);
+    c.imm = lh_check_u64(L, idx + 2);
+    c.hook = lh_callback_new(L, idx + 3, idx + 5, what);
+    return c;
+}
+
 static unsigned int check_vcpu(lua_State *L, int idx)
 {
     lua_Integer vcpu = luaL_checkinteger(L, idx);
@@ -119,9 +134,13 @@ static const luaL_Reg entry_methods[] = {
     { NULL, NULL },
 };
 
+static const luaL_Reg scoreboard_functions[] = {
+    { "scoreboard_new", scoreboard_new },
+    { NULL, NULL },
+};
+
 void lh_open_scoreboard(lua_State *L, int raw)
 {
     lh_new_type(L, LH_SCOREBOARD_MT, entry_methods, NULL);
-    lua_pushcfunction(L, scoreboard_new);
-    lua_setfield(L, raw, "scoreboard_new");
+    lh_set_functions(L, raw, scoreboard_functions);
 }

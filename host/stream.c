@@ -125,36 +125,45 @@ static inline LhStreamBuf *buf_of(LhStream *s, unsigned int vcpu)
     return *slot;
 }
 
+typedef struct LhBatch {
+    unsigned int vcpu;
+    LhStreamBuf *buf;
+} LhBatch;
+
+/* After lua/stream.lua's deliver function and on_batch: vcpu, buf, n, gen. */
+static int push_batch(lua_State *L, const void *args)
+{
+    const LhBatch *batch = args;
+
+    lua_pushinteger(L, batch->vcpu);
+    lua_pushlightuserdata(L, batch->buf);
+    lua_pushinteger(L, batch->buf->n);
+    lua_pushinteger(L, batch->buf->gen);
+    return 4;
+}
+
 /*
  * Hands b's events to on_batch through lua/stream.lua's deliver(fn,
  * vcpu, buf, n, gen), then empties b. vcpu_ctx is the scope's vCPU:
  * the vCPU itself when it filled up on its own thread, LH_NO_VCPU for
- * the flushes at vCPU exit and exit.
+ * the flushes at vCPU exit and exit. The lock is held across, for the
+ * buffer's state that stream_live reads from any thread.
  */
 static void deliver(LhStream *s, LhStreamBuf *b, unsigned int vcpu, int vcpu_ctx)
 {
-    if (b->n == 0 || b->delivering) {
-        return;
-    }
-    LhScope saved = lh_enter(vcpu_ctx, QEMU_PLUGIN_CB_NO_REGS, s->on_batch->func->what);
-    lua_State *L = lh.L;
+    LhBatch batch = { vcpu, b };
 
-    b->delivering = true;
-    batches_delivered++;
-    events_delivered += b->n;
-    if (!lh_hook_disabled(s->on_batch)) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, deliver_ref);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, s->on_batch->fn_ref);
-        lua_pushinteger(L, vcpu);
-        lua_pushlightuserdata(L, b);
-        lua_pushinteger(L, b->n);
-        lua_pushinteger(L, b->gen);
-        lh_hook_call(s->on_batch, 5);
+    lh_lock();
+    if (b->n > 0 && !b->delivering) {
+        b->delivering = true;
+        batches_delivered++;
+        events_delivered += b->n;
+        lh_dispatch(s->on_batch, vcpu_ctx, push_batch, &batch);
+        b->n = 0;
+        b->gen++;
+        b->delivering = false;
     }
-    b->n = 0;
-    b->gen++;
-    b->delivering = false;
-    lh_leave(saved);
+    lh_unlock();
 }
 
 static inline void full_check(LhSite *site, LhStreamBuf *b, unsigned int vcpu)
@@ -428,6 +437,7 @@ static int stream_new(lua_State *L)
     s->exec_block_mask = exec_mask;
     s->mem_block_mask = mem_mask;
     s->on_batch = lh_hook_new(L, 1, 0, "stream batch callback");
+    s->on_batch->via_ref = deliver_ref;
     s->disabled = &s->on_batch->func->disabled;
     s->capacity = (uint32_t)capacity;
     s->values = lua_toboolean(L, 3);
@@ -436,8 +446,6 @@ static int stream_new(lua_State *L)
     *(LhStream **)lua_newuserdata(L, sizeof(LhStream *)) = s;
     luaL_setmetatable(L, LH_STREAM_MT);
     g_ptr_array_add(streams, s);
-    lh_want_exit_callback();
-    lh_want_vcpu_exit_callback();
     return 1;
 }
 
@@ -542,13 +550,13 @@ static int stream_device_name(lua_State *L)
 }
 
 /* Delivers what vcpu's buffers hold (at its exit: its index may be reused). */
-void lh_streams_flush_vcpu(unsigned int vcpu)
+static void flush_vcpu(int vcpu)
 {
     for (guint i = 0; i < streams->len; i++) {
         LhStream *s = g_ptr_array_index(streams, i);
         LhStreamBuf *b = existing_buf(s, vcpu);
         if (b != NULL) {
-            deliver(s, b, vcpu, LH_NO_VCPU);
+            deliver(s, b, (unsigned int)vcpu, LH_NO_VCPU);
         }
     }
 }
@@ -559,17 +567,13 @@ void lh_streams_flush_all(void)
     int n = qemu_plugin_num_vcpus();
 
     for (int vcpu = 0; vcpu < n; vcpu++) {
-        lh_streams_flush_vcpu((unsigned int)vcpu);
+        flush_vcpu(vcpu);
     }
 }
 
-/* After a reset: streams still deliver at vCPU exit and exit. */
-void lh_streams_rearm(void)
+static void flush_all_at_exit(int vcpu)
 {
-    if (streams->len > 0) {
-        lh_want_exit_callback();
-        lh_want_vcpu_exit_callback();
-    }
+    lh_streams_flush_all();
 }
 
 void lh_streams_stats(uint64_t *batches, uint64_t *events)
@@ -603,10 +607,10 @@ static const luaL_Reg stream_functions[] = {
 void lh_open_stream(lua_State *L, int raw)
 {
     streams = g_ptr_array_new();
+    lh_listen(LH_AT_VCPU_EXIT, flush_vcpu);
+    lh_listen(LH_AT_EXIT, flush_all_at_exit);
     device_names = g_ptr_array_new();
     g_ptr_array_add(device_names, g_strdup("RAM"));
     lh_new_type(L, LH_STREAM_MT, stream_methods, stream_meta);
-    lua_pushvalue(L, raw);
-    luaL_setfuncs(L, stream_functions, 0);
-    lua_pop(L, 1);
+    lh_set_functions(L, raw, stream_functions);
 }

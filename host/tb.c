@@ -85,12 +85,10 @@ static int tb_on_exec(lua_State *L)
 static int tb_on_exec_if(lua_State *L)
 {
     struct qemu_plugin_tb *tb = check_tb(L);
-    qemu_plugin_u64 entry = lh_check_entry(L, 2);
-    enum qemu_plugin_cond cond = lh_check_cond(L, 3);
-    uint64_t imm = lh_check_u64(L, 4);
-    LhHook *hook = lh_callback_new(L, 5, 7, "tb exec callback");
+    LhCondition c = lh_check_condition(L, 2, "tb exec callback");
 
-    qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, lh_exec_cb, hook->regs, cond, entry, imm, hook);
+    qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, lh_exec_cb, c.hook->regs, c.cond, c.entry,
+                                              c.imm, c.hook);
     return 0;
 }
 

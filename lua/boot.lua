@@ -9,7 +9,7 @@ local raw = ...
 local HOST_ARGS = { script = true, on_error = true, outfile = true, stats = true, e = true }
 
 if jit then
-    raw.load_embedded("compat_jit")(raw)
+    raw.load_embedded("compat")(raw)
 end
 local args = raw.load_embedded("args")()
 local luahost = raw.load_embedded("luahost")(raw, args)

@@ -1,7 +1,7 @@
 -- luahost: the public API scripts see, as the global `luahost` and as
 -- require("luahost"). Built here on the host's private raw table, which
 -- scripts never reach. See docs/api.md.
-local raw, args = ...
+local raw, args, compat = ...
 
 local luahost = {}
 
@@ -193,14 +193,14 @@ end
 local write = raw.outs
 
 -- Called by boot for outfile=FILE: opened now, so a bad path is refused
--- at load time; flushed by the host at exit and before any stop.
+-- at load time; flushed by the host at exit (it always registers its exit
+-- work) and before any stop.
 function luahost._set_outfile(path)
     local f, err = io.open(path, "w")
     if not f then
         return nil, "cannot open outfile " .. err
     end
     f:setvbuf("full")
-    raw.flush_at_exit()
     write = function(text)
         f:write(text)
     end
@@ -269,7 +269,7 @@ end
 
 -- Event streams: C records events into per-vCPU buffers, Lua reads them
 -- in batches (lua/stream.lua, docs/api.md "Event streams").
-local stream = raw.load_embedded("stream")(raw)
+local stream = raw.load_embedded("stream")(raw, compat)
 
 function luahost.stream(options)
     local s = stream.new(options)   -- not a tail call: error levels count this frame
@@ -281,7 +281,7 @@ for name, kind in pairs(stream.kinds) do
 end
 luahost.device_name = stream.device_name
 
--- Plugin arguments other than the host's own (script=, on_error=, outfile=, stats=), as
+-- Plugin arguments other than the host's own (script=, e=, on_error=, outfile=, stats=), as
 -- "name=value" strings in the order given; filled in by boot.
 luahost.argv = {}
 

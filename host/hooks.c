@@ -1,11 +1,11 @@
 /*
- * luahost: global events (exit, vCPU lifecycle, translation, syscalls,
- * flushes, discontinuities) and the execution-callback trampoline.
+ * luahost: hooks on QEMU's global events (exit, vCPU lifecycle,
+ * translation, syscalls, flushes, discontinuities), and the host's own
+ * work at a vCPU's exit and at exit.
  *
  * A QEMU callback is registered only when a script first asks for its
- * event; every entry into Lua below takes the lock, opens a scope (fresh
- * handles, the callback's context) and goes through lh_hook_call, which
- * is the only place errors are handled.
+ * event (exit and vCPU exit: always, for the host's own work); every
+ * hook is called through lh_dispatch.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -43,46 +43,36 @@ static const char *const event_what[] = {
 static GPtrArray *hooks[EV_COUNT];
 static bool registered[EV_COUNT];
 
-void lh_exec_cb(unsigned int vcpu_index, void *udata)
+/*
+ * Calls the hooks of ev that want kind (discontinuities; others pass ~0),
+ * in registration order, each through the dispatcher. Under the lock: a
+ * hook may register another on any thread.
+ */
+static void call_hooks_of(LhEvent ev, unsigned int kind, int vcpu,
+                          LhPushArgs push_args, const void *args)
 {
-    LhHook *hook = udata;
-
-    /* Unlocked fast path; lh_hook_push checks again under the lock. */
-    if (lh_hook_disabled(hook)) {
-        return;
+    lh_lock();
+    for (guint i = 0; i < hooks[ev]->len; i++) {
+        LhHook *hook = g_ptr_array_index(hooks[ev], i);
+        if ((hook->mask & kind) != 0) {
+            lh_dispatch(hook, vcpu, push_args, args);
+        }
     }
-    LhScope saved = lh_enter((int)vcpu_index, hook->regs, hook->func->what);
-    if (lh_hook_push(lh.L, hook)) {
-        lua_pushinteger(lh.L, vcpu_index);
-        lh_hook_call(hook, 1);
-    }
-    lh_leave(saved);
+    lh_unlock();
 }
 
-/* Calls every hook of ev; push_args pushes the arguments, nargs of them. */
-#define CALL_HOOKS(ev, vcpu, regs, nargs, push_args)                        \
-    do {                                                                    \
-        LhScope saved_ = lh_enter((vcpu), (regs), event_what[ev]);             \
-        for (guint i_ = 0; i_ < hooks[ev]->len; i_++) {                     \
-            LhHook *hook = g_ptr_array_index(hooks[ev], i_);                \
-            if (lh_hook_push(lh.L, hook)) {                                 \
-                lua_State *L = lh.L;                                        \
-                (void)L;                                                    \
-                push_args;                                                  \
-                lh_hook_call(hook, (nargs));                                \
-            }                                                               \
-        }                                                                   \
-        lh_leave(saved_);                                                      \
-    } while (0)
+static void call_hooks(LhEvent ev, int vcpu, LhPushArgs push_args, const void *args)
+{
+    call_hooks_of(ev, ~0u, vcpu, push_args, args);
+}
 
 /*
  * vcpu init, syscall and discontinuity hooks run on the vCPU's thread:
- * QEMU lets them read and write its registers.
+ * QEMU lets them read and write its registers (their hooks ask for it).
  */
 static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu_index)
 {
-    CALL_HOOKS(EV_VCPU_INIT, (int)vcpu_index, QEMU_PLUGIN_CB_RW_REGS, 1,
-               lua_pushinteger(L, vcpu_index));
+    call_hooks(EV_VCPU_INIT, (int)vcpu_index, lh_push_vcpu_index, &vcpu_index);
 }
 
 /*
@@ -91,21 +81,18 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu_index)
  */
 static void on_vcpu_exit(qemu_plugin_id_t id, unsigned int vcpu_index)
 {
-    lh_streams_flush_vcpu(vcpu_index);
-    CALL_HOOKS(EV_VCPU_EXIT, LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, 1,
-               lua_pushinteger(L, vcpu_index));
+    lh_notify(LH_AT_VCPU_EXIT, (int)vcpu_index);
+    call_hooks(EV_VCPU_EXIT, LH_NO_VCPU, lh_push_vcpu_index, &vcpu_index);
 }
 
 static void on_vcpu_idle(qemu_plugin_id_t id, unsigned int vcpu_index)
 {
-    CALL_HOOKS(EV_VCPU_IDLE, LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, 1,
-               lua_pushinteger(L, vcpu_index));
+    call_hooks(EV_VCPU_IDLE, LH_NO_VCPU, lh_push_vcpu_index, &vcpu_index);
 }
 
 static void on_vcpu_resume(qemu_plugin_id_t id, unsigned int vcpu_index)
 {
-    CALL_HOOKS(EV_VCPU_RESUME, LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, 1,
-               lua_pushinteger(L, vcpu_index));
+    call_hooks(EV_VCPU_RESUME, LH_NO_VCPU, lh_push_vcpu_index, &vcpu_index);
 }
 
 /* stats=on: translations and the time spent in their hooks. */
@@ -119,11 +106,17 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static int push_tb(lua_State *L, const void *args)
+{
+    lh_push_tb(L, (struct qemu_plugin_tb *)args);
+    return 1;
+}
+
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     uint64_t start = lh.stats ? now_ns() : 0;
 
-    CALL_HOOKS(EV_TB_TRANS, LH_SOME_VCPU, QEMU_PLUGIN_CB_NO_REGS, 1, lh_push_tb(L, tb));
+    call_hooks(EV_TB_TRANS, LH_SOME_VCPU, push_tb, tb);
     if (lh.stats) {
         uint64_t spent = now_ns() - start;
         lh_lock();
@@ -151,35 +144,57 @@ static void report_stats(void)
 
 static void on_flush(qemu_plugin_id_t id)
 {
-    CALL_HOOKS(EV_FLUSH, LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, 0, (void)0);
+    call_hooks(EV_FLUSH, LH_NO_VCPU, NULL, NULL);
+}
+
+typedef struct LhSyscall {
+    unsigned int vcpu_index;
+    int64_t num;
+    uint64_t a[8];
+} LhSyscall;
+
+static int push_syscall(lua_State *L, const void *args)
+{
+    const LhSyscall *sc = args;
+
+    lua_pushinteger(L, sc->vcpu_index);
+    lh_push_i64(L, sc->num);
+    for (int i = 0; i < 8; i++) {
+        lh_push_u64(L, sc->a[i]);
+    }
+    return 10;
 }
 
 static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num,
                        uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                        uint64_t a5, uint64_t a6, uint64_t a7, uint64_t a8)
 {
-    CALL_HOOKS(EV_SYSCALL, (int)vcpu_index, QEMU_PLUGIN_CB_RW_REGS, 10, {
-        lua_pushinteger(L, vcpu_index);
-        lh_push_i64(L, num);
-        lh_push_u64(L, a1);
-        lh_push_u64(L, a2);
-        lh_push_u64(L, a3);
-        lh_push_u64(L, a4);
-        lh_push_u64(L, a5);
-        lh_push_u64(L, a6);
-        lh_push_u64(L, a7);
-        lh_push_u64(L, a8);
-    });
+    LhSyscall sc = { vcpu_index, num, { a1, a2, a3, a4, a5, a6, a7, a8 } };
+
+    call_hooks(EV_SYSCALL, (int)vcpu_index, push_syscall, &sc);
+}
+
+typedef struct LhSyscallReturn {
+    unsigned int vcpu_index;
+    int64_t num, ret;
+} LhSyscallReturn;
+
+static int push_syscall_return(lua_State *L, const void *args)
+{
+    const LhSyscallReturn *r = args;
+
+    lua_pushinteger(L, r->vcpu_index);
+    lh_push_i64(L, r->num);
+    lh_push_i64(L, r->ret);
+    return 3;
 }
 
 static void on_syscall_ret(qemu_plugin_id_t id, unsigned int vcpu_index,
                            int64_t num, int64_t ret)
 {
-    CALL_HOOKS(EV_SYSCALL_RET, (int)vcpu_index, QEMU_PLUGIN_CB_RW_REGS, 3, {
-        lua_pushinteger(L, vcpu_index);
-        lh_push_i64(L, num);
-        lh_push_i64(L, ret);
-    });
+    LhSyscallReturn r = { vcpu_index, num, ret };
+
+    call_hooks(EV_SYSCALL_RET, (int)vcpu_index, push_syscall_return, &r);
 }
 
 #if LH_HAVE_DISCON
@@ -197,33 +212,44 @@ static const char *discon_name(enum qemu_plugin_discon_type type)
     }
 }
 
+typedef struct LhDiscon {
+    unsigned int vcpu_index;
+    enum qemu_plugin_discon_type type;
+    uint64_t from_pc, to_pc;
+} LhDiscon;
+
+static int push_discon(lua_State *L, const void *args)
+{
+    const LhDiscon *d = args;
+
+    lua_pushinteger(L, d->vcpu_index);
+    lua_pushstring(L, discon_name(d->type));
+    lh_push_u64(L, d->from_pc);
+    lh_push_u64(L, d->to_pc);
+    return 4;
+}
+
 /* One QEMU registration for all kinds; each hook filters on its own mask. */
 static void on_discon(qemu_plugin_id_t id, unsigned int vcpu_index,
                       enum qemu_plugin_discon_type type, uint64_t from_pc, uint64_t to_pc)
 {
-    LhScope saved = lh_enter((int)vcpu_index, QEMU_PLUGIN_CB_RW_REGS, event_what[EV_DISCON]);
-    for (guint i = 0; i < hooks[EV_DISCON]->len; i++) {
-        LhHook *hook = g_ptr_array_index(hooks[EV_DISCON], i);
-        if ((hook->mask & (unsigned)type) != 0 && lh_hook_push(lh.L, hook)) {
-            lua_pushinteger(lh.L, vcpu_index);
-            lua_pushstring(lh.L, discon_name(type));
-            lh_push_u64(lh.L, from_pc);
-            lh_push_u64(lh.L, to_pc);
-            lh_hook_call(hook, 4);
-        }
-    }
-    lh_leave(saved);
+    LhDiscon d = { vcpu_index, type, from_pc, to_pc };
+
+    call_hooks_of(EV_DISCON, (unsigned int)type, (int)vcpu_index, push_discon, &d);
 }
 #endif
 
 /*
- * Exit hooks run in registration order. A run in which a callback failed
- * (on_error=disable) may have counted wrong: it ends with status 1.
+ * The host's exit work: what streams still hold is delivered, exit hooks
+ * run in registration order, and a run in which a callback failed
+ * (on_error=disable) may have counted wrong, so it ends with status 1.
+ * outfile= output reaches its file here too: a guest's exit_group ends
+ * the process without flushing stdio, but plugin atexit runs first.
  */
 static void on_atexit(qemu_plugin_id_t id, void *udata)
 {
-    lh_streams_flush_all();
-    CALL_HOOKS(EV_ATEXIT, LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, 0, (void)0);
+    lh_notify(LH_AT_EXIT, LH_NO_VCPU);
+    call_hooks(EV_ATEXIT, LH_NO_VCPU, NULL, NULL);
     lh_lock();
     if (lh.stats) {
         report_stats();
@@ -280,6 +306,20 @@ static void register_with_qemu(LhEvent ev)
     }
 }
 
+/* Hooks on a vCPU's own thread may read and write its registers. */
+static enum qemu_plugin_cb_flags event_regs(LhEvent ev)
+{
+    switch (ev) {
+    case EV_VCPU_INIT:
+    case EV_SYSCALL:
+    case EV_SYSCALL_RET:
+    case EV_DISCON:
+        return QEMU_PLUGIN_CB_RW_REGS;
+    default:
+        return QEMU_PLUGIN_CB_NO_REGS;
+    }
+}
+
 /*
  * raw.register(event, fn [, mask]): adds fn to the event's hooks; mask
  * (discontinuities only) is a bit set of kinds.
@@ -294,6 +334,7 @@ static int event_register(lua_State *L)
                           "this luahost was built for API %d", QEMU_PLUGIN_VERSION);
     }
     hook = lh_hook_new(L, 2, 0, event_what[ev]);
+    hook->regs = event_regs(ev);
     hook->mask = (unsigned)luaL_optinteger(L, 3, -1);
     register_with_qemu(ev);
     g_ptr_array_add(hooks[ev], hook);
@@ -301,94 +342,46 @@ static int event_register(lua_State *L)
 }
 
 /*
+ * The host's own work at a vCPU's exit and at exit (listeners, stats=,
+ * outfile=, on_error=disable) runs whatever the script registered: from
+ * a successful install on, and again after a reset.
+ */
+void lh_hooks_start(void)
+{
+    register_with_qemu(EV_ATEXIT);
+    register_with_qemu(EV_VCPU_EXIT);
+}
+
+/*
  * After qemu_plugin_reset QEMU has dropped every callback: forget the
  * hooks too, so that new registrations register again.
  */
-void lh_events_forget(void)
+void lh_hooks_forget(void)
 {
     for (int ev = 0; ev < EV_COUNT; ev++) {
         g_ptr_array_set_size(hooks[ev], 0);
         registered[ev] = false;
     }
-}
-
-/*
- * The host's own exit work must run even if the script has no exit hook:
- * outfile= output reaches its file (a guest's exit_group ends the process
- * without flushing stdio, but plugin atexit runs first), and a run with
- * callback errors under on_error=disable ends with status 1.
- */
-void lh_want_exit_callback(void)
-{
-    register_with_qemu(EV_ATEXIT);
-}
-
-/* Streams deliver a vCPU's last events when it exits. */
-void lh_want_vcpu_exit_callback(void)
-{
-    register_with_qemu(EV_VCPU_EXIT);
+    lh_hooks_start();
 }
 
 /* raw.enable_stats(): for stats=on. */
 static int enable_stats(lua_State *L)
 {
     lh.stats = true;
-    lh_want_exit_callback();
     return 0;
 }
 
-/* raw.flush_at_exit(): for outfile=. */
-static int flush_at_exit(lua_State *L)
-{
-    lh.flush_at_exit = true;
-    lh_want_exit_callback();
-    return 0;
-}
+static const luaL_Reg hooks_functions[] = {
+    { "register", event_register },
+    { "enable_stats", enable_stats },
+    { NULL, NULL },
+};
 
-/* The regs argument of exec and memory callbacks: nil, "r" or "rw". */
-enum qemu_plugin_cb_flags lh_check_regs(lua_State *L, int idx)
-{
-    static const char *const names[] = { "none", "r", "rw", NULL };
-    static const enum qemu_plugin_cb_flags flags[] = {
-        QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_CB_RW_REGS,
-    };
-
-    return flags[luaL_checkoption(L, idx, "none", names)];
-}
-
-enum qemu_plugin_cond lh_check_cond(lua_State *L, int idx)
-{
-    static const char *const names[] = {
-        "never", "always", "eq", "ne", "lt", "le", "gt", "ge", NULL,
-    };
-    static const enum qemu_plugin_cond conds[] = {
-        QEMU_PLUGIN_COND_NEVER, QEMU_PLUGIN_COND_ALWAYS, QEMU_PLUGIN_COND_EQ,
-        QEMU_PLUGIN_COND_NE, QEMU_PLUGIN_COND_LT, QEMU_PLUGIN_COND_LE,
-        QEMU_PLUGIN_COND_GT, QEMU_PLUGIN_COND_GE,
-    };
-
-    return conds[luaL_checkoption(L, idx, NULL, names)];
-}
-
-enum qemu_plugin_mem_rw lh_check_rw(lua_State *L, int idx)
-{
-    static const char *const names[] = { "r", "w", "rw", NULL };
-    static const enum qemu_plugin_mem_rw rws[] = {
-        QEMU_PLUGIN_MEM_R, QEMU_PLUGIN_MEM_W, QEMU_PLUGIN_MEM_RW,
-    };
-
-    return rws[luaL_checkoption(L, idx, "rw", names)];
-}
-
-void lh_open_events(lua_State *L, int raw)
+void lh_open_hooks(lua_State *L, int raw)
 {
     for (int ev = 0; ev < EV_COUNT; ev++) {
         hooks[ev] = g_ptr_array_new();
     }
-    lua_pushcfunction(L, event_register);
-    lua_setfield(L, raw, "register");
-    lua_pushcfunction(L, flush_at_exit);
-    lua_setfield(L, raw, "flush_at_exit");
-    lua_pushcfunction(L, enable_stats);
-    lua_setfield(L, raw, "enable_stats");
+    lh_set_functions(L, raw, hooks_functions);
 }

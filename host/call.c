@@ -1,0 +1,213 @@
+/*
+ * luahost: the one way into Lua. Every callback QEMU makes reaches its
+ * script function through lh_dispatch: take the lock and open a scope,
+ * push the function and its arguments, call it protected with a traceback
+ * handler, apply the error policy, leave. The hooks it calls are made here
+ * too, as is the trampoline of execution callbacks.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "luahost.h"
+
+#define TRACEBACK_MARK "\nstack traceback:\n"
+
+/*
+ * As lua.c's msghandler: a traceback, also for non-string error objects.
+ * A message that already carries one (raised again by lh_pcall_nested's
+ * caller) is kept as it is: its traceback starts where the error began.
+ */
+static int message_handler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+
+    if (msg != NULL && strstr(msg, TRACEBACK_MARK) != NULL) {
+        return 1;
+    }
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
+            return 1;
+        }
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/*
+ * Calls the function below its nargs arguments with the traceback
+ * handler; returns lua_pcall's status, the handler removed.
+ */
+static int traced_pcall(lua_State *L, int nargs, int nresults)
+{
+    int base = lua_gettop(L) - nargs;
+    int status;
+
+    lua_pushcfunction(L, message_handler);
+    lua_insert(L, base);
+    status = lua_pcall(L, nargs, nresults, base);
+    lua_remove(L, base);
+    return status;
+}
+
+/*
+ * For the host's own calls (boot): on error reports "error in WHAT:
+ * message + traceback" and returns false, leaving the stack as it was
+ * before the function was pushed.
+ */
+bool lh_pcall(lua_State *L, int nargs, int nresults, const char *what)
+{
+    if (traced_pcall(L, nargs, nresults) != LUA_OK) {
+        lh_report("error in %s: %s", what, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * For C code that Lua called and that calls Lua in turn where an error
+ * must not unwind (through QEMU's frames and locks, say): false leaves
+ * the error, with its traceback, on the stack, to raise once C is safe.
+ */
+bool lh_pcall_nested(lua_State *L, int nargs, int nresults)
+{
+    return traced_pcall(L, nargs, nresults) == LUA_OK;
+}
+
+/* Function definitions ("source:line") to their LhFunc. */
+static GHashTable *funcs;
+
+static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
+{
+    lua_Debug ar;
+    char *key;
+    LhFunc *func;
+
+    lua_pushvalue(L, fn_idx);
+    lua_getinfo(L, ">S", &ar);
+    key = g_strdup_printf("%s:%d", ar.source, ar.linedefined);
+    if (funcs == NULL) {
+        funcs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    }
+    func = g_hash_table_lookup(funcs, key);
+    if (func == NULL) {
+        func = g_new0(LhFunc, 1);
+        func->what = what;
+        g_hash_table_insert(funcs, key, func);
+    } else {
+        g_free(key);
+    }
+    return func;
+}
+
+/* The hooks are kept until exit: QEMU holds their pointers in its TBs. */
+LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
+{
+    LhHook *hook;
+
+    luaL_checktype(L, fn_idx, LUA_TFUNCTION);
+    hook = g_new0(LhHook, 1);
+    hook->func = func_for(L, fn_idx, what);
+    lua_pushvalue(L, fn_idx);
+    hook->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (value_idx != 0 && !lua_isnoneornil(L, value_idx)) {
+        lua_pushvalue(L, value_idx);
+        hook->value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else {
+        hook->value_ref = LUA_NOREF;
+    }
+    hook->via_ref = LUA_NOREF;
+    hook->regs = QEMU_PLUGIN_CB_NO_REGS;
+    return hook;
+}
+
+/*
+ * The hook of an exec, conditional or memory callback: fn at fn_idx, its
+ * value after it, and the register access asked for at regs_idx.
+ */
+LhHook *lh_callback_new(lua_State *L, int fn_idx, int regs_idx, const char *what)
+{
+    enum qemu_plugin_cb_flags regs = lh_check_regs(L, regs_idx);
+    LhHook *hook = lh_hook_new(L, fn_idx, fn_idx + 1, what);
+
+    hook->regs = regs;
+    return hook;
+}
+
+bool lh_hook_disabled(LhHook *hook)
+{
+    return g_atomic_int_get(&hook->func->disabled);
+}
+
+/* A failed call under the error policy: stop, or disable its function. */
+static void apply_error_policy(LhFunc *func)
+{
+    if (lh.abort_on_error) {
+        lh_report("stopping emulation (on_error=abort); exit hooks are not run");
+        lh_stop(EXIT_FAILURE);
+    }
+    g_atomic_int_set(&func->disabled, 1);
+    lh.errors++;
+    lh_report("this %s is disabled (on_error=disable); the exit status will be 1", func->what);
+}
+
+/*
+ * Calls hook's function in a scope on vcpu (an index, or LH_*_VCPU) with
+ * the arguments push_args pushes (it returns how many; NULL: none), the
+ * hook's carried value after them. The handler goes under the function
+ * first, so nothing is moved on the stack.
+ */
+void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
+{
+    /* Unlocked fast path; checked again under the lock. */
+    if (lh_hook_disabled(hook)) {
+        return;
+    }
+    LhScope saved = lh_enter(vcpu, hook->regs, hook->func->what);
+    lua_State *L = lh.L;
+
+    if (!lh_hook_disabled(hook)) {
+        int base = lua_gettop(L) + 1;
+        int nargs = 0;
+
+        lua_pushcfunction(L, message_handler);
+        if (hook->via_ref != LUA_NOREF) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, hook->via_ref);
+            nargs++;
+        }
+        lua_rawgeti(L, LUA_REGISTRYINDEX, hook->fn_ref);
+        if (push_args != NULL) {
+            nargs += push_args(L, args);
+        }
+        if (hook->value_ref != LUA_NOREF) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, hook->value_ref);
+            nargs++;
+        }
+        if (lua_pcall(L, nargs, 0, base) != LUA_OK) {
+            lh_report("error in %s: %s", hook->func->what, lua_tostring(L, -1));
+            lua_settop(L, base - 1);
+            apply_error_policy(hook->func);
+        } else {
+            lua_settop(L, base - 1);
+        }
+    }
+    lh_leave(saved);
+}
+
+/* LhPushArgs for the callbacks whose one argument is a vCPU index. */
+int lh_push_vcpu_index(lua_State *L, const void *args)
+{
+    lua_pushinteger(L, *(const unsigned int *)args);
+    return 1;
+}
+
+/* The trampoline of tb and insn execution callbacks: fn(vcpu_index, value). */
+void lh_exec_cb(unsigned int vcpu_index, void *udata)
+{
+    LhHook *hook = udata;
+
+    lh_dispatch(hook, (int)vcpu_index, lh_push_vcpu_index, &vcpu_index);
+}

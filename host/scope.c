@@ -1,0 +1,169 @@
+/*
+ * luahost: what a running callback may touch. A scope gives the handles
+ * made in it an epoch of their own and says which vCPU and registers the
+ * callback has; the checks below refuse what the scope does not allow,
+ * with errors located at the script's line. Also the argument checks
+ * shared by the type files.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include "luahost.h"
+
+/*
+ * Every entry into Lua takes the lock and opens a scope: a fresh epoch
+ * for the handles it is given, and the context that says what it may
+ * touch. Scopes nest (a script's call into QEMU may call back on the same
+ * thread).
+ */
+LhScope lh_enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what)
+{
+    lh_lock();
+    LhScope saved = { .epoch = lh.live_epoch, .ctx = lh.ctx };
+
+    lh.live_epoch = ++lh.next_epoch;
+    lh.ctx.vcpu = vcpu;
+    lh.ctx.regs = regs;
+    lh.ctx.what = what;
+    return saved;
+}
+
+void lh_leave(LhScope saved)
+{
+    lh.live_epoch = saved.epoch;
+    lh.ctx = saved.ctx;
+    lh_unlock();
+}
+
+/*
+ * Raises an error located at the script's line: the first Lua frame up
+ * the stack that is not the embedded runtime (lua/NAME.lua), so a check made
+ * under one of the runtime's wrappers still names the caller's file:line.
+ */
+int lh_error(lua_State *L, const char *fmt, ...)
+{
+    lua_Debug ar;
+    va_list ap;
+    bool located = false;
+
+    for (int level = 1; !located && lua_getstack(L, level, &ar); level++) {
+        lua_getinfo(L, "Sl", &ar);
+        if (ar.currentline > 0 && strncmp(ar.source, "@lua/", 5) != 0) {
+            lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+            located = true;
+        }
+    }
+    if (!located) {
+        lua_pushliteral(L, "");
+    }
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+/* Guest memory and code queries need QEMU's current vCPU. */
+void lh_check_vcpu_context(lua_State *L, const char *what)
+{
+    if (lh.ctx.vcpu == LH_NO_VCPU) {
+        lh_error(L, "%s needs a vCPU: call it from a callback that runs on a vCPU "
+                   "(translation, execution, memory, syscall or vcpu init), not from %s",
+                   what, lh.ctx.what);
+    }
+}
+
+/* Registers: only where QEMU allows them (docs/api.md, "Registers"). */
+void lh_check_regs_context(lua_State *L, bool write)
+{
+    enum qemu_plugin_cb_flags need = write ? QEMU_PLUGIN_CB_RW_REGS : QEMU_PLUGIN_CB_R_REGS;
+
+    if (lh.ctx.vcpu == LH_NO_VCPU || lh.ctx.regs == QEMU_PLUGIN_CB_NO_REGS) {
+        lh_error(L, "cannot %s registers in %s: register it with regs=\"%s\" "
+                   "(or use a vcpu init, syscall or discontinuity hook)",
+                   write ? "write" : "read", lh.ctx.what, write ? "rw" : "r");
+    }
+    if (lh.ctx.regs < need) {
+        lh_error(L, "cannot write registers in %s: it was registered with regs=\"r\", "
+                   "not regs=\"rw\"", lh.ctx.what);
+    }
+}
+
+/* Handle kinds are named with their article: "a tb", "an insn". */
+void lh_push_handle(lua_State *L, void *ptr, const char *mt)
+{
+    LhHandle *h = lua_newuserdata(L, sizeof(*h));
+
+    h->ptr = ptr;
+    h->epoch = lh.live_epoch;
+    luaL_getmetatable(L, mt);
+    lua_setmetatable(L, -2);
+}
+
+void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
+{
+    LhHandle *h = luaL_checkudata(L, idx, mt);
+
+    if (h->epoch != lh.live_epoch) {
+        lh_error(L, "attempt to use %s handle after the callback that provided it returned", kind);
+    }
+    return h->ptr;
+}
+
+/* A metatable whose __index is the method table, as liolib's FILE*. */
+void lh_new_type(lua_State *L, const char *mt, const luaL_Reg *methods, const luaL_Reg *meta)
+{
+    luaL_newmetatable(L, mt);
+    if (meta != NULL) {
+        luaL_setfuncs(L, meta, 0);
+    }
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
+/* Adds fns to the raw table at index raw. */
+void lh_set_functions(lua_State *L, int raw, const luaL_Reg *fns)
+{
+    lua_pushvalue(L, raw);
+    luaL_setfuncs(L, fns, 0);
+    lua_pop(L, 1);
+}
+
+/* The regs argument of exec and memory callbacks: nil, "r" or "rw". */
+enum qemu_plugin_cb_flags lh_check_regs(lua_State *L, int idx)
+{
+    static const char *const names[] = { "none", "r", "rw", NULL };
+    static const enum qemu_plugin_cb_flags flags[] = {
+        QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_CB_RW_REGS,
+    };
+
+    return flags[luaL_checkoption(L, idx, "none", names)];
+}
+
+enum qemu_plugin_cond lh_check_cond(lua_State *L, int idx)
+{
+    static const char *const names[] = {
+        "never", "always", "eq", "ne", "lt", "le", "gt", "ge", NULL,
+    };
+    static const enum qemu_plugin_cond conds[] = {
+        QEMU_PLUGIN_COND_NEVER, QEMU_PLUGIN_COND_ALWAYS, QEMU_PLUGIN_COND_EQ,
+        QEMU_PLUGIN_COND_NE, QEMU_PLUGIN_COND_LT, QEMU_PLUGIN_COND_LE,
+        QEMU_PLUGIN_COND_GT, QEMU_PLUGIN_COND_GE,
+    };
+
+    return conds[luaL_checkoption(L, idx, NULL, names)];
+}
+
+enum qemu_plugin_mem_rw lh_check_rw(lua_State *L, int idx)
+{
+    static const char *const names[] = { "r", "w", "rw", NULL };
+    static const enum qemu_plugin_mem_rw rws[] = {
+        QEMU_PLUGIN_MEM_R, QEMU_PLUGIN_MEM_W, QEMU_PLUGIN_MEM_RW,
+    };
+
+    return rws[luaL_checkoption(L, idx, "rw", names)];
+}
