@@ -31,13 +31,6 @@ static size_t check_length(lua_State *L, int idx)
     return (size_t)len;
 }
 
-static int fail(lua_State *L, const char *msg)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    return 2;
-}
-
 /* raw.read_memory(vaddr, len): the bytes, or nil and a message. */
 static int read_memory(lua_State *L)
 {
@@ -50,7 +43,7 @@ static int read_memory(lua_State *L)
         char msg[80];
         snprintf(msg, sizeof(msg), "cannot read %zu bytes of guest memory at 0x%" PRIx64,
                  len, vaddr);
-        return fail(L, msg);
+        return lh_fail(L, msg);
     }
     lua_pushlstring(L, (const char *)buffer->data, buffer->len);
     return 1;
@@ -94,7 +87,7 @@ static int write_memory(lua_State *L)
     fill_buffer(L, 2);
     lh_check_vcpu_context(L, "luahost.write_memory");
     if (!qemu_plugin_write_memory_vaddr(vaddr, buffer)) {
-        return fail(L, "cannot write guest memory there");
+        return lh_fail(L, "cannot write guest memory there");
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -111,7 +104,7 @@ static int read_memory_hwaddr(lua_State *L)
     g_byte_array_set_size(buffer, 0);
     r = qemu_plugin_read_memory_hwaddr(paddr, buffer, len);
     if (r != QEMU_PLUGIN_HWADDR_OPERATION_OK) {
-        return fail(L, hwaddr_result(r));
+        return lh_fail(L, hwaddr_result(r));
     }
     lua_pushlstring(L, (const char *)buffer->data, buffer->len);
     return 1;
@@ -127,7 +120,7 @@ static int write_memory_hwaddr(lua_State *L)
     lh_check_vcpu_context(L, "luahost.write_memory_hwaddr");
     r = qemu_plugin_write_memory_hwaddr(paddr, buffer);
     if (r != QEMU_PLUGIN_HWADDR_OPERATION_OK) {
-        return fail(L, hwaddr_result(r));
+        return lh_fail(L, hwaddr_result(r));
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -141,7 +134,7 @@ static int translate_vaddr(lua_State *L)
 
     lh_check_vcpu_context(L, "luahost.translate_vaddr");
     if (!qemu_plugin_translate_vaddr(vaddr, &paddr)) {
-        return fail(L, "no translation (unmapped, or user mode)");
+        return lh_fail(L, "no translation (unmapped, or user mode)");
     }
     lh_push_u64(L, paddr);
     return 1;
@@ -165,8 +158,8 @@ static void check_layout(lua_State *L, const void *fn, const char *what)
 {
     lh_check_vcpu_context(L, what);
     if (fn == NULL) {
-        luaL_error(L, "%s: this QEMU binary does not export it (QEMU 10.0 never builds "
-                   "it; see luahost.has(\"code_layout\") and docs/qemu-api.md)", what);
+        lh_error(L, "%s: this QEMU binary does not export it (QEMU 10.0 never builds "
+                 "it; see luahost.has(\"code_layout\") and docs/qemu-api.md)", what);
     }
 }
 

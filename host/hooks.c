@@ -330,8 +330,8 @@ static int event_register(lua_State *L)
     LhHook *hook;
 
     if (ev == EV_DISCON && !LH_HAVE_DISCON) {
-        return luaL_error(L, "discontinuity callbacks need QEMU 10.2 (plugin API 5); "
-                          "this luahost was built for API %d", QEMU_PLUGIN_VERSION);
+        return lh_error(L, "discontinuity callbacks need QEMU 10.2 (plugin API 5); "
+                        "this luahost was built for API %d", QEMU_PLUGIN_VERSION);
     }
     hook = lh_hook_new(L, 2, 0, event_what[ev]);
     hook->regs = event_regs(ev);

@@ -143,6 +143,7 @@ typedef struct LhScope {
 LhScope lh_enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what);
 void lh_leave(LhScope saved);
 int lh_error(lua_State *L, const char *fmt, ...);
+int lh_fail(lua_State *L, const char *msg);
 enum qemu_plugin_cb_flags lh_check_regs(lua_State *L, int idx);
 enum qemu_plugin_cond lh_check_cond(lua_State *L, int idx);
 enum qemu_plugin_mem_rw lh_check_rw(lua_State *L, int idx);

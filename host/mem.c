@@ -127,7 +127,7 @@ static int mem_value(lua_State *L)
         lh_push_u64(L, v.data.u128.high);
         return 2;
     default:
-        return luaL_error(L, "unknown memory value type %d", (int)v.type);
+        return lh_error(L, "unknown memory value type %d", (int)v.type);
     }
 }
 
@@ -138,7 +138,7 @@ static int mem_hwaddr(lua_State *L)
     struct qemu_plugin_hwaddr *hw;
 
     if (lh.ctx.vcpu == LH_NO_VCPU) {
-        return luaL_error(L, "mem:hwaddr() needs the vCPU of its memory callback");
+        return lh_error(L, "mem:hwaddr() needs the vCPU of its memory callback");
     }
     hw = qemu_plugin_get_hwaddr(m->info, m->vaddr);
     if (hw == NULL) {

@@ -31,7 +31,7 @@ static int load_embedded(lua_State *L)
             return 1;
         }
     }
-    return luaL_error(L, "no embedded module '%s'", name);
+    return lh_error(L, "no embedded module '%s'", name);
 }
 
 static int outs(lua_State *L)

@@ -56,7 +56,8 @@ static uint64_t bytes_to_u64(const uint8_t *p, size_t n, bool big_endian)
 
 /*
  * Reads the register handle at index 1 into buffer, once the context
- * allows it (writing too, if write); returns its size in bytes.
+ * allows it (writing too, if write); returns its size in bytes, or 0
+ * when QEMU could not read it.
  */
 static int read_into_buffer(lua_State *L, bool write, struct qemu_plugin_register **reg)
 {
@@ -67,16 +68,14 @@ static int read_into_buffer(lua_State *L, bool write, struct qemu_plugin_registe
     lh_check_regs_context(L, write);
     g_byte_array_set_size(buffer, 0);
     n = qemu_plugin_read_register(*reg, buffer);
-    if (n <= 0) {
-        luaL_error(L, "QEMU could not read this register");
-    }
-    return n;
+    return n > 0 ? n : 0;
 }
 
 /*
  * raw.read_register(handle, big_endian): a u64 for registers of up to 8
  * bytes, else the bytes as a string (in target order); then the size in
- * bytes, which the u64 alone does not tell.
+ * bytes, which the u64 alone does not tell. nil and a message when QEMU
+ * cannot read it.
  */
 static int read_register(lua_State *L)
 {
@@ -84,6 +83,9 @@ static int read_register(lua_State *L)
     bool big_endian = lua_toboolean(L, 2);
     int n = read_into_buffer(L, false, &reg);
 
+    if (n == 0) {
+        return lh_fail(L, "QEMU could not read this register");
+    }
     if (n <= 8) {
         lh_push_u64(L, bytes_to_u64(buffer->data, (size_t)n, big_endian));
     } else {
@@ -97,6 +99,7 @@ static int read_register(lua_State *L)
 /*
  * raw.write_register(handle, value, big_endian): value is a u64 (for
  * registers of up to 8 bytes) or a string of exactly the register's size.
+ * true, or nil and a message when QEMU refuses.
  */
 static int write_register(lua_State *L)
 {
@@ -104,6 +107,9 @@ static int write_register(lua_State *L)
     bool big_endian = lua_toboolean(L, 3);
     int n = read_into_buffer(L, true, &reg);        /* for its size */
 
+    if (n == 0) {
+        return lh_fail(L, "QEMU could not read this register");
+    }
     if (lua_type(L, 2) == LUA_TSTRING) {
         size_t len;
         const char *s = lua_tolstring(L, 2, &len);
@@ -118,9 +124,10 @@ static int write_register(lua_State *L)
         }
     }
     if (qemu_plugin_write_register(reg, buffer) <= 0) {
-        return luaL_error(L, "QEMU refused to write this register");
+        return lh_fail(L, "QEMU refused to write this register");
     }
-    return 0;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 #endif
 

@@ -65,6 +65,14 @@ int lh_error(lua_State *L, const char *fmt, ...)
     return lua_error(L);
 }
 
+/* Environmental refusals: nil and a message, for the script to handle. */
+int lh_fail(lua_State *L, const char *msg)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
 /* Guest memory and code queries need QEMU's current vCPU. */
 void lh_check_vcpu_context(lua_State *L, const char *what)
 {

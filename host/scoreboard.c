@@ -62,7 +62,7 @@ static unsigned int check_vcpu(lua_State *L, int idx)
     int n = qemu_plugin_num_vcpus();
 
     if (vcpu < 0 || vcpu >= n) {
-        luaL_error(L, "vCPU index %d out of range (%d vCPUs)", (int)vcpu, n);
+        lh_error(L, "vCPU index %d out of range (%d vCPUs)", (int)vcpu, n);
     }
     return (unsigned int)vcpu;
 }

@@ -169,7 +169,7 @@ function Register:write(value)
         error("register:write expects a register from luahost.registers()", 2)
     end
     requires("write_register", "register:write")
-    raw.write_register(handle, value, big_endian)
+    return raw.write_register(handle, value, big_endian)
 end
 
 function Register:__tostring()
