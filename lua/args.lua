@@ -7,6 +7,7 @@
 --
 -- A plain default (false, 20, "lru") stands for bool/int/string with that
 -- default. Errors name the script line that called the parser.
+local compat = ...
 local args = {}
 
 local UsageError = {}
@@ -56,6 +57,39 @@ local function parse_int(text)
     return value
 end
 
+local DIGITS = { [8] = "^[0-7]+$", [10] = "^%d+$", [16] = "^%x+$" }
+local TWO32 = 4294967296
+
+-- An unsigned 64-bit number, exact in both Lua builds (lua/compat.lua):
+-- base 0 (the default) reads 0x hex, 0 octal or decimal, as strtoull
+-- base 0 does; base 16 reads hex, 0x optional, as strtoull base 16.
+-- Returns the value, or nil and why.
+function args.parse_u64(text, base)
+    local digits, b = text, base or 0
+    if text:match("^0[xX]") and (b == 0 or b == 16) then
+        digits, b = text:sub(3), 16
+    elseif b == 0 then
+        b = text:match("^0.") and 8 or 10
+    end
+    if not DIGITS[b] or not digits:match(DIGITS[b]) then
+        if base == 16 then
+            return nil, "not a hex address"
+        end
+        return nil, "not a number (decimal, 0x hex or 0 octal)"
+    end
+    local hi, lo = 0, 0
+    for i = 1, #digits do
+        lo = lo * b + tonumber(digits:sub(i, i), 16)
+        local carry = math.floor(lo / TWO32)
+        lo = lo % TWO32
+        hi = hi * b + carry
+        if hi >= TWO32 then
+            return nil, "wider than 64 bits"
+        end
+    end
+    return compat.u64(hi, lo)
+end
+
 local function parse_string(text)
     return text
 end
@@ -70,6 +104,17 @@ end
 
 function args.int(default)
     return kind(parse_int, default, "int")
+end
+
+-- An unsigned 64-bit number (an address, a count): see args.parse_u64.
+function args.u64(default, base)
+    return kind(function(text)
+        local value, why = args.parse_u64(text, base)
+        if value == nil then
+            return nil, ("unsigned 64-bit argument parsing failed (%s)"):format(why)
+        end
+        return value
+    end, default, "u64")
 end
 
 function args.string(default)

@@ -8,11 +8,9 @@ local raw = ...
 -- e=: Lua source given in the plugin argument itself (one-liners).
 local HOST_ARGS = { script = true, on_error = true, outfile = true, stats = true, e = true }
 
-if jit then
-    raw.load_embedded("compat")(raw)
-end
-local args = raw.load_embedded("args")()
-local luahost = raw.load_embedded("luahost")(raw, args)
+local compat = raw.load_embedded("compat")(raw)
+local args = raw.load_embedded("args")(compat)
+local luahost = raw.load_embedded("luahost")(raw, args, compat)
 
 local function dirname(path)
     return path:match("^(.*)/[^/]*$") or "."

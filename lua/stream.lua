@@ -5,9 +5,10 @@
 -- Lua 5.4: a column is a table the host fills when the script first reads
 -- it in a batch, and reuses for the next batch of the same vCPU. LuaJIT:
 -- a column is an FFI pointer into the buffer itself, shifted so that it
--- too is indexed from 1. Either way a batch and its columns are valid
+-- too is indexed from 1 (64-bit columns read as plain numbers where they
+-- fit, lua/compat.lua). Either way a batch and its columns are valid
 -- only during the on_batch call that received them.
-local raw = ...
+local raw, compat = ...
 local ffi = jit and require("ffi")
 
 local stream = {}
@@ -18,8 +19,8 @@ stream.kinds = { TB = 0, INSN = 1, LOAD = 2, STORE = 3 }
 local COLUMNS = { kind = true, size = true, id = true, pc = true, addr = true, value = true,
     value_high = true, paddr = true, device = true }
 local NEEDS = { value = "values", value_high = "values", paddr = "physical", device = "physical" }
--- Not const: LuaJIT's string.format takes uint64_t values for %x and %d,
--- but not const uint64_t ones.
+-- The narrow columns; the others are uint64_t, read through
+-- compat.u64_column as numbers where they fit.
 local FFI_TYPES = { kind = "uint8_t *", size = "uint16_t *", device = "uint16_t *",
     id = "uint32_t *" }
 
@@ -38,7 +39,12 @@ local function new_view(buf)
                 if p == nil then
                     return nil
                 end
-                col = ffi.cast(FFI_TYPES[name] or "uint64_t *", p) - 1
+                local narrow = FFI_TYPES[name]
+                if narrow then
+                    col = ffi.cast(narrow, p) - 1
+                else
+                    col = compat.u64_column(ffi.cast("uint64_t *", p) - 1)
+                end
                 st.cols[name] = col
             end
         elseif st.filled[name] ~= st.gen then

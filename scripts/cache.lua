@@ -100,7 +100,6 @@ local fetch_addr = {}  -- fetch_addr[id] = the address the instruction is fetche
 local sure_hits = luahost.scoreboard()
 
 local INSN = luahost.INSN
-local to_number = jit and tonumber   -- LuaJIT: addresses come as uint64_t cdata
 
 -- After an L1 miss: charge it to the instruction (l1_field says which
 -- kind) and go on to the core's L2.
@@ -129,9 +128,6 @@ local function on_batch(vcpu, batch)
             end
         elseif not (device and device[i] > 1) then
             local addr = addrs[i]
-            if to_number then
-                addr = to_number(addr)
-            end
             if not data(addr) then
                 l1_missed(core, addr, records[id], "dmisses")
             end

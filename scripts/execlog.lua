@@ -21,11 +21,10 @@
 -- the registers show what the instruction did; at exit, each vCPU's last.
 local insnclass = require("insnclass")     -- opcode(): the first 32 bits, as the C plugins read them
 local regs = require("regs")
-local address = require("address")
 
 local opt = luahost.args {
     ifilter = luahost.args.list(),
-    afilter = luahost.args.list(luahost.args.custom(function(text) return address.parse(text, 16) end)),
+    afilter = luahost.args.list(luahost.args.u64(nil, 16)),    -- hex, 0x optional, as execlog.c
     reg = luahost.args.list(),
     rdisas = false,
 }
@@ -125,7 +124,7 @@ local function insn_text(insn, vaddr, disas)
 end
 
 local function selected(vaddr, disas)
-    if at_address[address.key(vaddr)] then
+    if at_address[vaddr] then
         return true
     end
     for _, prefix in ipairs(opt.ifilter) do

@@ -12,48 +12,45 @@
 -- 0 to 255. No Lua runs per executed instruction: each instruction adds 1
 -- to its vCPU's count inline, and QEMU calls back only when the count
 -- reaches N+1, or when an instruction at a trigger address runs.
-local address = require("address")
 local args = luahost.args
 local opt = args { icount = args.string(), addr = args.list() }
 
--- A number as strtoull base 0 reads it, as an address key (hex digits:
--- exact for 64-bit addresses in LuaJIT too).
-local function key(text, what)
-    local k, why = address.parse(text)
-    if not k then
+-- A number as strtoull base 0 reads it (exact for 64-bit addresses).
+local function number(text, what)
+    local value, why = args.parse_u64(text)
+    if value == nil then
         args.usage_error(("%s parsing failed: '%s' is %s"):format(what, text, why))
     end
-    return k
+    return value
 end
 
 -- "N" or "N:CODE", as stoptrigger.c splits it.
 local function split(text, what)
-    local number, code = text:match("^([^:]*):?(.*)$")
+    local n, code = text:match("^([^:]*):?(.*)$")
     if code == "" then
-        return number, 0
+        return n, 0
     end
-    local value = tonumber(key(code, what .. " exit code"), 16)
-    if value < 0 or value > 255 then   -- < 0: Lua 5.4 wraps 64-bit hex
+    local value = number(code, what .. " exit code")
+    if value < 0 or value > 255 then   -- < 0: Lua 5.4 shows u64 >= 2^63 so
         args.usage_error(("%s parsing failed: exit code '%s' is not 0 to 255"):format(what, code))
     end
-    return number, value
+    return n, value
 end
 
 local icount, icount_code
 if opt.icount then
     local n
     n, icount_code = split(opt.icount, "icount")
-    local digits = n:match("^%d") and address.parse(n)
-    icount = digits and tonumber(digits, 16)
+    icount = n:match("^%d") and args.parse_u64(n)
     if not icount or icount < 1 or icount >= 2 ^ 53 then
         args.usage_error(("icount parsing failed: '%s' must be a positive integer"):format(n))
     end
 end
 
-local exit_code_at = {}   -- exit_code_at[address key] = CODE
+local exit_code_at = {}   -- exit_code_at[address] = CODE
 for _, text in ipairs(opt.addr) do
     local addr, code = split(text, "addr")
-    exit_code_at[key(addr, "addr")] = code
+    exit_code_at[number(addr, "addr")] = code
 end
 if not icount and next(exit_code_at) == nil then
     args.usage_error("'icount' or 'addr' argument missing")
@@ -65,18 +62,18 @@ local function stop(code, message)
 end
 
 local function icount_reached(_, pc)
-    stop(icount_code, ("icount reached at 0x%s, exiting\n"):format(pc))
+    stop(icount_code, ("icount reached at 0x%x, exiting\n"):format(pc))
 end
 
 local function address_reached(_, pc)
-    stop(exit_code_at[pc], ("0x%s reached, exiting\n"):format(pc))
+    stop(exit_code_at[pc], ("0x%x reached, exiting\n"):format(pc))
 end
 
 local executed = luahost.scoreboard()   -- instructions started, per vCPU
 
 luahost.on_tb_translate(function(tb)
     for _, insn in tb:insns() do
-        local pc = address.key(insn:vaddr())
+        local pc = insn:vaddr()
         if icount then
             insn:inline("add", executed, 1)
             insn:on_exec_if(executed, "eq", icount + 1, icount_reached, pc)

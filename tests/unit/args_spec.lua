@@ -1,6 +1,7 @@
 -- lua/args.lua is pure Lua: tested here without QEMU.
 local helper = require("helper")
-local args = assert(loadfile(helper.source_root .. "/lua/args.lua"))()
+local compat = assert(loadfile(helper.source_root .. "/lua/compat.lua"))()
+local args = assert(loadfile(helper.source_root .. "/lua/args.lua"))(compat)
 
 local function parse_error(spec, argv)
     local ok, err = pcall(args.parse, spec, argv)
