@@ -81,7 +81,7 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu_index)
  */
 static void on_vcpu_exit(qemu_plugin_id_t id, unsigned int vcpu_index)
 {
-    lh_notify(LH_AT_VCPU_EXIT, (int)vcpu_index);
+    lh_notify(LH_AT_VCPU_EXIT, (int)vcpu_index, NULL);
     call_hooks(EV_VCPU_EXIT, LH_NO_VCPU, lh_push_vcpu_index, &vcpu_index);
 }
 
@@ -116,6 +116,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     uint64_t start = lh.stats ? now_ns() : 0;
 
+    lh_notify(LH_AT_TRANSLATE, LH_SOME_VCPU, tb);
     call_hooks(EV_TB_TRANS, LH_SOME_VCPU, push_tb, tb);
     if (lh.stats) {
         uint64_t spent = now_ns() - start;
@@ -170,7 +171,9 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num
                        uint64_t a5, uint64_t a6, uint64_t a7, uint64_t a8)
 {
     LhSyscall sc = { vcpu_index, num, { a1, a2, a3, a4, a5, a6, a7, a8 } };
+    LhSyscallEvent ev = { .num = num, .args = sc.a };
 
+    lh_notify(LH_AT_SYSCALL, (int)vcpu_index, &ev);
     call_hooks(EV_SYSCALL, (int)vcpu_index, push_syscall, &sc);
 }
 
@@ -193,7 +196,9 @@ static void on_syscall_ret(qemu_plugin_id_t id, unsigned int vcpu_index,
                            int64_t num, int64_t ret)
 {
     LhSyscallReturn r = { vcpu_index, num, ret };
+    LhSyscallEvent ev = { .num = num, .ret = ret, .returned = true };
 
+    lh_notify(LH_AT_SYSCALL_RETURN, (int)vcpu_index, &ev);
     call_hooks(EV_SYSCALL_RET, (int)vcpu_index, push_syscall_return, &r);
 }
 
@@ -248,7 +253,7 @@ static void on_discon(qemu_plugin_id_t id, unsigned int vcpu_index,
  */
 static void on_atexit(qemu_plugin_id_t id, void *udata)
 {
-    lh_notify(LH_AT_EXIT, LH_NO_VCPU);
+    lh_notify(LH_AT_EXIT, LH_NO_VCPU, NULL);
     call_hooks(EV_ATEXIT, LH_NO_VCPU, NULL, NULL);
     lh_lock();
     if (lh.stats) {
@@ -343,13 +348,19 @@ static int event_register(lua_State *L)
 
 /*
  * The host's own work at a vCPU's exit and at exit (listeners, stats=,
- * outfile=, on_error=disable) runs whatever the script registered: from
- * a successful install on, and again after a reset.
+ * outfile=, on_error=disable), and the syscalls listeners watch, run
+ * whatever the script registered: from a successful install on, and
+ * again after a reset. Translation is not asked for on the listeners'
+ * behalf: its cost would fall on every script.
  */
 void lh_hooks_start(void)
 {
     register_with_qemu(EV_ATEXIT);
     register_with_qemu(EV_VCPU_EXIT);
+    if (lh_listening(LH_AT_SYSCALL) || lh_listening(LH_AT_SYSCALL_RETURN)) {
+        register_with_qemu(EV_SYSCALL);
+        register_with_qemu(EV_SYSCALL_RET);
+    }
 }
 
 /*

@@ -59,8 +59,31 @@ static int insn_disas(lua_State *L)
     return 1;
 }
 
-/* The name of the function symbol containing the instruction, or nil. */
+/*
+ * The name of the function symbol containing the instruction, in any
+ * module (host/modules.c); else QEMU's answer; else nil.
+ */
 static int insn_symbol(lua_State *L)
+{
+    struct qemu_plugin_insn *insn = check_insn(L);
+    const char *sym = lh_symbol_name(qemu_plugin_insn_vaddr(insn));
+
+    if (sym == NULL) {
+        sym = qemu_plugin_insn_symbol(insn);
+    }
+    if (sym == NULL) {
+        lua_pushnil(L);
+    } else {
+        lua_pushstring(L, sym);
+    }
+    return 1;
+}
+
+/*
+ * QEMU's own answer (the program's symbols only): what the C plugins
+ * print, for the ports whose output must match theirs.
+ */
+static int insn_qemu_symbol(lua_State *L)
 {
     const char *sym = qemu_plugin_insn_symbol(check_insn(L));
 
@@ -165,6 +188,7 @@ static const luaL_Reg insn_methods[] = {
     { "data", insn_data },
     { "disas", insn_disas },
     { "symbol", insn_symbol },
+    { "qemu_symbol", insn_qemu_symbol },
     { "groups", lh_insn_groups },
     { "haddr", insn_haddr },
     { "on_exec", insn_on_exec },

@@ -102,15 +102,29 @@ void lh_open_report_stream(void);
 FILE *lh_report_stream(void);
 void lh_stop(int status) G_GNUC_NORETURN;
 
-/* Moments a lower file may act on without calling the events layer. */
+/*
+ * Moments a lower file may act on without calling the events layer:
+ * listener(vcpu, data), before the script's hooks of the same event.
+ */
 typedef enum {
-    LH_AT_VCPU_EXIT,        /* listener(vcpu index), before the exit hooks */
-    LH_AT_EXIT,             /* listener(LH_NO_VCPU), before the exit hooks */
+    LH_AT_VCPU_EXIT,        /* the exiting vCPU's index; data NULL */
+    LH_AT_EXIT,             /* LH_NO_VCPU; data NULL */
+    LH_AT_TRANSLATE,        /* LH_SOME_VCPU; data the struct qemu_plugin_tb */
+    LH_AT_SYSCALL,          /* the vCPU; data an LhSyscallEvent */
+    LH_AT_SYSCALL_RETURN,   /* the vCPU; data an LhSyscallEvent */
     LH_MOMENTS,
 } LhMoment;
-typedef void (*LhListener)(int vcpu);
+typedef void (*LhListener)(int vcpu, const void *data);
 void lh_listen(LhMoment moment, LhListener fn);
-void lh_notify(LhMoment moment, int vcpu);
+bool lh_listening(LhMoment moment);
+void lh_notify(LhMoment moment, int vcpu, const void *data);
+
+typedef struct LhSyscallEvent {
+    int64_t num;
+    const uint64_t *args;   /* its 8 arguments */
+    int64_t ret;            /* once returned */
+    bool returned;
+} LhSyscallEvent;
 
 /* call.c: the protected call, hooks and the one dispatcher. */
 typedef int (*LhPushArgs)(lua_State *L, const void *args);
@@ -167,6 +181,10 @@ void lh_open_stream(lua_State *L, int raw);
 
 /* stream.c: what the host delivers of streams outside their own callbacks. */
 void lh_streams_flush_all(void);
+
+/* modules.c: the guest's modules and symbols. */
+void lh_open_modules(lua_State *L, int raw, const qemu_info_t *info);
+const char *lh_symbol_name(uint64_t addr);
 void lh_streams_stats(uint64_t *batches, uint64_t *events);
 
 /* hooks.c: hooks on QEMU's global events. */

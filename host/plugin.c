@@ -170,6 +170,7 @@ static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **arg
     lh_open_clock(L, raw);
     lh_open_lifecycle(L, raw);
     lh_open_stream(L, raw);
+    lh_open_modules(L, raw, info);
     push_features(L);
     lua_setfield(L, raw, "features");
 }

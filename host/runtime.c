@@ -93,9 +93,14 @@ void lh_listen(LhMoment moment, LhListener fn)
     listeners[moment][n_listeners[moment]++] = fn;
 }
 
-void lh_notify(LhMoment moment, int vcpu)
+bool lh_listening(LhMoment moment)
+{
+    return n_listeners[moment] > 0;
+}
+
+void lh_notify(LhMoment moment, int vcpu, const void *data)
 {
     for (int i = 0; i < n_listeners[moment]; i++) {
-        listeners[moment][i](vcpu);
+        listeners[moment][i](vcpu, data);
     }
 }

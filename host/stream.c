@@ -550,7 +550,7 @@ static int stream_device_name(lua_State *L)
 }
 
 /* Delivers what vcpu's buffers hold (at its exit: its index may be reused). */
-static void flush_vcpu(int vcpu)
+static void flush_vcpu(int vcpu, const void *data)
 {
     for (guint i = 0; i < streams->len; i++) {
         LhStream *s = g_ptr_array_index(streams, i);
@@ -567,11 +567,11 @@ void lh_streams_flush_all(void)
     int n = qemu_plugin_num_vcpus();
 
     for (int vcpu = 0; vcpu < n; vcpu++) {
-        flush_vcpu(vcpu);
+        flush_vcpu(vcpu, NULL);
     }
 }
 
-static void flush_all_at_exit(int vcpu)
+static void flush_all_at_exit(int vcpu, const void *data)
 {
     lh_streams_flush_all();
 }

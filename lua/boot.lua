@@ -1,12 +1,16 @@
 -- boot: run by the host at install time with the private raw table.
 -- It builds the public API, takes the host's own arguments (script=,
--- on_error=, outfile=, stats=, e=), sets the module path and loads the script. It returns true,
+-- on_error=, outfile=, stats=, e=, symbols=), sets the module path and
+-- loads the script. It returns true,
 -- or nil and one message for the user's mistakes; the host then makes
 -- QEMU refuse the plugin.
 local raw = ...
 
 -- e=: Lua source given in the plugin argument itself (one-liners).
-local HOST_ARGS = { script = true, on_error = true, outfile = true, stats = true, e = true }
+local HOST_ARGS = { script = true, on_error = true, outfile = true, stats = true, e = true,
+    symbols = true }
+-- Host arguments that may be given several times, as lists.
+local HOST_LISTS = { symbols = true }
 
 local compat = raw.load_embedded("compat")(raw)
 local args = raw.load_embedded("args")(compat)
@@ -77,7 +81,10 @@ local function split_host_args(argv)
     local host, rest = {}, {}
     for _, arg in ipairs(argv) do
         local key, value = arg:match("^([^=]*)=(.*)$")
-        if key and HOST_ARGS[key] then
+        if key and HOST_LISTS[key] then
+            host[key] = host[key] or {}
+            table.insert(host[key], value)
+        elseif key and HOST_ARGS[key] then
             if host[key] then
                 return nil, ("%s= given twice"):format(key)
             end
@@ -135,6 +142,24 @@ if host.outfile then
     end
 end
 luahost._set_outfile = nil
+
+-- symbols=FILE[@BIAS]: an ELF file or a System.map whose addresses, plus
+-- BIAS, name the guest's code (a kernel, a bare-metal program).
+for _, spec in ipairs(host.symbols or {}) do
+    local file, bias_text = spec:match("^(.*)@([^@/]*)$")
+    file = file or spec
+    local bias = 0
+    if bias_text then
+        bias = args.parse_u64(bias_text)
+        if not bias then
+            return nil, ("symbols=%s: the bias after @ must be a number (0x hex, decimal)"):format(spec)
+        end
+    end
+    local ok, err = raw.add_symbols(file, bias)
+    if not ok then
+        return nil, ("symbols=%s: %s"):format(spec, err)
+    end
+end
 
 local dirs = data_dirs(raw.info)
 local path, chunk, err

@@ -137,6 +137,72 @@ for _, name in ipairs({ "write_memory", "read_memory_hwaddr", "write_memory_hwad
     end
 end
 
+-- Modules and symbols (host/modules.c): what is mapped in the guest, and
+-- what an address is in it. See docs/api.md, "Modules and symbols".
+luahost.modules = raw.modules
+luahost.module_at = raw.module_at
+luahost.symbolize = raw.symbolize
+luahost.modules_generation = raw.modules_generation
+
+function luahost.on_module(fn)
+    check_function(fn, "luahost.on_module")
+    raw.on_module(fn)
+end
+
+-- luahost.resolve(text): the guest address text names, and its module:
+-- an address (decimal, 0x hex), symbol, symbol+0xOFF, module!symbol[+0xOFF]
+-- or module+0xOFF (OFF: the ELF address in the module, as addr2line and
+-- objdump show it). nil and why when nothing mapped now matches.
+function luahost.resolve(text)
+    if type(text) ~= "string" then
+        error("luahost.resolve expects a string, got " .. type(text), 2)
+    end
+    local addr = args.parse_u64(text)
+    if addr then
+        return addr
+    end
+    local module, rest = text:match("^(.-)!(.+)$")
+    local name, offset_text = (rest or text):match("^(.-)%+(.+)$")
+    name = name or rest or text
+    local offset = 0
+    if offset_text then
+        offset = args.parse_u64(offset_text)
+        if not offset or name == "" then
+            return nil, ("%s: expected SYMBOL+0xOFFSET"):format(text)
+        end
+    end
+    if name == "" or (module and module == "") then
+        return nil, ("%s: expected an address, SYMBOL[+0xOFF], MODULE!SYMBOL[+0xOFF] or MODULE+0xOFF")
+            :format(text)
+    end
+    local found, where = raw.resolve(module, name, offset)
+    if not found and not module and offset_text then
+        found, where = raw.resolve(name, nil, offset)   -- MODULE+0xOFF
+        if not found then
+            where = "no mapped module defines it, nor is a module of that name mapped"
+        end
+    end
+    if not found then
+        return nil, ("%s: %s"):format(text, where)
+    end
+    return found, where
+end
+
+-- luahost.describe(addr): "symbol+0xOFF", "module+0xOFF" (no symbol) or
+-- "0xADDR" (no module): a name that stays the same from run to run.
+function luahost.describe(addr)
+    local s = raw.symbolize(addr)
+    if not s then
+        return ("0x%x"):format(addr)
+    elseif s.symbol then
+        if s.symbol_offset == 0 then
+            return s.symbol
+        end
+        return ("%s+0x%x"):format(s.symbol, s.symbol_offset)
+    end
+    return ("%s+0x%x"):format(s.module, s.offset)
+end
+
 -- Time control: system emulation only, one plugin, once.
 luahost.request_time_control = raw.request_time_control
 
@@ -281,7 +347,8 @@ for name, kind in pairs(stream.kinds) do
 end
 luahost.device_name = stream.device_name
 
--- Plugin arguments other than the host's own (script=, e=, on_error=, outfile=, stats=), as
+-- Plugin arguments other than the host's own (script=, e=, on_error=, outfile=, stats=,
+-- symbols=), as
 -- "name=value" strings in the order given; filled in by boot.
 luahost.argv = {}
 

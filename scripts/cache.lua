@@ -150,7 +150,7 @@ luahost.on_tb_translate(function(tb)
         local addr = system and (insn:haddr() or 0) or insn:vaddr()
         local rec = insns[addr]
         if not rec then   -- the first translation's symbol and text stay
-            rec = { addr = addr, symbol = insn:symbol(), disas = insn:disas(),
+            rec = { addr = addr, symbol = insn:qemu_symbol(), disas = insn:disas(),
                 dmisses = 0, imisses = 0, l2misses = 0 }
             insns[addr] = rec
             records[#records + 1] = rec

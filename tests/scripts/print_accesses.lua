@@ -5,7 +5,7 @@ local opt = luahost.args { track = luahost.args.choice({ "r", "w", "rw" }, "rw")
 luahost.outs("insn_vaddr,insn_symbol,mem_vaddr,mem_hwaddr,access_size,access_type,mem_value\n")
 luahost.on_tb_translate(function(tb)
     for _, insn in tb:insns() do
-        local prefix = ("0x%x,%s,"):format(insn:vaddr(), insn:symbol() or "")
+        local prefix = ("0x%x,%s,"):format(insn:vaddr(), insn:qemu_symbol() or "")  -- as libmem.so prints it
         insn:on_mem(function(_, mem, vaddr)
             local hw = mem:hwaddr()
             local size = mem:size()

@@ -30,7 +30,7 @@ local stream = luahost.stream { on_batch = on_batch, values = true, physical = t
 luahost.outs("insn_vaddr,insn_symbol,mem_vaddr,mem_hwaddr,access_size,access_type,mem_value\n")
 luahost.on_tb_translate(function(tb)
     for _, insn in tb:insns() do
-        symbols[#symbols + 1] = insn:symbol() or ""
+        symbols[#symbols + 1] = insn:qemu_symbol() or ""   -- as libmem.so prints it
         stream:mem(insn, #symbols, opt.track)
     end
 end)

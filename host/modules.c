@@ -1,0 +1,923 @@
+/*
+ * luahost: the guest's modules and what an address is in them.
+ *
+ * A module is an ELF file mapped in the guest (user mode: the program,
+ * its loader, every shared library, the vDSO) or named by the user
+ * (symbols=FILE[@BIAS], any mode: a kernel, a bare-metal program, a
+ * System.map). An address is symbolized as module, symbol, offsets and
+ * source line. elfutils' libdwfl reads the symbol tables (.symtab, else
+ * .dynsym) and the DWARF, from the file or from separate debug files
+ * found by build id or .gnu_debuglink, the way perf and systemtap do.
+ *
+ * User mode has no API for the guest's mappings, so the host reads its
+ * own /proc/self/maps, as QEMU does for the guest's: a host mapping is
+ * the guest's when the guest can read it at host address - guest_base
+ * (guest_base is learnt from the first translated block). A mapping of a
+ * file that starts with an ELF header begins a module; a small anonymous
+ * one that does is the vDSO. The table is read again after the guest
+ * maps a file, unmaps or remaps a module's range or makes memory
+ * executable, when the next question needs it (or at once, for scripts
+ * that watch modules come and go).
+ *
+ * Locks: the table has its own mutex, taken after the Lua lock when both
+ * are held; guest memory is never read under it (reading takes QEMU's
+ * mmap_lock, which a translating thread holds before either).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define _GNU_SOURCE
+#include <elfutils/libdwfl.h>
+#include <gelf.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "luahost.h"
+
+/*
+ * A symbol: a function or object of the ELF file (or a System.map line),
+ * at its ELF address. size 0: it reaches the next symbol.
+ */
+typedef struct LhSym {
+    uint64_t addr, size;
+    const char *name;       /* the ELF file's string, or the map's copy */
+    int rank;               /* among aliases, the lowest is named */
+} LhSym;
+
+typedef struct LhModule {
+    char *path;             /* the host file, or "[vdso]" */
+    char *name;             /* its base name */
+    uint64_t start, end;    /* guest addresses [start, end) */
+    uint64_t bias;          /* guest address - ELF address */
+    uint64_t inode;         /* tells a file mapped anew at the same place */
+    uint32_t id;
+    bool fixed;             /* named by symbols=: never unmapped */
+    int memfd;              /* the vDSO's image, or -1 */
+    Dwfl *dwfl;             /* opened on the first question */
+    Dwfl_Module *dwmod;
+    bool open_failed;
+    GArray *syms;           /* LhSym by address, made on the first question */
+    GHashTable *address_of; /* symbol name -> its LhSym */
+    bool system_map;        /* syms come from a System.map (names owned here) */
+} LhModule;
+
+/* What an address is: cached per address, until a module goes away. */
+typedef struct LhSymbolInfo {
+    LhModule *module;
+    const char *symbol;     /* interned, or NULL */
+    uint64_t symbol_offset;
+    const char *file;       /* interned, or NULL */
+    int line;
+    bool has_line;          /* file and line were looked up */
+} LhSymbolInfo;
+
+static GMutex table_lock;
+static GPtrArray *table;            /* LhModule *, sorted by start */
+static GHashTable *symbol_cache;    /* guest address -> LhSymbolInfo */
+static uint32_t next_id = 1;
+static uint32_t generation;         /* bumped when the table changes */
+static bool user_mode;
+static bool guest_base_known;
+static uint64_t guest_base;
+static int dirty = 1;               /* the guest's mappings may have changed */
+static GPtrArray *module_hooks;     /* luahost.on_module functions */
+static int syscall_mmap = -1, syscall_munmap = -1, syscall_mremap = -1, syscall_mprotect = -1;
+
+static char *debuginfo_path;
+static const Dwfl_Callbacks dwfl_callbacks = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+    .debuginfo_path = &debuginfo_path,
+};
+
+static void module_free(LhModule *m)
+{
+    if (m->dwfl != NULL) {
+        dwfl_end(m->dwfl);
+    }
+    if (m->memfd >= 0) {
+        close(m->memfd);
+    }
+    if (m->address_of != NULL) {
+        g_hash_table_destroy(m->address_of);
+    }
+    if (m->syms != NULL) {
+        for (guint i = 0; m->system_map && i < m->syms->len; i++) {
+            g_free((char *)g_array_index(m->syms, LhSym, i).name);
+        }
+        g_array_free(m->syms, TRUE);
+    }
+    g_free(m->path);
+    g_free(m->name);
+    g_free(m);
+}
+
+static LhModule *module_new(const char *path, const char *name, uint64_t start, uint64_t end,
+                            uint64_t bias)
+{
+    LhModule *m = g_new0(LhModule, 1);
+
+    m->path = g_strdup(path);
+    m->name = g_strdup(name != NULL ? name : strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path);
+    m->start = start;
+    m->end = end;
+    m->bias = bias;
+    m->memfd = -1;
+    return m;
+}
+
+/* The module holding addr, under table_lock. */
+static LhModule *module_at(uint64_t addr)
+{
+    guint lo = 0, hi = table->len;
+
+    while (lo < hi) {
+        guint mid = (lo + hi) / 2;
+        LhModule *m = g_ptr_array_index(table, mid);
+        if (addr < m->start) {
+            hi = mid;
+        } else if (addr >= m->end) {
+            lo = mid + 1;
+        } else {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static gint by_start(gconstpointer a, gconstpointer b)
+{
+    const LhModule *x = *(LhModule *const *)a, *y = *(LhModule *const *)b;
+
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* libdwfl for m, opened once; NULL if the file cannot be read. */
+static Dwfl_Module *module_dwfl(LhModule *m)
+{
+    if (m->dwmod != NULL || m->open_failed || m->system_map) {
+        return m->dwmod;
+    }
+    m->dwfl = dwfl_begin(&dwfl_callbacks);
+    if (m->dwfl != NULL) {
+        dwfl_report_begin(m->dwfl);
+        /* At its own ELF addresses: lookups subtract the bias. */
+        m->dwmod = dwfl_report_elf(m->dwfl, m->name, m->path, m->memfd, 0, false);
+        dwfl_report_end(m->dwfl, NULL, NULL);
+        if (m->dwmod != NULL) {
+            m->memfd = -1;  /* libdwfl owns it now */
+        }
+    }
+    m->open_failed = m->dwmod == NULL;
+    return m->dwmod;
+}
+
+static gint sym_order(gconstpointer a, gconstpointer b)
+{
+    const LhSym *x = a, *y = b;
+
+    if (x->addr != y->addr) {
+        return x->addr < y->addr ? -1 : 1;
+    }
+    return x->rank - y->rank;
+}
+
+/* Globals name an address before weak symbols, weak ones before locals. */
+static int bind_rank(int bind)
+{
+    return bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
+}
+
+/*
+ * m's symbols sorted by address, and by name: read once from libdwfl
+ * (.symtab, else .dynsym), so that a lookup is a binary search, not
+ * libdwfl's scan of every symbol.
+ */
+static GArray *module_syms(LhModule *m)
+{
+    if (m->syms != NULL) {
+        return m->syms;
+    }
+    m->syms = g_array_new(FALSE, FALSE, sizeof(LhSym));
+    int n = module_dwfl(m) != NULL ? dwfl_module_getsymtab(m->dwmod) : 0;
+    for (int i = 1; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr value;
+        const char *name = dwfl_module_getsym_info(m->dwmod, i, &sym, &value, NULL, NULL, NULL);
+        int type = GELF_ST_TYPE(sym.st_info);
+        if (name != NULL && name[0] != '\0' && sym.st_shndx != SHN_UNDEF &&
+            (type == STT_FUNC || type == STT_GNU_IFUNC || type == STT_OBJECT)) {
+            LhSym s = { value, sym.st_size, name, bind_rank(GELF_ST_BIND(sym.st_info)) };
+            g_array_append_val(m->syms, s);
+        }
+    }
+    g_array_sort(m->syms, sym_order);
+    return m->syms;
+}
+
+static GHashTable *module_names(LhModule *m)
+{
+    if (m->address_of == NULL) {
+        GArray *syms = module_syms(m);
+        m->address_of = g_hash_table_new(g_str_hash, g_str_equal);
+        for (guint i = 0; i < syms->len; i++) {
+            LhSym *s = &g_array_index(syms, LhSym, i);
+            LhSym *old = g_hash_table_lookup(m->address_of, s->name);
+            if (old == NULL || s->rank < old->rank) {
+                g_hash_table_insert(m->address_of, (gpointer)s->name, s);
+            }
+        }
+    }
+    return m->address_of;
+}
+
+/*
+ * The symbol containing addr (an ELF address) in m, or NULL: of the
+ * symbols at the highest address at or below it, the best ranked; a
+ * sized symbol must reach addr, else an enclosing one a few entries
+ * before is taken (a function holding a local label).
+ */
+static LhSym *symbol_at(LhModule *m, uint64_t addr)
+{
+    GArray *syms = module_syms(m);
+    guint lo = 0, hi = syms->len;
+
+    while (lo < hi) {
+        guint mid = (lo + hi) / 2;
+        if (g_array_index(syms, LhSym, mid).addr <= addr) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    for (guint i = lo, looked = 0; i > 0 && looked < 16; i--, looked++) {
+        LhSym *s = &g_array_index(syms, LhSym, i - 1);
+        while (i > 1 && g_array_index(syms, LhSym, i - 2).addr == s->addr) {
+            s = &g_array_index(syms, LhSym, --i - 1);   /* the best ranked alias */
+        }
+        if (s->size == 0 ? looked == 0 : addr < s->addr + s->size) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* What addr is, under table_lock; NULL outside every module. */
+static LhSymbolInfo *symbol_info(uint64_t addr, bool want_line)
+{
+    LhSymbolInfo *info = g_hash_table_lookup(symbol_cache, &addr);
+
+    if (info == NULL) {
+        LhModule *m = module_at(addr);
+        uint64_t elf_addr;
+
+        if (m == NULL) {
+            return NULL;
+        }
+        info = g_new0(LhSymbolInfo, 1);
+        info->module = m;
+        elf_addr = addr - m->bias;
+        LhSym *s = symbol_at(m, elf_addr);
+        if (s != NULL) {
+            info->symbol = g_intern_string(s->name);
+            info->symbol_offset = elf_addr - s->addr;
+        }
+        uint64_t *key = g_new(uint64_t, 1);
+        *key = addr;
+        g_hash_table_insert(symbol_cache, key, info);
+    }
+    if (want_line && !info->has_line) {
+        info->has_line = true;
+        if (module_dwfl(info->module) != NULL) {
+            Dwfl_Line *line = dwfl_module_getsrc(info->module->dwmod, addr - info->module->bias);
+            int lineno = 0;
+            const char *file = line != NULL ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
+            if (file != NULL) {
+                info->file = g_intern_string(file);
+                info->line = lineno;
+            }
+        }
+    }
+    return info;
+}
+
+/* ----- reading the guest's mappings (user mode) ----- */
+
+typedef struct LhMapping {
+    uint64_t start, end, offset, inode;     /* guest addresses */
+    char *path;                             /* NULL: anonymous */
+} LhMapping;
+
+/* The host's mappings that the guest can read, at guest addresses. */
+static GArray *guest_mappings(GByteArray *buf)
+{
+    GArray *maps = g_array_new(FALSE, FALSE, sizeof(LhMapping));
+    FILE *f = fopen("/proc/self/maps", "re");
+    char line[4096 + 128];
+
+    if (f == NULL) {
+        return maps;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        uint64_t start, end, offset, inode;
+        char perms[8];
+        int path_at = 0;
+        if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %*x:%*x %" SCNu64 " %n",
+                   &start, &end, perms, &offset, &inode, &path_at) < 5 || start < guest_base) {
+            continue;
+        }
+        LhMapping map = { start - guest_base, end - guest_base, offset, inode, NULL };
+        if (!qemu_plugin_read_memory_vaddr(map.start, buf, 1)) {
+            continue;   /* QEMU's own, or not readable by the guest */
+        }
+        char *path = line + path_at;
+        path[strcspn(path, "\n")] = '\0';
+        if (path[0] == '/') {
+            map.path = g_strdup(path);
+        } else if (path[0] != '\0') {
+            continue;   /* [heap], [stack] of the host */
+        }
+        g_array_append_val(maps, map);
+    }
+    fclose(f);
+    return maps;
+}
+
+/* ELF header and program headers read from the guest at start; bias, or false. */
+static bool elf_bias(GByteArray *buf, uint64_t start, uint64_t size, uint64_t *bias)
+{
+    size_t len = MIN(size, 4096);
+    Elf *elf;
+    GElf_Ehdr ehdr;
+    size_t n;
+    bool found = false;
+
+    if (!qemu_plugin_read_memory_vaddr(start, buf, len) || memcmp(buf->data, ELFMAG, SELFMAG) != 0) {
+        return false;
+    }
+    elf = elf_memory((char *)buf->data, len);
+    if (elf == NULL) {
+        return false;
+    }
+    if (gelf_getehdr(elf, &ehdr) != NULL && elf_getphdrnum(elf, &n) == 0) {
+        uint64_t lowest = UINT64_MAX, file0 = 0;
+        for (size_t i = 0; i < n; i++) {
+            GElf_Phdr ph;
+            if (gelf_getphdr(elf, (int)i, &ph) == NULL || ph.p_type != PT_LOAD) {
+                continue;
+            }
+            if (ph.p_vaddr < lowest) {
+                lowest = ph.p_vaddr;
+                file0 = ph.p_vaddr - ph.p_offset;   /* the ELF address of file offset 0 */
+            }
+            found = true;
+        }
+        if (found) {
+            *bias = start - file0;
+        }
+    }
+    elf_end(elf);
+    return found;
+}
+
+/* A memfd holding the vDSO's image, for libdwfl, or -1. */
+static int vdso_image(GByteArray *buf, uint64_t start, uint64_t size)
+{
+    int fd;
+
+    if (!qemu_plugin_read_memory_vaddr(start, buf, size)) {
+        return -1;
+    }
+    fd = memfd_create("luahost-vdso", MFD_CLOEXEC);
+    if (fd >= 0 && write(fd, buf->data, size) != (ssize_t)size) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* The modules the guest has mapped now, sorted by start. */
+static GPtrArray *scan_modules(void)
+{
+    GByteArray *buf = g_byte_array_new();
+    GArray *maps = guest_mappings(buf);
+    GPtrArray *found = g_ptr_array_new();
+
+    for (guint i = 0; i < maps->len; i++) {
+        LhMapping *map = &g_array_index(maps, LhMapping, i);
+        uint64_t bias, end = map->end;
+        guint j = i + 1;
+
+        if (map->path != NULL && map->offset == 0) {
+            /* the file's later mappings belong to it */
+            while (j < maps->len && g_array_index(maps, LhMapping, j).path != NULL &&
+                   g_array_index(maps, LhMapping, j).inode == map->inode &&
+                   strcmp(g_array_index(maps, LhMapping, j).path, map->path) == 0) {
+                end = g_array_index(maps, LhMapping, j).end;
+                j++;
+            }
+            if (elf_bias(buf, map->start, map->end - map->start, &bias)) {
+                LhModule *m = module_new(map->path, NULL, map->start, end, bias);
+                m->inode = map->inode;
+                g_ptr_array_add(found, m);
+                i = j - 1;
+            }
+        } else if (map->path == NULL && map->end - map->start <= 64 * 1024 &&
+                   elf_bias(buf, map->start, map->end - map->start, &bias)) {
+            int fd = vdso_image(buf, map->start, map->end - map->start);
+            if (fd >= 0) {
+                LhModule *m = module_new("[vdso]", "[vdso]", map->start, map->end, bias);
+                m->memfd = fd;
+                g_ptr_array_add(found, m);
+            }
+        }
+    }
+    for (guint i = 0; i < maps->len; i++) {
+        g_free(g_array_index(maps, LhMapping, i).path);
+    }
+    g_array_free(maps, TRUE);
+    g_byte_array_free(buf, TRUE);
+    return found;
+}
+
+static bool same_module(const LhModule *a, const LhModule *b)
+{
+    return a->start == b->start && a->end == b->end && a->inode == b->inode &&
+           strcmp(a->path, b->path) == 0;
+}
+
+/* A module's description for Lua: a table with its fields. */
+static void push_module(lua_State *L, const LhModule *m)
+{
+    lua_createtable(L, 0, 7);
+    lua_pushstring(L, m->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, m->path);
+    lua_setfield(L, -2, "path");
+    lh_push_u64(L, m->start);
+    lua_setfield(L, -2, "base");
+    lh_push_u64(L, m->end);
+    lua_setfield(L, -2, "limit");
+    lh_push_u64(L, m->bias);
+    lua_setfield(L, -2, "bias");
+    lua_pushinteger(L, m->id);
+    lua_setfield(L, -2, "id");
+}
+
+typedef struct LhModuleEvent {
+    const char *what;       /* "map" or "unmap" */
+    const LhModule *module;
+} LhModuleEvent;
+
+static int push_module_event(lua_State *L, const void *args)
+{
+    const LhModuleEvent *ev = args;
+
+    lua_pushstring(L, ev->what);
+    push_module(L, ev->module);
+    return 2;
+}
+
+static void tell_hooks(const char *what, GPtrArray *modules)
+{
+    for (guint i = 0; i < modules->len; i++) {
+        LhModuleEvent ev = { what, g_ptr_array_index(modules, i) };
+        for (guint h = 0; h < module_hooks->len; h++) {
+            lh_dispatch(g_ptr_array_index(module_hooks, h), LH_SOME_VCPU, push_module_event, &ev);
+        }
+    }
+}
+
+/*
+ * Reads the guest's mappings again and updates the table; tells the
+ * script's module hooks what came and went. On a vCPU thread only.
+ */
+static void refresh(void)
+{
+    GPtrArray *found = scan_modules();
+    GPtrArray *added = g_ptr_array_new(), *removed = g_ptr_array_new();
+
+    g_mutex_lock(&table_lock);
+    g_atomic_int_set(&dirty, 0);
+    for (guint i = 0; i < table->len; i++) {
+        LhModule *old = g_ptr_array_index(table, i);
+        bool kept = old->fixed;
+        for (guint j = 0; !kept && j < found->len; j++) {
+            LhModule *m = g_ptr_array_index(found, j);
+            if (m != NULL && same_module(old, m)) {
+                module_free(m);
+                g_ptr_array_index(found, j) = NULL;
+                kept = true;
+            }
+        }
+        if (!kept) {
+            g_ptr_array_add(removed, old);
+        }
+    }
+    for (guint i = 0; i < removed->len; i++) {
+        g_ptr_array_remove(table, g_ptr_array_index(removed, i));
+    }
+    for (guint j = 0; j < found->len; j++) {
+        LhModule *m = g_ptr_array_index(found, j);
+        if (m != NULL && module_at(m->start) == NULL) {
+            m->id = next_id++;
+            g_ptr_array_add(table, m);
+            g_ptr_array_add(added, m);
+        } else if (m != NULL) {
+            module_free(m);     /* overlaps one named by symbols= */
+        }
+    }
+    g_ptr_array_sort(table, by_start);
+    if (removed->len > 0) {
+        g_hash_table_remove_all(symbol_cache);
+    }
+    if (removed->len > 0 || added->len > 0) {
+        generation++;
+    }
+    g_mutex_unlock(&table_lock);
+
+    if (module_hooks->len > 0) {
+        tell_hooks("unmap", removed);
+        tell_hooks("map", added);
+    }
+    g_ptr_array_free(found, TRUE);
+    g_ptr_array_foreach(removed, (GFunc)(void (*)(void))module_free, NULL);
+    g_ptr_array_free(removed, TRUE);
+    g_ptr_array_free(added, TRUE);
+}
+
+/* Before a question: the table as the guest's mappings are now, if it can be read here. */
+static void bring_up_to_date(bool on_vcpu)
+{
+    if (user_mode && on_vcpu && guest_base_known && g_atomic_int_get(&dirty)) {
+        refresh();
+    }
+}
+
+static bool on_vcpu_now(void)
+{
+    return lh.ctx.vcpu != LH_NO_VCPU;
+}
+
+/* LH_AT_TRANSLATE: the first block tells where guest memory is in the host. */
+static void learn_guest_base(int vcpu, const void *data)
+{
+    const struct qemu_plugin_tb *tb = data;
+
+    if (!guest_base_known && qemu_plugin_tb_n_insns(tb) > 0) {
+        struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, 0);
+        void *haddr = qemu_plugin_insn_haddr(insn);
+        if (haddr != NULL) {
+            guest_base = (uint64_t)(uintptr_t)haddr - qemu_plugin_insn_vaddr(insn);
+            guest_base_known = true;
+        }
+    }
+}
+
+/* Does [addr, addr + len) touch a module? */
+static bool touches_module(uint64_t addr, uint64_t len)
+{
+    bool touches = false;
+
+    g_mutex_lock(&table_lock);
+    for (guint i = 0; i < table->len && !touches; i++) {
+        LhModule *m = g_ptr_array_index(table, i);
+        touches = !m->fixed && addr < m->end && addr + len > m->start;
+    }
+    g_mutex_unlock(&table_lock);
+    return touches;
+}
+
+/* The syscalls that change what is mapped, per vCPU until they return. */
+static GHashTable *pending_refresh;
+
+/* LH_AT_SYSCALL and LH_AT_SYSCALL_RETURN. */
+static void watch_syscall(int vcpu, const void *data)
+{
+    const LhSyscallEvent *ev = data;
+
+    if (!ev->returned) {
+        const uint64_t *a = ev->args;
+        bool maps = (ev->num == syscall_mmap && (int64_t)a[4] >= 0 && (a[3] & MAP_ANONYMOUS) == 0) ||
+                    (ev->num == syscall_mprotect && (a[2] & PROT_EXEC) != 0) ||
+                    ((ev->num == syscall_munmap || ev->num == syscall_mremap) &&
+                     touches_module(a[0], a[1]));
+        if (maps) {
+            g_mutex_lock(&table_lock);
+            g_hash_table_add(pending_refresh, GINT_TO_POINTER(vcpu + 1));
+            g_mutex_unlock(&table_lock);
+        }
+        return;
+    }
+    g_mutex_lock(&table_lock);
+    bool was_pending = g_hash_table_remove(pending_refresh, GINT_TO_POINTER(vcpu + 1));
+    g_mutex_unlock(&table_lock);
+    if (was_pending && ev->ret >= 0) {
+        g_atomic_int_set(&dirty, 1);
+        if (module_hooks->len > 0) {
+            bring_up_to_date(true);
+        }
+    }
+}
+
+/* The syscall numbers of the guest's mmap family (Linux, per target). */
+static void set_syscall_numbers(const char *target)
+{
+    if (g_strcmp0(target, "x86_64") == 0) {
+        syscall_mmap = 9, syscall_mprotect = 10, syscall_munmap = 11, syscall_mremap = 25;
+    } else if (g_strcmp0(target, "aarch64") == 0 || g_strcmp0(target, "riscv64") == 0 ||
+               g_strcmp0(target, "loongarch64") == 0) {
+        syscall_munmap = 215, syscall_mremap = 216, syscall_mmap = 222, syscall_mprotect = 226;
+    }
+}
+
+/* ----- what scripts and other files ask ----- */
+
+/*
+ * The function symbol containing addr, in any module, or NULL: interned,
+ * so it lives as long as the process. For insn:symbol().
+ */
+const char *lh_symbol_name(uint64_t addr)
+{
+    const char *name = NULL;
+
+    bring_up_to_date(on_vcpu_now());
+    g_mutex_lock(&table_lock);
+    LhSymbolInfo *info = symbol_info(addr, false);
+    if (info != NULL) {
+        name = info->symbol;
+    }
+    g_mutex_unlock(&table_lock);
+    return name;
+}
+
+/* raw.modules(): every module, as tables, by address. */
+static int modules_list(lua_State *L)
+{
+    bring_up_to_date(on_vcpu_now());
+    g_mutex_lock(&table_lock);
+    lua_createtable(L, (int)table->len, 0);
+    for (guint i = 0; i < table->len; i++) {
+        push_module(L, g_ptr_array_index(table, i));
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    g_mutex_unlock(&table_lock);
+    return 1;
+}
+
+/* raw.module_at(addr): the module holding addr, or nil. */
+static int module_at_lua(lua_State *L)
+{
+    uint64_t addr = lh_check_u64(L, 1);
+
+    bring_up_to_date(on_vcpu_now());
+    g_mutex_lock(&table_lock);
+    LhModule *m = module_at(addr);
+    if (m != NULL) {
+        push_module(L, m);
+    } else {
+        lua_pushnil(L);
+    }
+    g_mutex_unlock(&table_lock);
+    return 1;
+}
+
+/*
+ * raw.symbolize(addr): { module, path, offset (the ELF address: addr -
+ * bias), symbol, symbol_offset, file, line } (symbol, file and line only
+ * when known), or nil outside every module.
+ */
+static int symbolize(lua_State *L)
+{
+    uint64_t addr = lh_check_u64(L, 1);
+
+    bring_up_to_date(on_vcpu_now());
+    g_mutex_lock(&table_lock);
+    LhSymbolInfo *info = symbol_info(addr, true);
+    if (info == NULL) {
+        g_mutex_unlock(&table_lock);
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 7);
+    lua_pushstring(L, info->module->name);
+    lua_setfield(L, -2, "module");
+    lua_pushstring(L, info->module->path);
+    lua_setfield(L, -2, "path");
+    lh_push_u64(L, addr - info->module->bias);
+    lua_setfield(L, -2, "offset");
+    if (info->symbol != NULL) {
+        lua_pushstring(L, info->symbol);
+        lua_setfield(L, -2, "symbol");
+        lh_push_u64(L, info->symbol_offset);
+        lua_setfield(L, -2, "symbol_offset");
+    }
+    if (info->file != NULL) {
+        lua_pushstring(L, info->file);
+        lua_setfield(L, -2, "file");
+        lua_pushinteger(L, info->line);
+        lua_setfield(L, -2, "line");
+    }
+    g_mutex_unlock(&table_lock);
+    return 1;
+}
+
+/* Does module m answer to name (its path, base name, or base name up to its first dot)? */
+static bool module_named(const LhModule *m, const char *name)
+{
+    size_t stem = strcspn(m->name, ".");
+
+    return strcmp(m->path, name) == 0 || strcmp(m->name, name) == 0 ||
+           (stem > 0 && strlen(name) == stem && strncmp(m->name, name, stem) == 0);
+}
+
+/* name's ELF address in m, or false. */
+static bool symbol_address(LhModule *m, const char *name, uint64_t *addr)
+{
+    LhSym *s = g_hash_table_lookup(module_names(m), name);
+
+    if (s != NULL) {
+        *addr = s->addr;
+    }
+    return s != NULL;
+}
+
+/*
+ * raw.resolve(module or nil, symbol or nil, offset): the guest address
+ * of symbol (+ offset) in the named module, or in the first module that
+ * defines it (the program first, then by address); without a symbol, of
+ * the module's ELF address offset. Then the module's name. nil and why
+ * when nothing mapped now matches.
+ */
+static int resolve(lua_State *L)
+{
+    const char *module = luaL_optstring(L, 1, NULL);
+    const char *symbol = luaL_optstring(L, 2, NULL);
+    uint64_t offset = lh_check_u64(L, 3);
+    LhModule *found = NULL;
+    uint64_t addr = 0;
+
+    bring_up_to_date(on_vcpu_now());
+    g_mutex_lock(&table_lock);
+    for (guint i = 0; i < table->len && found == NULL; i++) {
+        LhModule *m = g_ptr_array_index(table, i);
+        if (module != NULL && !module_named(m, module)) {
+            continue;
+        }
+        if (symbol == NULL) {
+            addr = m->bias + offset;
+            found = m;
+        } else if (symbol_address(m, symbol, &addr)) {
+            addr += m->bias + offset;
+            found = m;
+        }
+    }
+    if (found != NULL) {
+        lh_push_u64(L, addr);
+        lua_pushstring(L, found->name);
+    }
+    g_mutex_unlock(&table_lock);
+    if (found == NULL) {
+        return lh_fail(L, module != NULL && symbol == NULL ? "no such module is mapped"
+                          : module != NULL ? "no such symbol in a module of that name"
+                          : "no mapped module defines it");
+    }
+    return 2;
+}
+
+/* raw.modules_generation(): changes whenever a module comes or goes. */
+static int modules_generation(lua_State *L)
+{
+    bring_up_to_date(on_vcpu_now());
+    lua_pushinteger(L, g_atomic_int_get(&generation));
+    return 1;
+}
+
+/* raw.on_module(fn): fn("map" or "unmap", module) as modules come and go. */
+static int on_module(lua_State *L)
+{
+    g_ptr_array_add(module_hooks, lh_hook_new(L, 1, 0, "module hook"));
+    return 0;
+}
+
+/* A System.map ("ADDRESS TYPE NAME" lines) as a module's symbols; false if none. */
+static bool read_system_map(LhModule *m, FILE *f)
+{
+    char line[1024], name[512];
+    uint64_t addr;
+    char type;
+
+    m->system_map = true;
+    m->syms = g_array_new(FALSE, FALSE, sizeof(LhSym));
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "%" SCNx64 " %c %511s", &addr, &type, name) == 3) {
+            /* text symbols name code before data ones at the same address */
+            LhSym s = { addr, 0, g_strdup(name), strchr("TtWw", type) != NULL ? 0 : 1 };
+            g_array_append_val(m->syms, s);
+        }
+    }
+    g_array_sort(m->syms, sym_order);
+    if (m->syms->len == 0) {
+        return false;
+    }
+    m->start = g_array_index(m->syms, LhSym, 0).addr + m->bias;
+    m->end = g_array_index(m->syms, LhSym, m->syms->len - 1).addr + m->bias + 1;
+    return true;
+}
+
+/* The ELF file's loadable extent, through libdwfl. */
+static bool read_elf_extent(LhModule *m)
+{
+    Dwarf_Addr low, high;
+
+    if (module_dwfl(m) == NULL) {
+        return false;
+    }
+    dwfl_module_info(m->dwmod, NULL, &low, &high, NULL, NULL, NULL, NULL);
+    m->start = low + m->bias;
+    m->end = high + m->bias;
+    return high > low;
+}
+
+/*
+ * raw.add_symbols(path, bias): the file (an ELF file, or a System.map)
+ * as a module whose addresses are its own plus bias. true, or nil and why.
+ */
+static int add_symbols(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    uint64_t bias = lh_check_u64(L, 2);
+    char magic[4] = { 0 };
+    FILE *f = fopen(path, "re");
+    bool ok;
+
+    if (f == NULL) {
+        return lh_fail(L, g_strerror(errno));
+    }
+    LhModule *m = module_new(path, NULL, 0, 0, bias);
+    m->fixed = true;
+    if (fread(magic, 1, sizeof(magic), f) == sizeof(magic) && memcmp(magic, ELFMAG, SELFMAG) == 0) {
+        ok = read_elf_extent(m);
+    } else {
+        rewind(f);
+        ok = read_system_map(m, f);
+    }
+    fclose(f);
+    if (!ok) {
+        module_free(m);
+        return lh_fail(L, "neither an ELF file with loadable segments nor a System.map");
+    }
+    g_mutex_lock(&table_lock);
+    for (guint i = 0; i < table->len && ok; i++) {
+        LhModule *other = g_ptr_array_index(table, i);
+        ok = m->end <= other->start || m->start >= other->end;
+    }
+    if (ok) {
+        m->id = next_id++;
+        g_ptr_array_add(table, m);
+        g_ptr_array_sort(table, by_start);
+        generation++;
+    }
+    g_mutex_unlock(&table_lock);
+    if (!ok) {
+        module_free(m);
+        return lh_fail(L, "its addresses overlap those of another symbols= file");
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static const luaL_Reg modules_functions[] = {
+    { "modules", modules_list },
+    { "module_at", module_at_lua },
+    { "symbolize", symbolize },
+    { "resolve", resolve },
+    { "modules_generation", modules_generation },
+    { "on_module", on_module },
+    { "add_symbols", add_symbols },
+    { NULL, NULL },
+};
+
+void lh_open_modules(lua_State *L, int raw, const qemu_info_t *info)
+{
+    elf_version(EV_CURRENT);
+    table = g_ptr_array_new();
+    symbol_cache = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+    module_hooks = g_ptr_array_new();
+    pending_refresh = g_hash_table_new(NULL, NULL);
+    user_mode = !info->system_emulation;
+    if (user_mode) {
+        set_syscall_numbers(info->target_name);
+        lh_listen(LH_AT_TRANSLATE, learn_guest_base);
+        if (syscall_mmap >= 0) {
+            lh_listen(LH_AT_SYSCALL, watch_syscall);
+            lh_listen(LH_AT_SYSCALL_RETURN, watch_syscall);
+        }
+    }
+    lh_set_functions(L, raw, modules_functions);
+}
