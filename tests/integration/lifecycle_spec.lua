@@ -242,7 +242,7 @@ end)
                     1, true), r.report)
                 assert.is_truthy(r.report:find("hwaddr read: true nil error (user mode has no physical memory)\n",
                     1, true), r.report)
-                assert.is_truthy(r.report:find("write_register: true nil\n", 1, true), r.report)
+                assert.is_truthy(r.report:find("write_register: true true\n", 1, true), r.report)  -- returns true
                 assert.is_truthy(r.report:find("after: 1234\n", 1, true), r.report)
                 assert.is_truthy(r.report:find('read%-only: [^\n]*cannot write registers in insn exec callback: '
                     .. 'it was registered with regs="r", not regs="rw"'), r.report)
