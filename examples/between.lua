@@ -3,10 +3,11 @@
 -- from `from` (included) to `to` (excluded). QEMU counts instructions
 -- inline; Lua runs only at the two addresses.
 --
---   from=ADDR to=ADDR      addresses (0x...) or symbols of the program (name, name+0x10)
+--   from=ADDR to=ADDR      addresses (0x...) or code named as SYMBOL[+0xOFF],
+--                          MODULE!SYMBOL[+0xOFF] or MODULE+0xOFF, in any module
 --   format=text|csv|json   report format (default: text, bpftrace's)
 local agg = require("agg")
-local elf = require("elf")
+local addresses = require("addresses")
 local report = require("report")
 
 local opt = luahost.args { from = "", to = "", format = report.format_arg() }
@@ -14,7 +15,8 @@ agg.set_format(opt.format)
 if opt.from == "" or opt.to == "" then
     luahost.usage_error("give from=ADDR and to=ADDR")
 end
-local from, to = elf.address(opt.from), elf.address(opt.to)
+local from = addresses.set({ opt.from }, { what = "from" })
+local to = addresses.set({ opt.to }, { what = "to" })
 
 local icount = luahost.scoreboard()     -- instructions per vCPU
 local started = {}                       -- vCPU -> icount at `from`
@@ -39,10 +41,10 @@ luahost.on_tb_translate(function(tb)
     for _, insn in tb:insns() do
         -- callbacks first: they see the count before this instruction
         local vaddr = insn:vaddr()
-        if vaddr == to then
+        if to:at(vaddr) then
             insn:on_exec(at_to)
         end
-        if vaddr == from then
+        if from:at(vaddr) then
             insn:on_exec(at_from)
         end
         insn:inline("add", icount, 1)

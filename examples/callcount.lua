@@ -1,11 +1,13 @@
 -- callcount: how many times named functions were called: executions of
--- each function's first instruction (its address from the program's
--- symbol table), counted inline by QEMU.
+-- each function's first instruction, counted inline by QEMU. A function
+-- is found in whichever module defines it, once that module is mapped (a
+-- PIE program, a shared library): fn=main, fn=malloc, fn=libc!free.
 --
---   fn=NAME                a function; repeat for several (fn=a,fn=b)
+--   fn=NAME                a function (SYMBOL, MODULE!SYMBOL, an address
+--                          or MODULE+0xOFF); repeat for several (fn=a,fn=b)
 --   format=text|csv|json   report format (default: text, bpftrace's)
 local agg = require("agg")
-local elf = require("elf")
+local addresses = require("addresses")
 local report = require("report")
 
 local opt = luahost.args { fn = luahost.args.list(), format = report.format_arg() }
@@ -15,15 +17,14 @@ if #opt.fn == 0 then
 end
 
 local calls = agg.count("calls")
-local entry = {}            -- address -> function name
+local entry = addresses.set(opt.fn, { what = "fn" })
 for _, name in ipairs(opt.fn) do
-    entry[elf.address(name)] = name
     calls:add(name, 0)      -- listed even if never called
 end
 
 luahost.on_tb_translate(function(tb)
     for _, insn in tb:insns() do
-        local name = entry[insn:vaddr()]
+        local name = entry:at(insn:vaddr())
         if name then
             calls:inline(insn, name)
         end

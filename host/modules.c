@@ -46,6 +46,7 @@ typedef struct LhSym {
     uint64_t addr, size;
     const char *name;       /* the ELF file's string, or the map's copy */
     int rank;               /* among aliases, the lowest is named */
+    bool label;             /* untyped (an assembler label): named, never naming */
 } LhSym;
 
 typedef struct LhModule {
@@ -184,6 +185,9 @@ static gint sym_order(gconstpointer a, gconstpointer b)
     if (x->addr != y->addr) {
         return x->addr < y->addr ? -1 : 1;
     }
+    if (x->label != y->label) {
+        return x->label ? 1 : -1;
+    }
     return x->rank - y->rank;
 }
 
@@ -210,9 +214,10 @@ static GArray *module_syms(LhModule *m)
         GElf_Addr value;
         const char *name = dwfl_module_getsym_info(m->dwmod, i, &sym, &value, NULL, NULL, NULL);
         int type = GELF_ST_TYPE(sym.st_info);
-        if (name != NULL && name[0] != '\0' && sym.st_shndx != SHN_UNDEF &&
-            (type == STT_FUNC || type == STT_GNU_IFUNC || type == STT_OBJECT)) {
-            LhSym s = { value, sym.st_size, name, bind_rank(GELF_ST_BIND(sym.st_info)) };
+        if (name != NULL && name[0] != '\0' && sym.st_shndx != SHN_UNDEF && sym.st_shndx != SHN_ABS &&
+            (type == STT_FUNC || type == STT_GNU_IFUNC || type == STT_OBJECT || type == STT_NOTYPE)) {
+            LhSym s = { value, sym.st_size, name, bind_rank(GELF_ST_BIND(sym.st_info)),
+                        type == STT_NOTYPE };
             g_array_append_val(m->syms, s);
         }
     }
@@ -228,7 +233,7 @@ static GHashTable *module_names(LhModule *m)
         for (guint i = 0; i < syms->len; i++) {
             LhSym *s = &g_array_index(syms, LhSym, i);
             LhSym *old = g_hash_table_lookup(m->address_of, s->name);
-            if (old == NULL || s->rank < old->rank) {
+            if (old == NULL || (old->label && !s->label) || (old->label == s->label && s->rank < old->rank)) {
                 g_hash_table_insert(m->address_of, (gpointer)s->name, s);
             }
         }
@@ -240,7 +245,8 @@ static GHashTable *module_names(LhModule *m)
  * The symbol containing addr (an ELF address) in m, or NULL: of the
  * symbols at the highest address at or below it, the best ranked; a
  * sized symbol must reach addr, else an enclosing one a few entries
- * before is taken (a function holding a local label).
+ * before is taken (a function holding a local label). Labels are passed
+ * over: they name an address, not the code after it.
  */
 static LhSym *symbol_at(LhModule *m, uint64_t addr)
 {
@@ -259,6 +265,9 @@ static LhSym *symbol_at(LhModule *m, uint64_t addr)
         LhSym *s = &g_array_index(syms, LhSym, i - 1);
         while (i > 1 && g_array_index(syms, LhSym, i - 2).addr == s->addr) {
             s = &g_array_index(syms, LhSym, --i - 1);   /* the best ranked alias */
+        }
+        if (s->label) {
+            continue;
         }
         if (s->size == 0 ? looked == 0 : addr < s->addr + s->size) {
             return s;
@@ -736,23 +745,28 @@ static bool module_named(const LhModule *m, const char *name)
            (stem > 0 && strlen(name) == stem && strncmp(m->name, name, stem) == 0);
 }
 
-/* name's ELF address in m, or false. */
-static bool symbol_address(LhModule *m, const char *name, uint64_t *addr)
+/* name's ELF address and size in m, if defined there with at most that rank. */
+static bool symbol_address(LhModule *m, const char *name, int rank, uint64_t *addr, uint64_t *size)
 {
     LhSym *s = g_hash_table_lookup(module_names(m), name);
 
+    if (s != NULL && s->rank > rank) {
+        s = NULL;
+    }
     if (s != NULL) {
         *addr = s->addr;
+        *size = s->size;
     }
     return s != NULL;
 }
 
 /*
  * raw.resolve(module or nil, symbol or nil, offset): the guest address
- * of symbol (+ offset) in the named module, or in the first module that
- * defines it (the program first, then by address); without a symbol, of
- * the module's ELF address offset. Then the module's name. nil and why
- * when nothing mapped now matches.
+ * of symbol (+ offset) in the named module, or in the first module by
+ * address that defines it globally, else locally; without a symbol, of
+ * the module's ELF address offset. Then the module's name and the
+ * symbol's size (0 if unknown). nil and why when nothing mapped now
+ * matches.
  */
 static int resolve(lua_State *L)
 {
@@ -760,26 +774,29 @@ static int resolve(lua_State *L)
     const char *symbol = luaL_optstring(L, 2, NULL);
     uint64_t offset = lh_check_u64(L, 3);
     LhModule *found = NULL;
-    uint64_t addr = 0;
+    uint64_t addr = 0, size = 0;
 
     bring_up_to_date(on_vcpu_now());
     g_mutex_lock(&table_lock);
-    for (guint i = 0; i < table->len && found == NULL; i++) {
-        LhModule *m = g_ptr_array_index(table, i);
-        if (module != NULL && !module_named(m, module)) {
-            continue;
-        }
-        if (symbol == NULL) {
-            addr = m->bias + offset;
-            found = m;
-        } else if (symbol_address(m, symbol, &addr)) {
-            addr += m->bias + offset;
-            found = m;
+    for (int rank = 1; rank <= 2 && found == NULL; rank++) {
+        for (guint i = 0; i < table->len && found == NULL; i++) {
+            LhModule *m = g_ptr_array_index(table, i);
+            if (module != NULL && !module_named(m, module)) {
+                continue;
+            }
+            if (symbol == NULL) {
+                addr = m->bias + offset;
+                found = m;
+            } else if (symbol_address(m, symbol, rank, &addr, &size)) {
+                addr += m->bias + offset;
+                found = m;
+            }
         }
     }
     if (found != NULL) {
         lh_push_u64(L, addr);
         lua_pushstring(L, found->name);
+        lh_push_u64(L, size);
     }
     g_mutex_unlock(&table_lock);
     if (found == NULL) {
@@ -787,7 +804,7 @@ static int resolve(lua_State *L)
                           : module != NULL ? "no such symbol in a module of that name"
                           : "no mapped module defines it");
     }
-    return 2;
+    return 3;
 }
 
 /* raw.modules_generation(): changes whenever a module comes or goes. */
@@ -817,7 +834,7 @@ static bool read_system_map(LhModule *m, FILE *f)
     while (fgets(line, sizeof(line), f) != NULL) {
         if (sscanf(line, "%" SCNx64 " %c %511s", &addr, &type, name) == 3) {
             /* text symbols name code before data ones at the same address */
-            LhSym s = { addr, 0, g_strdup(name), strchr("TtWw", type) != NULL ? 0 : 1 };
+            LhSym s = { addr, 0, g_strdup(name), strchr("TtWw", type) != NULL ? 0 : 1, false };
             g_array_append_val(m->syms, s);
         }
     }

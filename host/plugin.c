@@ -40,6 +40,13 @@ static int outs(lua_State *L)
     return 0;
 }
 
+/* raw.warn(text): one line on stderr (the host's copy of it), "luahost: warning: text". */
+static int warn(lua_State *L)
+{
+    lh_report("warning: %s", luaL_checkstring(L, 1));
+    return 0;
+}
+
 static int set_error_policy(lua_State *L)
 {
     static const char *const policies[] = { "abort", "disable", NULL };
@@ -139,6 +146,7 @@ static void push_features(lua_State *L)
 static const luaL_Reg raw_functions[] = {
     { "load_embedded", load_embedded },
     { "outs", outs },
+    { "warn", warn },
     { "set_error_policy", set_error_policy },
     { "set_u64_converters", set_u64_converters },
     { "num_vcpus", num_vcpus },

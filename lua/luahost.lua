@@ -149,35 +149,51 @@ function luahost.on_module(fn)
     raw.on_module(fn)
 end
 
--- luahost.resolve(text): the guest address text names, and its module:
--- an address (decimal, 0x hex), symbol, symbol+0xOFF, module!symbol[+0xOFF]
--- or module+0xOFF (OFF: the ELF address in the module, as addr2line and
--- objdump show it). nil and why when nothing mapped now matches.
-function luahost.resolve(text)
+-- luahost.parse_location(text [, base]): what text names, without
+-- looking it up: { address = u64 } for a number (base as for
+-- luahost.args.parse_u64), else { module, symbol, offset } (module or
+-- symbol may be nil: MODULE+0xOFF and SYMBOL+0xOFF read alike, and are
+-- told apart by resolve). nil and why (without text) for text of no such
+-- form, and for text that starts with a digit but is no number.
+function luahost.parse_location(text, base)
     if type(text) ~= "string" then
-        error("luahost.resolve expects a string, got " .. type(text), 2)
+        error("luahost.parse_location expects a string, got " .. type(text), 2)
     end
-    local addr = args.parse_u64(text)
+    local addr, not_number = args.parse_u64(text, base)
     if addr then
-        return addr
+        return { address = addr }
+    elseif text:match("^%d") then      -- names never start with a digit
+        return nil, not_number
     end
-    local module, rest = text:match("^(.-)!(.+)$")
-    local name, offset_text = (rest or text):match("^(.-)%+(.+)$")
+    local module, rest = text:match("^([^!]+)!(.+)$")
+    local name, offset_text = (rest or text):match("^([^+!]+)%+([^+!]+)$")
     name = name or rest or text
     local offset = 0
     if offset_text then
         offset = args.parse_u64(offset_text)
-        if not offset or name == "" then
-            return nil, ("%s: expected SYMBOL+0xOFFSET"):format(text)
-        end
     end
-    if name == "" or (module and module == "") then
-        return nil, ("%s: expected an address, SYMBOL[+0xOFF], MODULE!SYMBOL[+0xOFF] or MODULE+0xOFF")
-            :format(text)
+    if not offset or name:find("[!+]") or name == "" then
+        return nil, "expected an address, SYMBOL[+0xOFF], MODULE!SYMBOL[+0xOFF] or MODULE+0xOFF"
     end
-    local found, where = raw.resolve(module, name, offset)
-    if not found and not module and offset_text then
-        found, where = raw.resolve(name, nil, offset)   -- MODULE+0xOFF
+    return { module = module, symbol = name, offset = offset, either = not module and offset_text ~= nil }
+end
+
+-- luahost.resolve(text [, base]): the guest address text names (see
+-- parse_location), its module and the symbol's size (0 when unknown or
+-- no symbol). OFF in MODULE+0xOFF is the ELF address in the module, as
+-- addr2line and objdump show it. A symbol is looked up in the modules by
+-- address, global definitions before local ones. nil and why when
+-- nothing mapped now matches.
+function luahost.resolve(text, base)
+    local loc, why = luahost.parse_location(text, base)
+    if not loc then
+        return nil, ("%s: %s"):format(text, why)
+    elseif loc.address then
+        return loc.address
+    end
+    local found, where, size = raw.resolve(loc.module, loc.symbol, loc.offset)
+    if not found and loc.either then
+        found, where, size = raw.resolve(loc.symbol, nil, loc.offset)   -- MODULE+0xOFF
         if not found then
             where = "no mapped module defines it, nor is a module of that name mapped"
         end
@@ -185,7 +201,15 @@ function luahost.resolve(text)
     if not found then
         return nil, ("%s: %s"):format(text, where)
     end
-    return found, where
+    return found, where, size
+end
+
+-- luahost.warn(text): "luahost: warning: text" on stderr, at once.
+function luahost.warn(text)
+    if type(text) ~= "string" then
+        error("luahost.warn expects a string, got " .. type(text), 2)
+    end
+    raw.warn(text)
 end
 
 -- luahost.describe(addr): "symbol+0xOFF", "module+0xOFF" (no symbol) or

@@ -7,7 +7,11 @@
 --                 (ifilter=mov); repeatable
 --   afilter=ADDR  log only the instruction at ADDR, in hex (0x optional);
 --                 repeatable. With both filters an instruction matching
---                 either is logged
+--                 either is logged. ADDR may also name code, found when
+--                 its module is mapped: SYMBOL[+0xOFF],
+--                 MODULE!SYMBOL[+0xOFF], MODULE+0xOFF (a name made of hex
+--                 digits only, such as add, reads as an address: write
+--                 add+0)
 --   reg=GLOB      log changes of the registers whose name matches GLOB
 --                 (`*` and `?`: reg=rax, reg=xmm*, reg=x?); repeatable
 --   rdisas=on|off read registers only after instructions whose operands
@@ -21,10 +25,11 @@
 -- the registers show what the instruction did; at exit, each vCPU's last.
 local insnclass = require("insnclass")     -- opcode(): the first 32 bits, as the C plugins read them
 local regs = require("regs")
+local addresses = require("addresses")
 
 local opt = luahost.args {
     ifilter = luahost.args.list(),
-    afilter = luahost.args.list(luahost.args.u64(nil, 16)),    -- hex, 0x optional, as execlog.c
+    afilter = luahost.args.list(),
     reg = luahost.args.list(),
     rdisas = false,
 }
@@ -32,10 +37,7 @@ local opt = luahost.args {
 local filtering = #opt.ifilter > 0 or #opt.afilter > 0
 local tracking = #opt.reg > 0             -- even if no register matches, as execlog.c
 local rdisas = opt.rdisas and tracking
-local at_address = {}
-for _, addr in ipairs(opt.afilter) do
-    at_address[addr] = true
-end
+local afilter = addresses.set(opt.afilter, { what = "afilter", base = 16 })    -- hex as execlog.c
 
 -- Chosen at the first vCPU's start (the registers are the same for all).
 local tracked           -- registers to watch; one matched twice is listed twice
@@ -124,7 +126,7 @@ local function insn_text(insn, vaddr, disas)
 end
 
 local function selected(vaddr, disas)
-    if at_address[vaddr] then
+    if afilter:at(vaddr) then
         return true
     end
     for _, prefix in ipairs(opt.ifilter) do

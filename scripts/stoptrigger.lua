@@ -9,9 +9,12 @@
 --                    execute the instruction at A; may be given many times
 --
 -- Numbers are decimal, 0x hex or 0 octal, as strtoull reads them; CODE is
--- 0 to 255. No Lua runs per executed instruction: each instruction adds 1
+-- 0 to 255. A may also name code, found when its module is mapped (a PIE
+-- program, a library): SYMBOL[+0xOFF], MODULE!SYMBOL[+0xOFF] or
+-- MODULE+0xOFF (stdlib/addresses.lua). No Lua runs per executed instruction: each instruction adds 1
 -- to its vCPU's count inline, and QEMU calls back only when the count
 -- reaches N+1, or when an instruction at a trigger address runs.
+local addresses = require("addresses")
 local args = luahost.args
 local opt = args { icount = args.string(), addr = args.list() }
 
@@ -47,12 +50,18 @@ if opt.icount then
     end
 end
 
-local exit_code_at = {}   -- exit_code_at[address] = CODE
+local code_of, places = {}, {}   -- code_of[A] = CODE
 for _, text in ipairs(opt.addr) do
-    local addr, code = split(text, "addr")
-    exit_code_at[number(addr, "addr")] = code
+    local place, code = split(text, "addr")
+    local loc, why = luahost.parse_location(place)
+    if not loc then
+        args.usage_error(("addr parsing failed: '%s': %s"):format(place, why))
+    end
+    code_of[place] = code
+    places[#places + 1] = place
 end
-if not icount and next(exit_code_at) == nil then
+local trigger = addresses.set(places, { what = "addr" })
+if not icount and #places == 0 then
     args.usage_error("'icount' or 'addr' argument missing")
 end
 
@@ -65,8 +74,8 @@ local function icount_reached(_, pc)
     stop(icount_code, ("icount reached at 0x%x, exiting\n"):format(pc))
 end
 
-local function address_reached(_, pc)
-    stop(exit_code_at[pc], ("0x%x reached, exiting\n"):format(pc))
+local function address_reached(_, at)
+    stop(at.code, ("0x%x reached, exiting\n"):format(at.pc))
 end
 
 local executed = luahost.scoreboard()   -- instructions started, per vCPU
@@ -78,8 +87,9 @@ luahost.on_tb_translate(function(tb)
             insn:inline("add", executed, 1)
             insn:on_exec_if(executed, "eq", icount + 1, icount_reached, pc)
         end
-        if exit_code_at[pc] then
-            insn:on_exec(address_reached, pc)
+        local place = trigger:at(pc)
+        if place then
+            insn:on_exec(address_reached, { pc = pc, code = code_of[place] })
         end
     end
 end)

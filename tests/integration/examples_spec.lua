@@ -98,6 +98,14 @@ describe("examples", function()
             assert.are.same({ mix = 777, counted_loop = 1 }, ours)
         end)
 
+        it("callcount.lua warns at exit about a name no module defined (" .. arch .. ")", function()
+            local r = run(arch, "callcount.lua", { "fn=mix", "fn=no_such_function", "format=csv" }, "loop", { "5" })
+            assert.are.same({ mix = 5, no_such_function = 0 }, tidy(r.report, "count")["@calls"])
+            assert.matches("luahost: warning: fn=no_such_function never named an address during the run "
+                .. "(no_such_function: no mapped module defines it)\n", r.stderr, 1, true)
+            assert.is_falsy(r.stderr:find("fn=mix", 1, true), r.stderr)
+        end)
+
         it("between.lua measures instructions between two symbols (" .. arch .. ")", function()
             -- api.c: reg_probe_fn runs 4 (x86_64) or 8 (aarch64) instructions before reg_probe
             local r = run(arch, "between.lua", { "from=reg_probe_fn", "to=reg_probe", "format=csv" }, "api")

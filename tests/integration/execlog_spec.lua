@@ -177,6 +177,18 @@ describe("execlog.lua agrees with libexeclog.so", function()
             assert.are.same({ 1, 6 }, { entries, heads })
         end)
 
+        it("with afilter=SYMBOL as with afilter= at nm's address of it (" .. arch .. ")", function()
+            local guest = helper.guest("loop", arch)
+            local entry = helper.nm(guest, "counted_loop")
+            local r = helper.run_file(arch, helper.script("execlog.lua"), guest, {
+                args = { "afilter=counted_loop", "afilter=hot_loop_head+0" },
+                plugins = { c_plugin({ ("afilter=%x"):format(entry),
+                                       ("afilter=%x"):format(helper.nm(guest, "hot_loop_head")) }) },
+                guest_args = { "5" } })
+            assert.is_true(#r.log > 0, r.stderr)
+            assert_same_trace(r.log, r.report)
+        end)
+
         it("with reg= globs: changes after each instruction (" .. arch .. ")", function()
             local theirs, ours = run_both(arch, "api", isa.reg, { "3" })
             assert_same_trace(theirs, ours)
@@ -241,12 +253,13 @@ describe("execlog.lua's arguments", function()
         end
     end)
 
-    it("refuse an afilter= that is no hex address (libexeclog.so takes it as 0)", function()
-        for _, bad in ipairs({ "afilter=main", "afilter=", "afilter=0x10000000000000000" }) do
+    it("refuse an afilter= that names no address (libexeclog.so takes it as 0)", function()
+        for _, bad in ipairs({ "afilter=", "afilter=0x10000000000000000", "afilter=12xyz", "afilter=main+zz" }) do
             local ours = refused(helper.luahost_plugin(helper.script("execlog.lua"), { bad }))
             assert.matches("execlog%.lua:%d+: [^\n]*: " .. bad:gsub("%p", "%%%0") .. "\n", ours)
             local line = ours:match("[^\n]*")
-            assert.is_truthy(line:find("not a hex address", 1, true) or line:find("wider than 64 bits", 1, true), line)
+            assert.is_truthy(line:find("not a hex address", 1, true) or line:find("wider than 64 bits", 1, true)
+                or line:find("expected an address", 1, true), line)
         end
     end)
 end)

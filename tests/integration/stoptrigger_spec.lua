@@ -68,6 +68,17 @@ describe("stoptrigger.lua agrees with libstoptrigger.so", function()
             assert_same_stop(c, lua)
         end)
 
+        it(("addr=SYMBOL stops where addr= at nm's address of it does (%s)"):format(arch), function()
+            local mix = helper.nm(guest, "mix")
+            local c = run(arch, helper.c_plugin(C_PLUGIN), { "addr=" .. hex(mix) .. ":9" })
+            for _, name in ipairs({ "mix", "mix+0", "mix+0x0" }) do
+                local lua = run(arch, helper.luahost_plugin(helper.script("stoptrigger.lua")),
+                    { "addr=" .. name .. ":9" })
+                assert.are.equal(9, c.status)
+                assert_same_stop(c, lua)
+            end
+        end)
+
         it(("addr= in decimal and with no code; icount and addr together (%s)"):format(arch), function()
             local head = helper.nm(guest, "hot_loop_head")
             local c, lua = run_both(arch, { "addr=" .. ("%d"):format(head) })
@@ -112,7 +123,8 @@ describe("stoptrigger.lua agrees with libstoptrigger.so", function()
     end)
 
     it("rejects what libstoptrigger.so would read as 0, or cut to 8 bits", function()
-        for _, bad in ipairs({ "addr=main", "addr=0x10:300", "addr=0x10:0xffffffffffffffff", "icount=10:x",
+        for _, bad in ipairs({ "addr=", "addr=12ab", "addr=main+zz", "addr=0x10:300",
+                               "addr=0x10:0xffffffffffffffff", "icount=10:x",
                                "icount=10e3", "icount=0x10000000000000000" }) do
             local r = run("x86_64", helper.luahost_plugin(helper.script("stoptrigger.lua")), { bad }, { "10" })
             assert.are_not.equal(0, r.status, "accepted " .. bad)
