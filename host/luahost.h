@@ -182,6 +182,29 @@ void lh_open_stream(lua_State *L, int raw);
 /* stream.c: what the host delivers of streams outside their own callbacks. */
 void lh_streams_flush_all(void);
 
+/* symtab.c: one file's symbols and lines, at its own addresses. */
+typedef struct LhSymtab LhSymtab;
+typedef struct LhSymbol {
+    uint64_t addr, size;    /* size 0: unknown */
+    const char *name;
+} LhSymbol;
+LhSymtab *lh_symtab_elf(const char *path, const char *name, int fd);
+LhSymtab *lh_symtab_system_map(FILE *f, const char *path, uint64_t *low, uint64_t *high);
+void lh_symtab_free(LhSymtab *t);
+const LhSymbol *lh_symtab_at(LhSymtab *t, uint64_t addr);
+const LhSymbol *lh_symtab_named(LhSymtab *t, const char *name, int max_rank);
+bool lh_symtab_line(LhSymtab *t, uint64_t addr, const char **file, int *line);
+bool lh_symtab_extent(LhSymtab *t, uint64_t *low, uint64_t *high);
+
+/* maps.c: the ELF files the guest has mapped (user mode). */
+typedef struct LhMapped {
+    char *path;             /* the host file, or "[vdso]" */
+    uint64_t start, end;    /* guest addresses */
+    uint64_t bias, inode;
+    int fd;                 /* the vDSO's image, or -1 */
+} LhMapped;
+GPtrArray *lh_maps_scan(uint64_t guest_base);
+
 /* modules.c: the guest's modules and symbols. */
 void lh_open_modules(lua_State *L, int raw, const qemu_info_t *info);
 const char *lh_symbol_name(uint64_t addr);

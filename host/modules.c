@@ -5,9 +5,8 @@
  * its loader, every shared library, the vDSO) or named by the user
  * (symbols=FILE[@BIAS], any mode: a kernel, a bare-metal program, a
  * System.map). An address is symbolized as module, symbol, offsets and
- * source line. elfutils' libdwfl reads the symbol tables (.symtab, else
- * .dynsym) and the DWARF, from the file or from separate debug files
- * found by build id or .gnu_debuglink, the way perf and systemtap do.
+ * source line, from each file's symbols and lines (host/symtab.c,
+ * elfutils' libdwfl).
  *
  * User mode has no API for the guest's mappings, so the host reads its
  * own /proc/self/maps, as QEMU does for the guest's: a host mapping is
@@ -26,7 +25,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #define _GNU_SOURCE
-#include <elfutils/libdwfl.h>
 #include <gelf.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -38,17 +36,6 @@
 
 #include "luahost.h"
 
-/*
- * A symbol: a function or object of the ELF file (or a System.map line),
- * at its ELF address. size 0: it reaches the next symbol.
- */
-typedef struct LhSym {
-    uint64_t addr, size;
-    const char *name;       /* the ELF file's string, or the map's copy */
-    int rank;               /* among aliases, the lowest is named */
-    bool label;             /* untyped (an assembler label): named, never naming */
-} LhSym;
-
 typedef struct LhModule {
     char *path;             /* the host file, or "[vdso]" */
     char *name;             /* its base name */
@@ -57,13 +44,7 @@ typedef struct LhModule {
     uint64_t inode;         /* tells a file mapped anew at the same place */
     uint32_t id;
     bool fixed;             /* named by symbols=: never unmapped */
-    int memfd;              /* the vDSO's image, or -1 */
-    Dwfl *dwfl;             /* opened on the first question */
-    Dwfl_Module *dwmod;
-    bool open_failed;
-    GArray *syms;           /* LhSym by address, made on the first question */
-    GHashTable *address_of; /* symbol name -> its LhSym */
-    bool system_map;        /* syms come from a System.map (names owned here) */
+    LhSymtab *symtab;       /* its symbols and lines */
 } LhModule;
 
 /* What an address is: cached per address, until a module goes away. */
@@ -88,38 +69,17 @@ static int dirty = 1;               /* the guest's mappings may have changed */
 static GPtrArray *module_hooks;     /* luahost.on_module functions */
 static int syscall_mmap = -1, syscall_munmap = -1, syscall_mremap = -1, syscall_mprotect = -1;
 
-static char *debuginfo_path;
-static const Dwfl_Callbacks dwfl_callbacks = {
-    .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
-    .section_address = dwfl_offline_section_address,
-    .debuginfo_path = &debuginfo_path,
-};
-
 static void module_free(LhModule *m)
 {
-    if (m->dwfl != NULL) {
-        dwfl_end(m->dwfl);
-    }
-    if (m->memfd >= 0) {
-        close(m->memfd);
-    }
-    if (m->address_of != NULL) {
-        g_hash_table_destroy(m->address_of);
-    }
-    if (m->syms != NULL) {
-        for (guint i = 0; m->system_map && i < m->syms->len; i++) {
-            g_free((char *)g_array_index(m->syms, LhSym, i).name);
-        }
-        g_array_free(m->syms, TRUE);
-    }
+    lh_symtab_free(m->symtab);
     g_free(m->path);
     g_free(m->name);
     g_free(m);
 }
 
+/* A module of the file at path (its image in fd, if not -1), not yet in the table. */
 static LhModule *module_new(const char *path, const char *name, uint64_t start, uint64_t end,
-                            uint64_t bias)
+                            uint64_t bias, int fd)
 {
     LhModule *m = g_new0(LhModule, 1);
 
@@ -128,7 +88,7 @@ static LhModule *module_new(const char *path, const char *name, uint64_t start, 
     m->start = start;
     m->end = end;
     m->bias = bias;
-    m->memfd = -1;
+    m->symtab = lh_symtab_elf(m->path, m->name, fd);
     return m;
 }
 
@@ -158,124 +118,6 @@ static gint by_start(gconstpointer a, gconstpointer b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* libdwfl for m, opened once; NULL if the file cannot be read. */
-static Dwfl_Module *module_dwfl(LhModule *m)
-{
-    if (m->dwmod != NULL || m->open_failed || m->system_map) {
-        return m->dwmod;
-    }
-    m->dwfl = dwfl_begin(&dwfl_callbacks);
-    if (m->dwfl != NULL) {
-        dwfl_report_begin(m->dwfl);
-        /* At its own ELF addresses: lookups subtract the bias. */
-        m->dwmod = dwfl_report_elf(m->dwfl, m->name, m->path, m->memfd, 0, false);
-        dwfl_report_end(m->dwfl, NULL, NULL);
-        if (m->dwmod != NULL) {
-            m->memfd = -1;  /* libdwfl owns it now */
-        }
-    }
-    m->open_failed = m->dwmod == NULL;
-    return m->dwmod;
-}
-
-static gint sym_order(gconstpointer a, gconstpointer b)
-{
-    const LhSym *x = a, *y = b;
-
-    if (x->addr != y->addr) {
-        return x->addr < y->addr ? -1 : 1;
-    }
-    if (x->label != y->label) {
-        return x->label ? 1 : -1;
-    }
-    return x->rank - y->rank;
-}
-
-/* Globals name an address before weak symbols, weak ones before locals. */
-static int bind_rank(int bind)
-{
-    return bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
-}
-
-/*
- * m's symbols sorted by address, and by name: read once from libdwfl
- * (.symtab, else .dynsym), so that a lookup is a binary search, not
- * libdwfl's scan of every symbol.
- */
-static GArray *module_syms(LhModule *m)
-{
-    if (m->syms != NULL) {
-        return m->syms;
-    }
-    m->syms = g_array_new(FALSE, FALSE, sizeof(LhSym));
-    int n = module_dwfl(m) != NULL ? dwfl_module_getsymtab(m->dwmod) : 0;
-    for (int i = 1; i < n; i++) {
-        GElf_Sym sym;
-        GElf_Addr value;
-        const char *name = dwfl_module_getsym_info(m->dwmod, i, &sym, &value, NULL, NULL, NULL);
-        int type = GELF_ST_TYPE(sym.st_info);
-        if (name != NULL && name[0] != '\0' && sym.st_shndx != SHN_UNDEF && sym.st_shndx != SHN_ABS &&
-            (type == STT_FUNC || type == STT_GNU_IFUNC || type == STT_OBJECT || type == STT_NOTYPE)) {
-            LhSym s = { value, sym.st_size, name, bind_rank(GELF_ST_BIND(sym.st_info)),
-                        type == STT_NOTYPE };
-            g_array_append_val(m->syms, s);
-        }
-    }
-    g_array_sort(m->syms, sym_order);
-    return m->syms;
-}
-
-static GHashTable *module_names(LhModule *m)
-{
-    if (m->address_of == NULL) {
-        GArray *syms = module_syms(m);
-        m->address_of = g_hash_table_new(g_str_hash, g_str_equal);
-        for (guint i = 0; i < syms->len; i++) {
-            LhSym *s = &g_array_index(syms, LhSym, i);
-            LhSym *old = g_hash_table_lookup(m->address_of, s->name);
-            if (old == NULL || (old->label && !s->label) || (old->label == s->label && s->rank < old->rank)) {
-                g_hash_table_insert(m->address_of, (gpointer)s->name, s);
-            }
-        }
-    }
-    return m->address_of;
-}
-
-/*
- * The symbol containing addr (an ELF address) in m, or NULL: of the
- * symbols at the highest address at or below it, the best ranked; a
- * sized symbol must reach addr, else an enclosing one a few entries
- * before is taken (a function holding a local label). Labels are passed
- * over: they name an address, not the code after it.
- */
-static LhSym *symbol_at(LhModule *m, uint64_t addr)
-{
-    GArray *syms = module_syms(m);
-    guint lo = 0, hi = syms->len;
-
-    while (lo < hi) {
-        guint mid = (lo + hi) / 2;
-        if (g_array_index(syms, LhSym, mid).addr <= addr) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    for (guint i = lo, looked = 0; i > 0 && looked < 16; i--, looked++) {
-        LhSym *s = &g_array_index(syms, LhSym, i - 1);
-        while (i > 1 && g_array_index(syms, LhSym, i - 2).addr == s->addr) {
-            s = &g_array_index(syms, LhSym, --i - 1);   /* the best ranked alias */
-        }
-        if (s->label) {
-            continue;
-        }
-        if (s->size == 0 ? looked == 0 : addr < s->addr + s->size) {
-            return s;
-        }
-    }
-    return NULL;
-}
-
 /* What addr is, under table_lock; NULL outside every module. */
 static LhSymbolInfo *symbol_info(uint64_t addr, bool want_line)
 {
@@ -291,7 +133,7 @@ static LhSymbolInfo *symbol_info(uint64_t addr, bool want_line)
         info = g_new0(LhSymbolInfo, 1);
         info->module = m;
         elf_addr = addr - m->bias;
-        LhSym *s = symbol_at(m, elf_addr);
+        const LhSymbol *s = lh_symtab_at(m->symtab, elf_addr);
         if (s != NULL) {
             info->symbol = g_intern_string(s->name);
             info->symbol_offset = elf_addr - s->addr;
@@ -301,163 +143,15 @@ static LhSymbolInfo *symbol_info(uint64_t addr, bool want_line)
         g_hash_table_insert(symbol_cache, key, info);
     }
     if (want_line && !info->has_line) {
+        const char *file;
+        int line = 0;
         info->has_line = true;
-        if (module_dwfl(info->module) != NULL) {
-            Dwfl_Line *line = dwfl_module_getsrc(info->module->dwmod, addr - info->module->bias);
-            int lineno = 0;
-            const char *file = line != NULL ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
-            if (file != NULL) {
-                info->file = g_intern_string(file);
-                info->line = lineno;
-            }
+        if (lh_symtab_line(info->module->symtab, addr - info->module->bias, &file, &line)) {
+            info->file = g_intern_string(file);
+            info->line = line;
         }
     }
     return info;
-}
-
-/* ----- reading the guest's mappings (user mode) ----- */
-
-typedef struct LhMapping {
-    uint64_t start, end, offset, inode;     /* guest addresses */
-    char *path;                             /* NULL: anonymous */
-} LhMapping;
-
-/* The host's mappings that the guest can read, at guest addresses. */
-static GArray *guest_mappings(GByteArray *buf)
-{
-    GArray *maps = g_array_new(FALSE, FALSE, sizeof(LhMapping));
-    FILE *f = fopen("/proc/self/maps", "re");
-    char line[4096 + 128];
-
-    if (f == NULL) {
-        return maps;
-    }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        uint64_t start, end, offset, inode;
-        char perms[8];
-        int path_at = 0;
-        if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %*x:%*x %" SCNu64 " %n",
-                   &start, &end, perms, &offset, &inode, &path_at) < 5 || start < guest_base) {
-            continue;
-        }
-        LhMapping map = { start - guest_base, end - guest_base, offset, inode, NULL };
-        if (!qemu_plugin_read_memory_vaddr(map.start, buf, 1)) {
-            continue;   /* QEMU's own, or not readable by the guest */
-        }
-        char *path = line + path_at;
-        path[strcspn(path, "\n")] = '\0';
-        if (path[0] == '/') {
-            map.path = g_strdup(path);
-        } else if (path[0] != '\0') {
-            continue;   /* [heap], [stack] of the host */
-        }
-        g_array_append_val(maps, map);
-    }
-    fclose(f);
-    return maps;
-}
-
-/* ELF header and program headers read from the guest at start; bias, or false. */
-static bool elf_bias(GByteArray *buf, uint64_t start, uint64_t size, uint64_t *bias)
-{
-    size_t len = MIN(size, 4096);
-    Elf *elf;
-    GElf_Ehdr ehdr;
-    size_t n;
-    bool found = false;
-
-    if (!qemu_plugin_read_memory_vaddr(start, buf, len) || memcmp(buf->data, ELFMAG, SELFMAG) != 0) {
-        return false;
-    }
-    elf = elf_memory((char *)buf->data, len);
-    if (elf == NULL) {
-        return false;
-    }
-    if (gelf_getehdr(elf, &ehdr) != NULL && elf_getphdrnum(elf, &n) == 0) {
-        uint64_t lowest = UINT64_MAX, file0 = 0;
-        for (size_t i = 0; i < n; i++) {
-            GElf_Phdr ph;
-            if (gelf_getphdr(elf, (int)i, &ph) == NULL || ph.p_type != PT_LOAD) {
-                continue;
-            }
-            if (ph.p_vaddr < lowest) {
-                lowest = ph.p_vaddr;
-                file0 = ph.p_vaddr - ph.p_offset;   /* the ELF address of file offset 0 */
-            }
-            found = true;
-        }
-        if (found) {
-            *bias = start - file0;
-        }
-    }
-    elf_end(elf);
-    return found;
-}
-
-/* A memfd holding the vDSO's image, for libdwfl, or -1. */
-static int vdso_image(GByteArray *buf, uint64_t start, uint64_t size)
-{
-    int fd;
-
-    if (!qemu_plugin_read_memory_vaddr(start, buf, size)) {
-        return -1;
-    }
-    fd = memfd_create("luahost-vdso", MFD_CLOEXEC);
-    if (fd >= 0 && write(fd, buf->data, size) != (ssize_t)size) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
-/* The modules the guest has mapped now, sorted by start. */
-static GPtrArray *scan_modules(void)
-{
-    GByteArray *buf = g_byte_array_new();
-    GArray *maps = guest_mappings(buf);
-    GPtrArray *found = g_ptr_array_new();
-
-    for (guint i = 0; i < maps->len; i++) {
-        LhMapping *map = &g_array_index(maps, LhMapping, i);
-        uint64_t bias, end = map->end;
-        guint j = i + 1;
-
-        if (map->path != NULL && map->offset == 0) {
-            /* the file's later mappings belong to it */
-            while (j < maps->len && g_array_index(maps, LhMapping, j).path != NULL &&
-                   g_array_index(maps, LhMapping, j).inode == map->inode &&
-                   strcmp(g_array_index(maps, LhMapping, j).path, map->path) == 0) {
-                end = g_array_index(maps, LhMapping, j).end;
-                j++;
-            }
-            if (elf_bias(buf, map->start, map->end - map->start, &bias)) {
-                LhModule *m = module_new(map->path, NULL, map->start, end, bias);
-                m->inode = map->inode;
-                g_ptr_array_add(found, m);
-                i = j - 1;
-            }
-        } else if (map->path == NULL && map->end - map->start <= 64 * 1024 &&
-                   elf_bias(buf, map->start, map->end - map->start, &bias)) {
-            int fd = vdso_image(buf, map->start, map->end - map->start);
-            if (fd >= 0) {
-                LhModule *m = module_new("[vdso]", "[vdso]", map->start, map->end, bias);
-                m->memfd = fd;
-                g_ptr_array_add(found, m);
-            }
-        }
-    }
-    for (guint i = 0; i < maps->len; i++) {
-        g_free(g_array_index(maps, LhMapping, i).path);
-    }
-    g_array_free(maps, TRUE);
-    g_byte_array_free(buf, TRUE);
-    return found;
-}
-
-static bool same_module(const LhModule *a, const LhModule *b)
-{
-    return a->start == b->start && a->end == b->end && a->inode == b->inode &&
-           strcmp(a->path, b->path) == 0;
 }
 
 /* A module's description for Lua: a table with its fields. */
@@ -502,14 +196,33 @@ static void tell_hooks(const char *what, GPtrArray *modules)
     }
 }
 
+static bool is_mapping_of(const LhModule *m, const LhMapped *found)
+{
+    return m->start == found->start && m->end == found->end && m->inode == found->inode &&
+           strcmp(m->path, found->path) == 0;
+}
+
+/* Does [start, end) overlap a module named by symbols=? Under table_lock. */
+static bool overlaps_fixed(uint64_t start, uint64_t end)
+{
+    for (guint i = 0; i < table->len; i++) {
+        LhModule *m = g_ptr_array_index(table, i);
+        if (m->fixed && start < m->end && end > m->start) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * Reads the guest's mappings again and updates the table; tells the
  * script's module hooks what came and went. On a vCPU thread only.
  */
 static void refresh(void)
 {
-    GPtrArray *found = scan_modules();
+    GPtrArray *found = lh_maps_scan(guest_base);
     GPtrArray *added = g_ptr_array_new(), *removed = g_ptr_array_new();
+    bool *kept_found = g_new0(bool, found->len + 1);
 
     g_mutex_lock(&table_lock);
     g_atomic_int_set(&dirty, 0);
@@ -517,12 +230,7 @@ static void refresh(void)
         LhModule *old = g_ptr_array_index(table, i);
         bool kept = old->fixed;
         for (guint j = 0; !kept && j < found->len; j++) {
-            LhModule *m = g_ptr_array_index(found, j);
-            if (m != NULL && same_module(old, m)) {
-                module_free(m);
-                g_ptr_array_index(found, j) = NULL;
-                kept = true;
-            }
+            kept = kept_found[j] = is_mapping_of(old, g_ptr_array_index(found, j));
         }
         if (!kept) {
             g_ptr_array_add(removed, old);
@@ -532,13 +240,15 @@ static void refresh(void)
         g_ptr_array_remove(table, g_ptr_array_index(removed, i));
     }
     for (guint j = 0; j < found->len; j++) {
-        LhModule *m = g_ptr_array_index(found, j);
-        if (m != NULL && module_at(m->start) == NULL) {
+        LhMapped *f = g_ptr_array_index(found, j);
+        if (!kept_found[j] && !overlaps_fixed(f->start, f->end)) {
+            LhModule *m = module_new(f->path, strcmp(f->path, "[vdso]") == 0 ? "[vdso]" : NULL,
+                                     f->start, f->end, f->bias, f->fd);
+            f->fd = -1;     /* the module's now */
+            m->inode = f->inode;
             m->id = next_id++;
             g_ptr_array_add(table, m);
             g_ptr_array_add(added, m);
-        } else if (m != NULL) {
-            module_free(m);     /* overlaps one named by symbols= */
         }
     }
     g_ptr_array_sort(table, by_start);
@@ -554,7 +264,8 @@ static void refresh(void)
         tell_hooks("unmap", removed);
         tell_hooks("map", added);
     }
-    g_ptr_array_free(found, TRUE);
+    g_free(kept_found);
+    g_ptr_array_unref(found);
     g_ptr_array_foreach(removed, (GFunc)(void (*)(void))module_free, NULL);
     g_ptr_array_free(removed, TRUE);
     g_ptr_array_free(added, TRUE);
@@ -748,11 +459,8 @@ static bool module_named(const LhModule *m, const char *name)
 /* name's ELF address and size in m, if defined there with at most that rank. */
 static bool symbol_address(LhModule *m, const char *name, int rank, uint64_t *addr, uint64_t *size)
 {
-    LhSym *s = g_hash_table_lookup(module_names(m), name);
+    const LhSymbol *s = lh_symtab_named(m->symtab, name, rank);
 
-    if (s != NULL && s->rank > rank) {
-        s = NULL;
-    }
     if (s != NULL) {
         *addr = s->addr;
         *size = s->size;
@@ -822,45 +530,6 @@ static int on_module(lua_State *L)
     return 0;
 }
 
-/* A System.map ("ADDRESS TYPE NAME" lines) as a module's symbols; false if none. */
-static bool read_system_map(LhModule *m, FILE *f)
-{
-    char line[1024], name[512];
-    uint64_t addr;
-    char type;
-
-    m->system_map = true;
-    m->syms = g_array_new(FALSE, FALSE, sizeof(LhSym));
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, "%" SCNx64 " %c %511s", &addr, &type, name) == 3) {
-            /* text symbols name code before data ones at the same address */
-            LhSym s = { addr, 0, g_strdup(name), strchr("TtWw", type) != NULL ? 0 : 1, false };
-            g_array_append_val(m->syms, s);
-        }
-    }
-    g_array_sort(m->syms, sym_order);
-    if (m->syms->len == 0) {
-        return false;
-    }
-    m->start = g_array_index(m->syms, LhSym, 0).addr + m->bias;
-    m->end = g_array_index(m->syms, LhSym, m->syms->len - 1).addr + m->bias + 1;
-    return true;
-}
-
-/* The ELF file's loadable extent, through libdwfl. */
-static bool read_elf_extent(LhModule *m)
-{
-    Dwarf_Addr low, high;
-
-    if (module_dwfl(m) == NULL) {
-        return false;
-    }
-    dwfl_module_info(m->dwmod, NULL, &low, &high, NULL, NULL, NULL, NULL);
-    m->start = low + m->bias;
-    m->end = high + m->bias;
-    return high > low;
-}
-
 /*
  * raw.add_symbols(path, bias): the file (an ELF file, or a System.map)
  * as a module whose addresses are its own plus bias. true, or nil and why.
@@ -876,15 +545,20 @@ static int add_symbols(lua_State *L)
     if (f == NULL) {
         return lh_fail(L, g_strerror(errno));
     }
-    LhModule *m = module_new(path, NULL, 0, 0, bias);
+    LhModule *m = module_new(path, NULL, 0, 0, bias, -1);
+    uint64_t low, high;
     m->fixed = true;
     if (fread(magic, 1, sizeof(magic), f) == sizeof(magic) && memcmp(magic, ELFMAG, SELFMAG) == 0) {
-        ok = read_elf_extent(m);
+        ok = lh_symtab_extent(m->symtab, &low, &high);
     } else {
         rewind(f);
-        ok = read_system_map(m, f);
+        lh_symtab_free(m->symtab);
+        m->symtab = lh_symtab_system_map(f, path, &low, &high);
+        ok = m->symtab != NULL;
     }
     fclose(f);
+    m->start = low + bias;
+    m->end = high + bias;
     if (!ok) {
         module_free(m);
         return lh_fail(L, "neither an ELF file with loadable segments nor a System.map");

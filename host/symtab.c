@@ -1,0 +1,254 @@
+/*
+ * luahost: one file's symbols and source lines, for host/modules.c.
+ *
+ * An ELF file (or a vDSO image in a memfd) is read with elfutils'
+ * libdwfl: symbols from .symtab, else .dynsym; lines from its DWARF or a
+ * separate debug file found by build id or .gnu_debuglink, as perf and
+ * systemtap find them. A System.map gives symbols alone. Addresses here
+ * are the file's own (ELF virtual addresses); the module adds its bias.
+ *
+ * The symbols are read once into an array sorted by address, so that a
+ * lookup is a binary search: libdwfl's own dwfl_module_addrinfo scans
+ * every symbol (860 us per translated block on xz). Opened on the first
+ * question. Not thread-safe: modules.c calls it under its lock.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <elfutils/libdwfl.h>
+#include <gelf.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "luahost.h"
+
+/* A symbol and how well it names its address. */
+typedef struct LhSym {
+    LhSymbol sym;
+    int rank;               /* among aliases, the lowest names the address */
+    bool label;             /* untyped (an assembler label): named, never naming */
+} LhSym;
+
+struct LhSymtab {
+    char *path, *name;
+    int fd;                 /* an image to read instead of path, or -1 */
+    Dwfl *dwfl;
+    Dwfl_Module *dwmod;
+    bool open_failed;
+    bool system_map;        /* names owned here */
+    GArray *syms;           /* LhSym by address, then label, then rank */
+    GHashTable *by_name;    /* name -> its best LhSym */
+};
+
+static char *debuginfo_path;
+static const Dwfl_Callbacks dwfl_callbacks = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+    .debuginfo_path = &debuginfo_path,
+};
+
+/* An ELF file to read on the first question; fd (or -1) is taken over. */
+LhSymtab *lh_symtab_elf(const char *path, const char *name, int fd)
+{
+    LhSymtab *t = g_new0(LhSymtab, 1);
+
+    t->path = g_strdup(path);
+    t->name = g_strdup(name);
+    t->fd = fd;
+    return t;
+}
+
+void lh_symtab_free(LhSymtab *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    if (t->dwfl != NULL) {
+        dwfl_end(t->dwfl);
+    }
+    if (t->fd >= 0) {
+        close(t->fd);
+    }
+    if (t->by_name != NULL) {
+        g_hash_table_destroy(t->by_name);
+    }
+    if (t->syms != NULL) {
+        for (guint i = 0; t->system_map && i < t->syms->len; i++) {
+            g_free((char *)g_array_index(t->syms, LhSym, i).sym.name);
+        }
+        g_array_free(t->syms, TRUE);
+    }
+    g_free(t->path);
+    g_free(t->name);
+    g_free(t);
+}
+
+/* libdwfl for t, opened once, at the file's own addresses; NULL if unreadable. */
+static Dwfl_Module *dwfl_of(LhSymtab *t)
+{
+    if (t->dwmod != NULL || t->open_failed || t->system_map) {
+        return t->dwmod;
+    }
+    t->dwfl = dwfl_begin(&dwfl_callbacks);
+    if (t->dwfl != NULL) {
+        dwfl_report_begin(t->dwfl);
+        t->dwmod = dwfl_report_elf(t->dwfl, t->name, t->path, t->fd, 0, false);
+        dwfl_report_end(t->dwfl, NULL, NULL);
+        if (t->dwmod != NULL) {
+            t->fd = -1;     /* libdwfl owns it now */
+        }
+    }
+    t->open_failed = t->dwmod == NULL;
+    return t->dwmod;
+}
+
+static gint sym_order(gconstpointer a, gconstpointer b)
+{
+    const LhSym *x = a, *y = b;
+
+    if (x->sym.addr != y->sym.addr) {
+        return x->sym.addr < y->sym.addr ? -1 : 1;
+    }
+    if (x->label != y->label) {
+        return x->label ? 1 : -1;
+    }
+    return x->rank - y->rank;
+}
+
+/* Globals name an address before weak symbols, weak ones before locals. */
+static int bind_rank(int bind)
+{
+    return bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
+}
+
+static GArray *syms_of(LhSymtab *t)
+{
+    if (t->syms != NULL) {
+        return t->syms;
+    }
+    t->syms = g_array_new(FALSE, FALSE, sizeof(LhSym));
+    int n = dwfl_of(t) != NULL ? dwfl_module_getsymtab(t->dwmod) : 0;
+    for (int i = 1; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr value;
+        const char *name = dwfl_module_getsym_info(t->dwmod, i, &sym, &value, NULL, NULL, NULL);
+        int type = GELF_ST_TYPE(sym.st_info);
+        if (name != NULL && name[0] != '\0' && sym.st_shndx != SHN_UNDEF && sym.st_shndx != SHN_ABS &&
+            (type == STT_FUNC || type == STT_GNU_IFUNC || type == STT_OBJECT || type == STT_NOTYPE)) {
+            LhSym s = { { value, sym.st_size, name }, bind_rank(GELF_ST_BIND(sym.st_info)),
+                        type == STT_NOTYPE };
+            g_array_append_val(t->syms, s);
+        }
+    }
+    g_array_sort(t->syms, sym_order);
+    return t->syms;
+}
+
+/*
+ * The symbol containing addr, or NULL: of the symbols at the highest
+ * address at or below it, the best ranked; a sized symbol must reach
+ * addr, else an enclosing one a few entries before is taken (a function
+ * holding a local label). Labels are passed over: they name an address,
+ * not the code after it.
+ */
+const LhSymbol *lh_symtab_at(LhSymtab *t, uint64_t addr)
+{
+    GArray *syms = syms_of(t);
+    guint lo = 0, hi = syms->len;
+
+    while (lo < hi) {
+        guint mid = (lo + hi) / 2;
+        if (g_array_index(syms, LhSym, mid).sym.addr <= addr) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    for (guint i = lo, looked = 0; i > 0 && looked < 16; i--, looked++) {
+        LhSym *s = &g_array_index(syms, LhSym, i - 1);
+        while (i > 1 && g_array_index(syms, LhSym, i - 2).sym.addr == s->sym.addr) {
+            s = &g_array_index(syms, LhSym, --i - 1);   /* the best ranked alias */
+        }
+        if (s->label) {
+            continue;
+        }
+        if (s->sym.size == 0 ? looked == 0 : addr < s->sym.addr + s->sym.size) {
+            return &s->sym;
+        }
+    }
+    return NULL;
+}
+
+/* The symbol called name, typed before labels, then best ranked (rank <= max_rank); or NULL. */
+const LhSymbol *lh_symtab_named(LhSymtab *t, const char *name, int max_rank)
+{
+    if (t->by_name == NULL) {
+        GArray *syms = syms_of(t);
+        t->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+        for (guint i = 0; i < syms->len; i++) {
+            LhSym *s = &g_array_index(syms, LhSym, i);
+            LhSym *old = g_hash_table_lookup(t->by_name, s->sym.name);
+            if (old == NULL || (old->label && !s->label) ||
+                (old->label == s->label && s->rank < old->rank)) {
+                g_hash_table_insert(t->by_name, (gpointer)s->sym.name, s);
+            }
+        }
+    }
+    LhSym *s = g_hash_table_lookup(t->by_name, name);
+    return s != NULL && s->rank <= max_rank ? &s->sym : NULL;
+}
+
+/* The source file and line of addr, from DWARF; false without line information. */
+bool lh_symtab_line(LhSymtab *t, uint64_t addr, const char **file, int *line)
+{
+    Dwfl_Line *l = dwfl_of(t) != NULL ? dwfl_module_getsrc(t->dwmod, addr) : NULL;
+
+    *file = l != NULL ? dwfl_lineinfo(l, NULL, line, NULL, NULL, NULL) : NULL;
+    return *file != NULL;
+}
+
+/* The addresses the ELF file loads at, [low, high); false if it cannot be read. */
+bool lh_symtab_extent(LhSymtab *t, uint64_t *low, uint64_t *high)
+{
+    Dwarf_Addr lo, hi;
+
+    if (dwfl_of(t) == NULL) {
+        return false;
+    }
+    dwfl_module_info(t->dwmod, NULL, &lo, &hi, NULL, NULL, NULL, NULL);
+    *low = lo;
+    *high = hi;
+    return hi > lo;
+}
+
+/*
+ * A System.map ("ADDRESS TYPE NAME" lines) as symbols, and their range
+ * [low, high); NULL if it has none. Text symbols name code before data
+ * ones at the same address.
+ */
+LhSymtab *lh_symtab_system_map(FILE *f, const char *path, uint64_t *low, uint64_t *high)
+{
+    LhSymtab *t = lh_symtab_elf(path, path, -1);
+    char line[1024], name[512];
+    uint64_t addr;
+    char type;
+
+    t->system_map = true;
+    t->syms = g_array_new(FALSE, FALSE, sizeof(LhSym));
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "%" SCNx64 " %c %511s", &addr, &type, name) == 3) {
+            LhSym s = { { addr, 0, g_strdup(name) }, strchr("TtWw", type) != NULL ? 0 : 1, false };
+            g_array_append_val(t->syms, s);
+        }
+    }
+    g_array_sort(t->syms, sym_order);
+    if (t->syms->len == 0) {
+        lh_symtab_free(t);
+        return NULL;
+    }
+    *low = g_array_index(t->syms, LhSym, 0).sym.addr;
+    *high = g_array_index(t->syms, LhSym, t->syms->len - 1).sym.addr + 1;
+    return t;
+}
