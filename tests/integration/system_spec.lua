@@ -235,3 +235,77 @@ luahost.on_exit(function() luahost.printf("calls: %s\n", table.concat(calls, ","
         end
     end)
 end)
+
+-- symbols=FILE[@BIAS]: the guest's own ELF file, or a System.map made by
+-- nm from it, names the code. Expected names and offsets come from nm.
+describe("symbols= in system mode", function()
+    after_each(helper.cleanup)
+
+    local DESCRIBE = [[
+local opt = luahost.args { at = luahost.args.list(luahost.args.u64()), name = "" }
+local seen = {}
+luahost.on_tb_translate(function(tb)
+    for _, insn in tb:insns() do
+        seen[insn:vaddr()] = luahost.describe(insn:vaddr())
+    end
+end)
+luahost.on_exit(function()
+    for _, pc in ipairs(opt.at) do
+        luahost.printf("0x%x %s\n", pc, tostring(seen[pc]))
+    end
+    if opt.name ~= "" then
+        luahost.printf("resolve %s 0x%x\n", opt.name, (luahost.resolve(opt.name)))
+    end
+    for _, m in ipairs(luahost.modules()) do
+        luahost.printf("module %s 0x%x 0x%x\n", m.name, m.base, m.bias)
+    end
+end)
+]]
+
+    local function run(args)
+        local outfile = helper.tmpname()
+        local all = { "outfile=" .. outfile }
+        for _, a in ipairs(args) do
+            all[#all + 1] = a
+        end
+        local r = helper.qemu_system({ helper.luahost_plugin(helper.lua_file(DESCRIBE), all) }, guest())
+        assert.are.equal(0, r.status, r.stderr)
+        return helper.read(outfile) or ""
+    end
+
+    local function system_map()
+        local status, out = helper.sh(("%s --defined-only %s"):format(
+            helper.quote(os.getenv("GUEST_NM")), helper.quote(guest())))
+        assert.are.equal(0, status)
+        return helper.write(helper.tmpname(), out)
+    end
+
+    it("names code from the ELF file, labels as offsets in their function", function()
+        local fn, head = helper.nm(guest(), "counted_loop"), helper.nm(guest(), "sys_loop_head")
+        local at = { ("at=0x%x"):format(fn), ("at=0x%x"):format(head) }
+        local plain = run(at)
+        assert.matches(("0x%x 0x%x\n"):format(fn, fn), plain, 1, true)     -- no module: an address
+        local named = run({ at[1], at[2], "symbols=" .. guest() })
+        assert.matches(("0x%x counted_loop\n"):format(fn), named, 1, true)
+        assert.matches(("0x%x counted_loop+0x%x\n"):format(head, head - fn), named, 1, true)
+    end)
+
+    it("names code from a System.map, moved by @BIAS", function()
+        local fn, head = helper.nm(guest(), "counted_loop"), helper.nm(guest(), "sys_loop_head")
+        local map = system_map()
+        local report = run({ ("at=0x%x"):format(fn), ("at=0x%x"):format(head), "symbols=" .. map })
+        assert.matches(("0x%x counted_loop\n"):format(fn), report, 1, true)
+        assert.matches(("0x%x sys_loop_head\n"):format(head), report, 1, true)   -- typed in a map
+        local moved = run({ "symbols=" .. map .. "@0x100000", "name=counted_loop" })
+        assert.matches(("resolve counted_loop 0x%x\n"):format(fn + 0x100000), moved, 1, true)
+    end)
+
+    it("refuses a symbols= file it cannot use, naming it", function()
+        for _, bad in ipairs({ "/nonexistent/vmlinux", helper.write(helper.tmpname(), "not a map\n") }) do
+            local r = helper.qemu_system({ helper.luahost_plugin(helper.lua_file(DESCRIBE), { "symbols=" .. bad }) },
+                guest())
+            assert.are_not.equal(0, r.status)
+            assert.matches("luahost: symbols=" .. bad:gsub("%p", "%%%0") .. ": [^\n]+\n", r.stderr)
+        end
+    end)
+end)
