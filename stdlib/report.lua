@@ -205,18 +205,24 @@ function report.json(v)
     error("report.json: cannot encode a " .. t, 2)
 end
 
--- Rows as a JSON array of objects, one per row, keyed by column name,
--- followed by a newline.
+-- Rows as a JSON array of objects, one per row, keyed by column name
+-- (sorted, as report.json sorts keys), followed by a newline. Every object
+-- has every column: an empty cell (nil) is null.
 function report.json_rows(columns, rows)
+    local order = {}
+    for c = 1, #columns do
+        order[c] = c
+    end
+    table.sort(order, function(a, b) return columns[a] < columns[b] end)
     local objects = {}
     for r, row in ipairs(rows) do
-        local o = {}
-        for c, name in ipairs(columns) do
-            o[name] = row[c]
+        local fields = {}
+        for i, c in ipairs(order) do
+            fields[i] = json_string(columns[c]) .. ":" .. report.json(row[c])
         end
-        objects[r] = o
+        objects[r] = "{" .. table.concat(fields, ",") .. "}"
     end
-    return (#objects == 0 and "[]" or report.json(objects)) .. "\n"
+    return "[" .. table.concat(objects, ",") .. "]\n"
 end
 
 -- columns and rows (lists of cell values) in format "text", "csv" or "json".

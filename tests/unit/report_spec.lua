@@ -45,6 +45,9 @@ describe("report", function()
     it("renders rows as JSON objects keyed by column", function()
         assert.are.equal('[{"calls":5,"name":"read"}]\n', report.render("json", { "name", "calls" }, { { "read", 5 } }))
         assert.are.equal("[]\n", report.render("json", { "name" }, {}))
+        -- an empty cell is null: every object has every column
+        assert.are.equal('[{"calls":5,"module":null,"name":"read"},{"calls":1,"module":"libc.so.6","name":"x"}]\n',
+            report.render("json", { "name", "calls", "module" }, { { "read", 5 }, { "x", 1, "libc.so.6" } }))
         assert.has_error(function() report.render("xml", {}, {}) end)
     end)
 end)
