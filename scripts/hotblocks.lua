@@ -8,12 +8,21 @@
 --   format=text|csv|json
 --                  text (default) is hotblocks.c's report; csv and json
 --                  give the same rows (pc as hex) for merging many runs
+--   symbolize=on|off
+--                  also name each block's code (default off): text adds
+--                  a column "location" (luahost.describe: symbol+0xOFF,
+--                  module+0xOFF, or the address outside every module);
+--                  csv and json add location, module and offset (the
+--                  ELF address in the module, as hex): the same from run
+--                  to run under ASLR, so runs merge by (module, offset,
+--                  icount)
 local report = require("report")
 
 local opt = luahost.args {
     inline = false,
     limit = 20,
     format = report.format_arg(),
+    symbolize = false,
 }
 
 local blocks = {}   -- blocks[pc][insns] = record
@@ -35,6 +44,12 @@ local function record_for(pc, insns)
     else
         rec = { pc = pc, insns = insns, tcount = 1, exec = luahost.scoreboard() }
         by_size[insns] = rec
+        if opt.symbolize then   -- what the first translation at pc was
+            local where = luahost.symbolize(pc)
+            rec.location = luahost.describe(pc)
+            rec.module = where and where.module
+            rec.offset = where and ("0x%x"):format(where.offset)
+        end
         entries = entries + 1
     end
     return rec
@@ -60,18 +75,24 @@ luahost.on_exit(function()
     local sorted = report.top(all, "ecount", opt.limit)
 
     if opt.format ~= "text" then
+        local columns = { "pc", "tcount", "icount", "ecount" }
+        if opt.symbolize then
+            table.move({ "location", "module", "offset" }, 1, 3, 5, columns)
+        end
         local rows = {}
         for i, rec in ipairs(sorted) do
-            rows[i] = { ("0x%016x"):format(rec.pc), rec.tcount, rec.insns, rec.ecount }
+            rows[i] = { ("0x%016x"):format(rec.pc), rec.tcount, rec.insns, rec.ecount,
+                rec.location, rec.module, rec.offset }
         end
-        luahost.outs(report.render(opt.format, { "pc", "tcount", "icount", "ecount" }, rows))
+        luahost.outs(report.render(opt.format, columns, rows))
         return
     end
     local out = { ("collected %d entries in the hash table\n"):format(entries) }
     if entries > 0 then
-        out[#out + 1] = "pc, tcount, icount, ecount\n"
+        out[#out + 1] = opt.symbolize and "pc, tcount, icount, ecount, location\n" or "pc, tcount, icount, ecount\n"
         for _, rec in ipairs(sorted) do
-            out[#out + 1] = ("0x%016x, %d, %d, %d\n"):format(rec.pc, rec.tcount, rec.insns, rec.ecount)
+            local line = ("0x%016x, %d, %d, %d"):format(rec.pc, rec.tcount, rec.insns, rec.ecount)
+            out[#out + 1] = opt.symbolize and line .. ", " .. rec.location .. "\n" or line .. "\n"
         end
     end
     luahost.outs(table.concat(out))
