@@ -279,4 +279,101 @@ end
 
 helper.arches = { "x86_64", "aarch64" }
 
+-- The dynamically linked guests of tests/guests/modules/ (PIE, -g, with
+-- shared libraries of their own): name as built there, e.g.
+-- "modprog-x86_64", "libmodlib-aarch64.so", "stripped/modprog-x86_64".
+function helper.modules_guest(name)
+    return env("GUEST_DIR") .. "/modules/" .. name
+end
+
+-- QEMU options a dynamically linked guest needs, by arch: aarch64 ones
+-- find their loader and libraries in Debian's cross sysroot.
+helper.dynamic_qemu_args = {
+    x86_64 = {},
+    aarch64 = { "-L", "/usr/aarch64-linux-gnu" },
+}
+
+-- helper.qemu with QEMU options (a list) before the plugins.
+function helper.qemu_with(arch, qemu_args, plugins, guest_path, guest_args)
+    local log = helper.tmpname()
+    local cmd = { helper.quote(helper.qemu_build() .. "/qemu-" .. arch) }
+    for _, a in ipairs(qemu_args) do
+        cmd[#cmd + 1] = helper.quote(a)
+    end
+    for _, p in ipairs(plugins) do
+        cmd[#cmd + 1] = "-plugin " .. helper.quote(p)
+    end
+    cmd[#cmd + 1] = "-d plugin -D " .. helper.quote(log)
+    cmd[#cmd + 1] = helper.quote(guest_path)
+    for _, a in ipairs(guest_args or {}) do
+        cmd[#cmd + 1] = helper.quote(a)
+    end
+    local status, stdout, stderr = helper.sh(table.concat(cmd, " "))
+    return { status = status, stdout = stdout, stderr = stderr, log = helper.read(log) or "" }
+end
+
+-- helper.run_file for a dynamically linked guest: QEMU gets
+-- helper.dynamic_qemu_args[arch]. opts as there.
+function helper.run_dynamic_file(arch, path, guest, opts)
+    opts = opts or {}
+    local outfile = helper.tmpname()
+    local all = { "outfile=" .. outfile }
+    for _, a in ipairs(opts.args or {}) do
+        all[#all + 1] = a
+    end
+    local r = helper.qemu_with(arch, helper.dynamic_qemu_args[arch],
+        { helper.luahost_plugin(path, all) }, guest, opts.guest_args)
+    r.report = helper.read(outfile) or ""
+    if opts.status ~= false then
+        assert(r.status == (opts.status or 0),
+            ("qemu exited with %d\n%s"):format(r.status, r.stderr))
+    end
+    return r
+end
+
+-- The same with Lua source instead of a file.
+function helper.run_dynamic_lua(arch, source, guest, opts)
+    return helper.run_dynamic_file(arch, helper.lua_file(source), guest, opts)
+end
+
+-- A binutils program for arch's files: "nm", "readelf", "addr2line".
+function helper.binutil(arch, tool)
+    return arch .. "-linux-gnu-" .. tool
+end
+
+-- The defined symbols of an ELF file, from nm -S (dynamic: nm -D, the
+-- .dynsym only): a list of { name, addr, size (nil when nm shows none),
+-- type (nm's letter) }.
+function helper.elf_symbols(arch, path, dynamic)
+    local status, out, err = helper.sh(("%s -S --defined-only %s %s"):format(
+        helper.binutil(arch, "nm"), dynamic and "-D" or "", helper.quote(path)))
+    assert(status == 0, "nm failed: " .. (err or ""))
+    local syms = {}
+    for line in out:gmatch("[^\n]+") do
+        local addr, size, kind, name = line:match("^(%x+) (%x+) (%a) (%S+)$")
+        if not addr then
+            addr, kind, name = line:match("^(%x+) (%a) (%S+)$")
+        end
+        if addr then
+            syms[#syms + 1] = { name = name, addr = tonumber(addr, 16),
+                size = size and tonumber(size, 16), type = kind }
+        end
+    end
+    return syms
+end
+
+-- The PT_LOAD program headers of an ELF file, in file order, from
+-- readelf -lW: a list of { offset, vaddr, filesz, memsz }.
+function helper.elf_loads(arch, path)
+    local status, out, err = helper.sh(("%s -lW %s"):format(helper.binutil(arch, "readelf"), helper.quote(path)))
+    assert(status == 0, "readelf failed: " .. (err or ""))
+    local loads = {}
+    for offset, vaddr, filesz, memsz in out:gmatch("\n%s*LOAD%s+0x(%x+)%s+0x(%x+)%s+0x%x+%s+0x(%x+)%s+0x(%x+)") do
+        loads[#loads + 1] = { offset = tonumber(offset, 16), vaddr = tonumber(vaddr, 16),
+            filesz = tonumber(filesz, 16), memsz = tonumber(memsz, 16) }
+    end
+    assert(#loads > 0, "no PT_LOAD in " .. path)
+    return loads
+end
+
 return helper
