@@ -22,6 +22,13 @@
 --   seed=N                              our extension: the seed of
 --                                       evict=rand (default 1; cache.c
 --                                       seeds from /dev/urandom)
+--   symbolize=on|off                    our extension: end each line of
+--                                       the top lists with the
+--                                       instruction's location
+--                                       (luahost.describe: memcpy+0x1c,
+--                                       module+0xOFF, or the address
+--                                       outside every module), the same
+--                                       from run to run (default off)
 local cachesim = require("cachesim")
 local report = require("report")
 
@@ -43,6 +50,7 @@ local opt = luahost.args {
     cores = system and luahost.info.smp_vcpus or 1,
     limit = 32,
     seed = 1,
+    symbolize = false,
 }
 
 -- As in cache.c, l2=on|off and the L2 geometry arguments (which turn L2
@@ -151,7 +159,8 @@ luahost.on_tb_translate(function(tb)
         local rec = insns[addr]
         if not rec then   -- the first translation's symbol and text stay
             rec = { addr = addr, symbol = insn:qemu_symbol(), disas = insn:disas(),
-                dmisses = 0, imisses = 0, l2misses = 0 }
+                dmisses = 0, imisses = 0, l2misses = 0,
+                location = opt.symbolize and luahost.describe(insn:vaddr()) or nil }
             insns[addr] = rec
             records[#records + 1] = rec
             rec.id = #records
@@ -222,13 +231,15 @@ local function stats_table()
 end
 
 -- The limit instructions with most misses of a kind; ties (in no defined
--- order in cache.c, which walks a hash table) by address.
+-- order in cache.c, which walks a hash table) by address. symbolize=on
+-- adds a last field to cache.c's lines.
 local function top_list(title, field)
     local sorted = report.top(insns, field, opt.limit, "addr")
-    local out = { ("address, %s misses, instruction\n"):format(title) }
+    local out = { ("address, %s misses, instruction%s\n"):format(title, opt.symbolize and ", location" or "") }
     for _, rec in ipairs(sorted) do
         local symbol = rec.symbol and (" (%s)"):format(rec.symbol) or ""
-        out[#out + 1] = ("0x%x%s, %d, %s\n"):format(rec.addr, symbol, rec[field], rec.disas)
+        local location = rec.location and ", " .. rec.location or ""
+        out[#out + 1] = ("0x%x%s, %d, %s%s\n"):format(rec.addr, symbol, rec[field], rec.disas, location)
     end
     return table.concat(out)
 end

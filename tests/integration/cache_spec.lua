@@ -144,6 +144,73 @@ describe("cache.lua agrees with libcache.so", function()
     end)
 end)
 
+-- Every address nm gives each defined symbol of a guest: names[name] =
+-- { addr, ... } (a local name may be defined in several files).
+local function nm_names(guest_path)
+    local status, out, err = helper.sh(("%s --defined-only %s"):format(
+        helper.quote(os.getenv("GUEST_NM")), helper.quote(guest_path)))
+    assert(status == 0, "nm failed: " .. (err or ""))
+    local names = {}
+    for hex, name in out:gmatch("(%x+) %a (%S+)\n") do
+        names[name] = names[name] or {}
+        table.insert(names[name], tonumber(hex, 16))
+    end
+    return names
+end
+
+-- luahost.describe's name of addr in a static guest (bias 0) is right:
+-- SYMBOL[+0xN] with SYMBOL at addr - N by nm, or GUEST+0xN with N = addr.
+local function assert_location(names, guest_path, addr, location)
+    local name, offset = location:match("^(.-)%+0x(%x+)$")
+    name, offset = name or location, tonumber(offset or "0", 16)
+    if name == guest_path:match("[^/]*$") then
+        assert.are.equal(addr, offset, location)
+        return
+    end
+    for _, at in ipairs(names[name] or {}) do
+        if at + offset == addr then
+            return
+        end
+    end
+    error(("0x%x named %s, which nm does not place there"):format(addr, location), 2)
+end
+
+describe("cache.lua symbolize=on", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        it("ends cache.c's lines of the top lists with each instruction's location (" .. arch .. ")", function()
+            local args = { "l2=on", "limit=20" }
+            local guest = helper.guest("memtraffic", arch)
+            local r = helper.run_file(arch, helper.script("cache.lua"), guest, {
+                plugins = { libcache(args) }, args = { "symbolize=on", table.unpack(args) } })
+            -- the C part of each line, and the locations by address
+            local lines, locations = {}, {}
+            for line in r.report:gmatch("[^\n]*\n") do
+                local title = line:match("^address, ([%w ]+) misses, instruction, location\n$")
+                local addr, rest, location = line:match("^0x(%x+)(.*), ([^,]*)\n$")
+                if title then
+                    line = ("address, %s misses, instruction\n"):format(title)
+                elseif addr then
+                    locations[tonumber(addr, 16)] = location
+                    line = "0x" .. addr .. rest .. "\n"
+                end
+                lines[#lines + 1] = line
+            end
+            local c, lua = parse_report(r.log), parse_report(table.concat(lines))
+            assert.is_truthy(c.stats, "no C report: " .. r.log)
+            assert.are.equal(3, #lua.lists)
+            assert_same_reports(c, lua)
+            local names, n = nm_names(guest), 0
+            for addr, location in pairs(locations) do
+                assert_location(names, guest, addr, location)
+                n = n + 1
+            end
+            assert.is_true(n >= 20, "named instructions")
+        end)
+    end
+end)
+
 describe("cache.lua evict=rand", function()
     after_each(helper.cleanup)
 
