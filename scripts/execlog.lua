@@ -16,10 +16,16 @@
 --                 (`*` and `?`: reg=rax, reg=xmm*, reg=x?); repeatable
 --   rdisas=on|off read registers only after instructions whose operands
 --                 name a tracked register, and log those too (default off)
+--   symbolize=on|off
+--                 our extension: end each line with the instruction's
+--                 location (luahost.describe: main+0x14, memcpy,
+--                 module+0xOFF, or the address outside every module),
+--                 the same from run to run (default off)
 --
 -- A line: vCPU, address, the instruction's first 4 bytes as a
 -- little-endian number, "disassembly", then each memory access
--- (", load, 0x<vaddr>"), then each register change (", rax -> 0x<value>"):
+-- (", load, 0x<vaddr>"), then each register change (", rax -> 0x<value>"),
+-- then with symbolize=on the location (", main+0x14"):
 --   0, 0x402914, 0x24848b48, "movq 0x100(%rsp), %rax", load, 0x7f6f449e7680, rax -> 0x00007f6f449e7688
 -- It is printed when the vCPU's next instruction executes, which is when
 -- the registers show what the instruction did; at exit, each vCPU's last.
@@ -32,6 +38,7 @@ local opt = luahost.args {
     afilter = luahost.args.list(),
     reg = luahost.args.list(),
     rdisas = false,
+    symbolize = false,
 }
 
 local filtering = #opt.ifilter > 0 or #opt.afilter > 0
@@ -58,16 +65,23 @@ local function track_registers()
 end
 
 -- Per vCPU: line (the last logged instruction's, kept after printing, as
--- execlog.c keeps its buffer), pending (not printed yet), and the watcher
--- of the tracked registers' values.
+-- execlog.c keeps its buffer), pending (not printed yet), ending (what
+-- ends the line: "\n", or with symbolize=on its location and "\n"), and
+-- the watcher of the tracked registers' values.
 local cpus = {}
+
+-- Each logged instruction has an id: texts[id] is its part of its line,
+-- endings[id] (symbolize=on) what ends the line.
+local texts = {}
+local endings = opt.symbolize and {} or nil
 
 luahost.on_vcpu_init(function(vcpu)
     if not tracked then
         track_registers()
     end
     -- a reused vCPU index drops the old thread's pending line, as execlog.c
-    cpus[vcpu] = { prefix = vcpu .. ", ", line = "", pending = false, watcher = regs.watcher(tracked) }
+    cpus[vcpu] = { prefix = vcpu .. ", ", line = "", pending = false, ending = "\n",
+        watcher = regs.watcher(tracked) }
 end)
 
 local function append_changes(cpu)
@@ -83,22 +97,29 @@ local function finish_line(cpu, with_changes)
         if with_changes then
             append_changes(cpu)
         end
-        luahost.outs(cpu.line .. "\n")
+        luahost.outs(cpu.line .. cpu.ending)
         cpu.pending = false
     end
 end
 
--- Exec callbacks. `text` is the instruction's part of its line.
-local function log_insn(vcpu, text)
-    local cpu = cpus[vcpu]
-    finish_line(cpu, false)
-    cpu.line, cpu.pending = cpu.prefix .. text, true
+local function start_line(cpu, id)
+    cpu.line, cpu.pending = cpu.prefix .. texts[id], true
+    if endings then
+        cpu.ending = endings[id]
+    end
 end
 
-local function log_insn_after_changes(vcpu, text)
+-- Exec callbacks. `id` is the instruction's.
+local function log_insn(vcpu, id)
+    local cpu = cpus[vcpu]
+    finish_line(cpu, false)
+    start_line(cpu, id)
+end
+
+local function log_insn_after_changes(vcpu, id)
     local cpu = cpus[vcpu]
     finish_line(cpu, true)
-    cpu.line, cpu.pending = cpu.prefix .. text, true
+    start_line(cpu, id)
 end
 
 local function log_changes(vcpu)     -- on an instruction not logged
@@ -121,8 +142,14 @@ local function log_access(vcpu, mem, vaddr)
     cpu.line = cpu.line .. access_text(mem:is_store(), hw and hw:phys_addr() or vaddr, hw and hw:device_name())
 end
 
-local function insn_text(insn, vaddr, disas)
-    return ('0x%x, 0x%x, "%s"'):format(vaddr, insnclass.opcode(insn:data()), disas)
+-- A new id for an instruction about to be logged.
+local function insn_id(insn, vaddr, disas)
+    local id = #texts + 1
+    texts[id] = ('0x%x, 0x%x, "%s"'):format(vaddr, insnclass.opcode(insn:data()), disas)
+    if endings then
+        endings[id] = ", " .. luahost.describe(vaddr) .. "\n"
+    end
+    return id
 end
 
 local function selected(vaddr, disas)
@@ -156,8 +183,6 @@ end
 -- log through an event stream and are formatted a batch at a time. A
 -- batch holds one vCPU's events in order: its lines come out whole, and
 -- lines of different vCPUs interleave by batch rather than by line.
-local texts = {}    -- texts[id] = an instruction's part of its line
-
 local INSN, STORE = luahost.INSN, luahost.STORE
 local system = luahost.info.system_emulation
 
@@ -170,7 +195,7 @@ local function on_batch(vcpu, batch)
     local out = cpu.tail or { cpu.line }
     local n = #out
     local start = 1         -- where the pending line begins in out
-    local prefix = cpu.prefix
+    local prefix, ending = cpu.prefix, cpu.ending
     local kind, ids = batch.kind, batch.id
     local addrs = system and batch.paddr or batch.addr
     local device = system and batch.device
@@ -179,19 +204,22 @@ local function on_batch(vcpu, batch)
         if k == INSN then
             if cpu.pending then
                 n = n + 1
-                out[n] = "\n"
+                out[n] = ending
             end
             cpu.pending = true
             start = n + 1
             out[n + 1], out[n + 2] = prefix, texts[ids[i]]
             n = n + 2
+            if endings then
+                ending = endings[ids[i]]
+            end
         else
             local dev = device and device[i] or 0
             n = n + 1
             out[n] = access_text(k == STORE, addrs[i], dev > 0 and luahost.device_name(dev) or nil)
         end
     end
-    cpu.tail = table.move(out, start, n, 1, {})
+    cpu.tail, cpu.ending = table.move(out, start, n, 1, {}), ending
     if start > 1 then
         luahost.outs(table.concat(out, "", 1, start - 1))
     end
@@ -200,9 +228,9 @@ end
 local stream = not tracking and luahost.stream { on_batch = on_batch, physical = system }
 
 local function stream_insn(insn, vaddr, disas)
-    texts[#texts + 1] = insn_text(insn, vaddr, disas)
-    stream:exec(insn, #texts)
-    stream:mem(insn, #texts)
+    local id = insn_id(insn, vaddr, disas)
+    stream:exec(insn, id)
+    stream:mem(insn, id)
 end
 
 luahost.on_tb_translate(function(tb)
@@ -218,9 +246,9 @@ luahost.on_tb_translate(function(tb)
             else
                 insn:on_mem(log_access)
                 if check_regs then
-                    insn:on_exec(log_insn_after_changes, insn_text(insn, vaddr, disas), "r")
+                    insn:on_exec(log_insn_after_changes, insn_id(insn, vaddr, disas), "r")
                 else
-                    insn:on_exec(log_insn, insn_text(insn, vaddr, disas))
+                    insn:on_exec(log_insn, insn_id(insn, vaddr, disas))
                 end
             end
         elseif check_regs then
@@ -236,7 +264,7 @@ luahost.on_exit(function()
     for vcpu = 0, luahost.num_vcpus() - 1 do
         local cpu = cpus[vcpu]
         if cpu then
-            luahost.outs((cpu.tail and table.concat(cpu.tail) or cpu.line) .. "\n")
+            luahost.outs((cpu.tail and table.concat(cpu.tail) or cpu.line) .. cpu.ending)
         end
     end
 end)
