@@ -15,6 +15,13 @@
 --   table=NAME     the class table: the guest's own (default), or
 --                  "default", howvec.c's table for other guests (every
 --                  instruction counted individually)
+--   symbolize=on|off
+--                  our extension: end each line of individual
+--                  instructions with where its instruction (the first
+--                  translated with that opcode, whose text the line
+--                  shows) lies: "(first at LOCATION)", luahost.describe's
+--                  name (main+0x1c, module+0xOFF), the same from run to
+--                  run (default off)
 local insnclass = require("insnclass")
 local report = require("report")
 
@@ -27,6 +34,7 @@ local opt = luahost.args {
     count = luahost.args.list(),
     table = luahost.args.choice(own_table == "default" and { "default" } or { own_table, "default" },
         own_table),
+    symbolize = false,
 }
 
 local classes = insnclass.new(opt.table)
@@ -51,7 +59,8 @@ local function individual_hits(insn, opcode, class)
     local rec = individual[opcode]
     if not rec then
         -- keyed by opcode alone: the first instruction seen names it
-        rec = { text = insn:disas(), class = class, hits = luahost.scoreboard() }
+        rec = { text = insn:disas(), class = class, hits = luahost.scoreboard(),
+            location = opt.symbolize and luahost.describe(insn:vaddr()) or nil }
         individual[opcode] = rec
     end
     return rec.hits
@@ -115,8 +124,9 @@ local function individual_lines(out)
     out[#out + 1] = "Individual Instructions:\n"
     for _, row in ipairs(report.sorted(counts, { limit = math.min(LIMIT, n - 1) })) do
         local rec = individual[row.key]
-        out[#out + 1] = ("Instr: %-24s\t(%d hits)\t(op=0x%08x/%s)\n")
-            :format(rec.text, row.value, row.key, rec.class.name)
+        local location = rec.location and ("\t(first at %s)"):format(rec.location) or ""
+        out[#out + 1] = ("Instr: %-24s\t(%d hits)\t(op=0x%08x/%s)%s\n")
+            :format(rec.text, row.value, row.key, rec.class.name, location)
     end
 end
 

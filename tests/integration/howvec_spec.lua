@@ -239,6 +239,75 @@ describe("howvec.lua on x86_64", function()
     end)
 end)
 
+-- Every address nm gives each defined symbol of a guest: names[name] =
+-- { addr, ... } (a local name may be defined in several files).
+local function nm_names(guest_path)
+    local status, out, err = helper.sh(("%s --defined-only %s"):format(
+        helper.quote(os.getenv("GUEST_NM")), helper.quote(guest_path)))
+    assert(status == 0, "nm failed: " .. (err or ""))
+    local names = {}
+    for hex, name in out:gmatch("(%x+) %a (%S+)\n") do
+        names[name] = names[name] or {}
+        table.insert(names[name], tonumber(hex, 16))
+    end
+    return names
+end
+
+describe("howvec.lua symbolize=on", function()
+    after_each(helper.cleanup)
+
+    -- Our report with symbolize=on, parsed as parse() does once each
+    -- instruction line's last field is cut off; and that field of each.
+    local function run_symbolized(arch, guest, guest_args, c_args, lua_args)
+        local c, _, r = run_both(arch, guest, guest_args, c_args, concat(lua_args, { "symbolize=on" }))
+        local locations = {}
+        local text = r.report:gsub("(Instr: [^\n]*)\t%(first at ([^)\n]*)%)\n", function(line, location)
+            locations[#locations + 1] = location
+            return line .. "\n"
+        end)
+        local lua = parse(text)
+        assert.are.equal(#lua.instrs, #locations, "every instruction line has its location")
+        for i, row in ipairs(lua.instrs) do
+            row.location = locations[i]
+        end
+        return c, lua, r
+    end
+
+    -- Each location is SYMBOL[+0xN] for a symbol nm knows, and the code
+    -- there is the line's instruction: objdump shows its opcode (aarch64
+    -- objdump prints each instruction as one 32-bit word).
+    local function assert_locations(guest, rows)
+        local names = nm_names(guest)
+        for _, row in ipairs(rows) do
+            local name, offset = row.location:match("^(.-)%+0x(%x+)$")
+            name, offset = name or row.location, tonumber(offset or "0", 16)
+            assert.is_truthy(names[name], row.location)
+            local found = false
+            for _, at in ipairs(names[name]) do
+                local status, out = helper.sh(("%s -d --start-address=0x%x --stop-address=0x%x %s"):format(
+                    "aarch64-linux-gnu-objdump", at + offset, at + offset + 4, helper.quote(guest)))
+                assert.are.equal(0, status)
+                local word = out:match("\n%s*%x+:%s+(%x%x%x%x%x%x%x%x)%s")
+                found = found or (word and tonumber(word, 16) == tonumber(row.op, 16))
+            end
+            assert.is_true(found, ("%s at %s"):format(row.line, row.location))
+        end
+    end
+
+    it("ends libhowvec.so's instruction lines with where each was first seen (aarch64)", function()
+        local args = { "inline=on", "count=asi", "count=cndb", "count=excp" }
+        local c, lua, r = run_symbolized("aarch64", "api", { "20000" }, args, args)
+        assert.are.same(c.classes, lua.classes)
+        assert_same_instrs(c.instrs, lua.instrs)
+        local guest = helper.guest("api", "aarch64")
+        assert_locations(guest, lua.instrs)
+        -- counted_loop.h: b.ne follows subs at hot_loop_head
+        local head = helper.printed_address(r.stdout, "hot_loop_head")
+        assert.are.equal(("counted_loop+0x%x"):format(head + 4 - helper.nm(guest, "counted_loop")),
+            find_instr(lua, ("^b%%.ne #0x%x$"):format(head)).location)
+    end)
+end)
+
 describe("howvec.lua arguments", function()
     after_each(helper.cleanup)
 
