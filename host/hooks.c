@@ -348,15 +348,18 @@ static int event_register(lua_State *L)
 
 /*
  * The host's own work at a vCPU's exit and at exit (listeners, stats=,
- * outfile=, on_error=disable), and the syscalls listeners watch, run
- * whatever the script registered: from a successful install on, and
- * again after a reset. Translation is not asked for on the listeners'
- * behalf: its cost would fall on every script.
+ * outfile=, on_error=disable), and the translations and syscalls
+ * listeners watch, run whatever the script registered: from a successful
+ * install on, and again after a reset. (A translation callback costs
+ * QEMU a little per translated block and nothing per executed one.)
  */
 void lh_hooks_start(void)
 {
     register_with_qemu(EV_ATEXIT);
     register_with_qemu(EV_VCPU_EXIT);
+    if (lh_listening(LH_AT_TRANSLATE)) {
+        register_with_qemu(EV_TB_TRANS);
+    }
     if (lh_listening(LH_AT_SYSCALL) || lh_listening(LH_AT_SYSCALL_RETURN)) {
         register_with_qemu(EV_SYSCALL);
         register_with_qemu(EV_SYSCALL_RET);

@@ -66,11 +66,10 @@ static int insn_disas(lua_State *L)
 static int insn_symbol(lua_State *L)
 {
     struct qemu_plugin_insn *insn = check_insn(L);
-    const char *sym = lh_symbol_name(qemu_plugin_insn_vaddr(insn));
+    char name[1024];    /* longer names (C++ templates) are cut */
+    const char *sym = lh_symbol_name(qemu_plugin_insn_vaddr(insn), name, sizeof(name))
+                      ? name : qemu_plugin_insn_symbol(insn);
 
-    if (sym == NULL) {
-        sym = qemu_plugin_insn_symbol(insn);
-    }
     if (sym == NULL) {
         lua_pushnil(L);
     } else {

@@ -207,7 +207,7 @@ GPtrArray *lh_maps_scan(uint64_t guest_base);
 
 /* modules.c: the guest's modules and symbols. */
 void lh_open_modules(lua_State *L, int raw, const qemu_info_t *info);
-const char *lh_symbol_name(uint64_t addr);
+bool lh_symbol_name(uint64_t addr, char *buf, size_t size);
 void lh_streams_stats(uint64_t *batches, uint64_t *events);
 
 /* hooks.c: hooks on QEMU's global events. */

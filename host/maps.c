@@ -5,10 +5,12 @@
  * host's /proc/self/maps, as QEMU does to answer the guest's: a host
  * mapping is the guest's when the guest can read it at host address -
  * guest_base. A mapping of a file at offset 0 that starts with an ELF
- * header begins a file (its later mappings belong to it); a small
- * anonymous one that does is the vDSO, whose image is copied to a memfd
- * for libdwfl. The load bias comes from the program headers read in
- * guest memory.
+ * header is a file's first page; a small anonymous one that does is the
+ * vDSO, whose image is copied to a memfd for libdwfl. The load bias and
+ * the extent come from the program headers read in guest memory (the
+ * mappings alone miss segments QEMU maps apart, with holes between).
+ * Only such first pages are read: a mapping past the end of its file
+ * would fault (SIGBUS) when read.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -24,12 +26,19 @@
 
 static uint64_t guest_base;
 
+/* The vDSO is a page or two; QEMU maps it anonymously. */
+#define VDSO_MAX (64 * 1024)
+
 typedef struct LhMapping {
     uint64_t start, end, offset, inode;     /* guest addresses */
     char *path;                             /* NULL: anonymous */
 } LhMapping;
 
-/* The host's mappings that the guest can read, at guest addresses. */
+/*
+ * The host's mappings that may begin an ELF file of the guest's, at
+ * guest addresses: those of files at offset 0, and small anonymous ones
+ * (the vDSO), that the guest can read.
+ */
 static GArray *guest_mappings(GByteArray *buf)
 {
     GArray *maps = g_array_new(FALSE, FALSE, sizeof(LhMapping));
@@ -47,16 +56,17 @@ static GArray *guest_mappings(GByteArray *buf)
                    &start, &end, perms, &offset, &inode, &path_at) < 5 || start < guest_base) {
             continue;
         }
+        char *path = line + path_at;
+        path[strcspn(path, "\n")] = '\0';
+        if (path[0] == '/' ? offset != 0 : (path[0] != '\0' || end - start > VDSO_MAX)) {
+            continue;   /* later pages of a file, [heap] or [stack] of the host, large anonymous memory */
+        }
         LhMapping map = { start - guest_base, end - guest_base, offset, inode, NULL };
         if (!qemu_plugin_read_memory_vaddr(map.start, buf, 1)) {
             continue;   /* QEMU's own, or not readable by the guest */
         }
-        char *path = line + path_at;
-        path[strcspn(path, "\n")] = '\0';
         if (path[0] == '/') {
             map.path = g_strdup(path);
-        } else if (path[0] != '\0') {
-            continue;   /* [heap], [stack] of the host */
         }
         g_array_append_val(maps, map);
     }
@@ -64,8 +74,11 @@ static GArray *guest_mappings(GByteArray *buf)
     return maps;
 }
 
-/* ELF header and program headers read from the guest at start; bias, or false. */
-static bool elf_bias(GByteArray *buf, uint64_t start, uint64_t size, uint64_t *bias)
+/*
+ * ELF header and program headers read from the guest at start: the load
+ * bias and the end of the last segment (guest addresses), or false.
+ */
+static bool elf_layout(GByteArray *buf, uint64_t start, uint64_t size, uint64_t *bias, uint64_t *end)
 {
     size_t len = MIN(size, 4096);
     Elf *elf;
@@ -81,7 +94,7 @@ static bool elf_bias(GByteArray *buf, uint64_t start, uint64_t size, uint64_t *b
         return false;
     }
     if (gelf_getehdr(elf, &ehdr) != NULL && elf_getphdrnum(elf, &n) == 0) {
-        uint64_t lowest = UINT64_MAX, file0 = 0;
+        uint64_t lowest = UINT64_MAX, highest = 0, file0 = 0;
         for (size_t i = 0; i < n; i++) {
             GElf_Phdr ph;
             if (gelf_getphdr(elf, (int)i, &ph) == NULL || ph.p_type != PT_LOAD) {
@@ -91,10 +104,12 @@ static bool elf_bias(GByteArray *buf, uint64_t start, uint64_t size, uint64_t *b
                 lowest = ph.p_vaddr;
                 file0 = ph.p_vaddr - ph.p_offset;   /* the ELF address of file offset 0 */
             }
+            highest = MAX(highest, ph.p_vaddr + ph.p_memsz);
             found = true;
         }
         if (found) {
             *bias = start - file0;
+            *end = MAX(start + size, *bias + highest);
         }
     }
     elf_end(elf);
@@ -157,23 +172,18 @@ GPtrArray *lh_maps_scan(uint64_t base)
 
     for (guint i = 0; i < maps->len; i++) {
         LhMapping *map = &g_array_index(maps, LhMapping, i);
-        uint64_t bias, end = map->end;
-        guint j = i + 1;
+        LhMapped *last = found->len > 0 ? g_ptr_array_index(found, found->len - 1) : NULL;
+        uint64_t bias, end;
 
-        if (map->path != NULL && map->offset == 0) {
-            /* the file's later mappings belong to it */
-            while (j < maps->len && g_array_index(maps, LhMapping, j).path != NULL &&
-                   g_array_index(maps, LhMapping, j).inode == map->inode &&
-                   strcmp(g_array_index(maps, LhMapping, j).path, map->path) == 0) {
-                end = g_array_index(maps, LhMapping, j).end;
-                j++;
-            }
-            if (elf_bias(buf, map->start, map->end - map->start, &bias)) {
-                g_ptr_array_add(found, mapped_new(map->path, map->start, end, bias, map->inode, -1));
-                i = j - 1;
-            }
-        } else if (map->path == NULL && map->end - map->start <= 64 * 1024 &&
-                   elf_bias(buf, map->start, map->end - map->start, &bias)) {
+        if (last != NULL && map->start < last->end) {
+            continue;   /* the first page mapped again inside a file (ld.so maps it twice) */
+        }
+        if (!elf_layout(buf, map->start, map->end - map->start, &bias, &end)) {
+            continue;
+        }
+        if (map->path != NULL) {
+            g_ptr_array_add(found, mapped_new(map->path, map->start, end, bias, map->inode, -1));
+        } else {
             int fd = vdso_image(buf, map->start, map->end - map->start);
             if (fd >= 0) {
                 g_ptr_array_add(found, mapped_new("[vdso]", map->start, map->end, bias, 0, fd));

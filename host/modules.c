@@ -36,25 +36,34 @@
 
 #include "luahost.h"
 
-typedef struct LhModule {
-    char *path;             /* the host file, or "[vdso]" */
-    char *name;             /* its base name */
+/*
+ * What a script is told of a module: copied out of the table, so that no
+ * Lua value is made under table_lock (making one may run the collector,
+ * and a finalizer may ask about modules). Names are interned: they
+ * outlive the module.
+ */
+typedef struct LhModuleView {
+    const char *path;       /* the host file, or "[vdso]" */
+    const char *name;       /* its base name */
     uint64_t start, end;    /* guest addresses [start, end) */
     uint64_t bias;          /* guest address - ELF address */
-    uint64_t inode;         /* tells a file mapped anew at the same place */
     uint32_t id;
+} LhModuleView;
+
+typedef struct LhModule {
+    LhModuleView v;
+    uint64_t inode;         /* tells a file mapped anew at the same place */
     bool fixed;             /* named by symbols=: never unmapped */
     LhSymtab *symtab;       /* its symbols and lines */
 } LhModule;
 
-/* What an address is: cached per address, until a module goes away. */
+/* What an address is, with its line: cached per address until a module goes away. */
 typedef struct LhSymbolInfo {
-    LhModule *module;
+    LhModuleView module;
     const char *symbol;     /* interned, or NULL */
     uint64_t symbol_offset;
     const char *file;       /* interned, or NULL */
     int line;
-    bool has_line;          /* file and line were looked up */
 } LhSymbolInfo;
 
 static GMutex table_lock;
@@ -65,15 +74,15 @@ static uint32_t generation;         /* bumped when the table changes */
 static bool user_mode;
 static bool guest_base_known;
 static uint64_t guest_base;
-static int dirty = 1;               /* the guest's mappings may have changed */
+/* What the guest's syscalls may have changed since the table was read. */
+enum { DIRTY_NEW = 1, DIRTY_GONE = 2 };
+static int dirty = DIRTY_NEW;
 static GPtrArray *module_hooks;     /* luahost.on_module functions */
 static int syscall_mmap = -1, syscall_munmap = -1, syscall_mremap = -1, syscall_mprotect = -1;
 
 static void module_free(LhModule *m)
 {
     lh_symtab_free(m->symtab);
-    g_free(m->path);
-    g_free(m->name);
     g_free(m);
 }
 
@@ -83,12 +92,12 @@ static LhModule *module_new(const char *path, const char *name, uint64_t start, 
 {
     LhModule *m = g_new0(LhModule, 1);
 
-    m->path = g_strdup(path);
-    m->name = g_strdup(name != NULL ? name : strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path);
-    m->start = start;
-    m->end = end;
-    m->bias = bias;
-    m->symtab = lh_symtab_elf(m->path, m->name, fd);
+    m->v.path = g_intern_string(path);
+    m->v.name = g_intern_string(name != NULL ? name : strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path);
+    m->v.start = start;
+    m->v.end = end;
+    m->v.bias = bias;
+    m->symtab = lh_symtab_elf(m->v.path, m->v.name, fd);
     return m;
 }
 
@@ -100,9 +109,9 @@ static LhModule *module_at(uint64_t addr)
     while (lo < hi) {
         guint mid = (lo + hi) / 2;
         LhModule *m = g_ptr_array_index(table, mid);
-        if (addr < m->start) {
+        if (addr < m->v.start) {
             hi = mid;
-        } else if (addr >= m->end) {
+        } else if (addr >= m->v.end) {
             lo = mid + 1;
         } else {
             return m;
@@ -115,47 +124,53 @@ static gint by_start(gconstpointer a, gconstpointer b)
 {
     const LhModule *x = *(LhModule *const *)a, *y = *(LhModule *const *)b;
 
-    return x->start < y->start ? -1 : x->start > y->start;
+    return x->v.start < y->v.start ? -1 : x->v.start > y->v.start;
 }
 
-/* What addr is, under table_lock; NULL outside every module. */
-static LhSymbolInfo *symbol_info(uint64_t addr, bool want_line)
+/* The symbol containing addr in m, and addr's offset in it; NULL if none. */
+static const LhSymbol *symbol_in(LhModule *m, uint64_t addr, uint64_t *offset)
+{
+    uint64_t elf_addr = addr - m->v.bias;
+    const LhSymbol *s = lh_symtab_at(m->symtab, elf_addr);
+
+    if (s != NULL) {
+        *offset = elf_addr - s->addr;
+    }
+    return s;
+}
+
+/*
+ * What addr is, with its source line, under table_lock; NULL outside
+ * every module. Cached: the line is the costly part.
+ */
+static LhSymbolInfo *symbol_info(uint64_t addr)
 {
     LhSymbolInfo *info = g_hash_table_lookup(symbol_cache, &addr);
+    LhModule *m;
+    const char *file;
+    int line = 0;
 
-    if (info == NULL) {
-        LhModule *m = module_at(addr);
-        uint64_t elf_addr;
-
-        if (m == NULL) {
-            return NULL;
-        }
-        info = g_new0(LhSymbolInfo, 1);
-        info->module = m;
-        elf_addr = addr - m->bias;
-        const LhSymbol *s = lh_symtab_at(m->symtab, elf_addr);
-        if (s != NULL) {
-            info->symbol = g_intern_string(s->name);
-            info->symbol_offset = elf_addr - s->addr;
-        }
-        uint64_t *key = g_new(uint64_t, 1);
-        *key = addr;
-        g_hash_table_insert(symbol_cache, key, info);
+    if (info != NULL || (m = module_at(addr)) == NULL) {
+        return info;
     }
-    if (want_line && !info->has_line) {
-        const char *file;
-        int line = 0;
-        info->has_line = true;
-        if (lh_symtab_line(info->module->symtab, addr - info->module->bias, &file, &line)) {
-            info->file = g_intern_string(file);
-            info->line = line;
-        }
+    info = g_new0(LhSymbolInfo, 1);
+    info->module = m->v;
+    const LhSymbol *s = symbol_in(m, addr, &info->symbol_offset);
+    if (s != NULL) {
+        info->symbol = g_intern_string(s->name);
     }
+    if (lh_symtab_line(m->symtab, addr - m->v.bias, &file, &line)) {
+        info->file = g_intern_string(file);
+        info->line = line;
+    }
+    uint64_t *key = g_new(uint64_t, 1);
+    *key = addr;
+    g_hash_table_insert(symbol_cache, key, info);
     return info;
 }
 
 /* A module's description for Lua: a table with its fields. */
-static void push_module(lua_State *L, const LhModule *m)
+static void push_module(lua_State *L, const LhModuleView *m)
 {
     lua_createtable(L, 0, 7);
     lua_pushstring(L, m->name);
@@ -174,7 +189,7 @@ static void push_module(lua_State *L, const LhModule *m)
 
 typedef struct LhModuleEvent {
     const char *what;       /* "map" or "unmap" */
-    const LhModule *module;
+    const LhModuleView *module;
 } LhModuleEvent;
 
 static int push_module_event(lua_State *L, const void *args)
@@ -189,17 +204,18 @@ static int push_module_event(lua_State *L, const void *args)
 static void tell_hooks(const char *what, GPtrArray *modules)
 {
     for (guint i = 0; i < modules->len; i++) {
-        LhModuleEvent ev = { what, g_ptr_array_index(modules, i) };
+        LhModule *m = g_ptr_array_index(modules, i);
+        LhModuleEvent ev = { what, &m->v };
         for (guint h = 0; h < module_hooks->len; h++) {
             lh_dispatch(g_ptr_array_index(module_hooks, h), LH_SOME_VCPU, push_module_event, &ev);
         }
     }
 }
 
+/* The same file at the same place (its end grows while ld.so maps its segments). */
 static bool is_mapping_of(const LhModule *m, const LhMapped *found)
 {
-    return m->start == found->start && m->end == found->end && m->inode == found->inode &&
-           strcmp(m->path, found->path) == 0;
+    return m->v.start == found->start && m->inode == found->inode && strcmp(m->v.path, found->path) == 0;
 }
 
 /* Does [start, end) overlap a module named by symbols=? Under table_lock. */
@@ -207,7 +223,7 @@ static bool overlaps_fixed(uint64_t start, uint64_t end)
 {
     for (guint i = 0; i < table->len; i++) {
         LhModule *m = g_ptr_array_index(table, i);
-        if (m->fixed && start < m->end && end > m->start) {
+        if (m->fixed && start < m->v.end && end > m->v.start) {
             return true;
         }
     }
@@ -220,17 +236,22 @@ static bool overlaps_fixed(uint64_t start, uint64_t end)
  */
 static void refresh(void)
 {
-    GPtrArray *found = lh_maps_scan(guest_base);
-    GPtrArray *added = g_ptr_array_new(), *removed = g_ptr_array_new();
-    bool *kept_found = g_new0(bool, found->len + 1);
+    GPtrArray *found, *added = g_ptr_array_new(), *removed = g_ptr_array_new();
+    bool *kept_found;
 
+    g_atomic_int_set(&dirty, 0);    /* before reading: what changes after is seen next time */
+    found = lh_maps_scan(guest_base);
+    kept_found = g_new0(bool, found->len + 1);
     g_mutex_lock(&table_lock);
-    g_atomic_int_set(&dirty, 0);
     for (guint i = 0; i < table->len; i++) {
         LhModule *old = g_ptr_array_index(table, i);
         bool kept = old->fixed;
         for (guint j = 0; !kept && j < found->len; j++) {
-            kept = kept_found[j] = is_mapping_of(old, g_ptr_array_index(found, j));
+            LhMapped *f = g_ptr_array_index(found, j);
+            if (!kept_found[j] && is_mapping_of(old, f)) {
+                kept = kept_found[j] = true;
+                old->v.end = f->end;
+            }
         }
         if (!kept) {
             g_ptr_array_add(removed, old);
@@ -246,7 +267,7 @@ static void refresh(void)
                                      f->start, f->end, f->bias, f->fd);
             f->fd = -1;     /* the module's now */
             m->inode = f->inode;
-            m->id = next_id++;
+            m->v.id = next_id++;
             g_ptr_array_add(table, m);
             g_ptr_array_add(added, m);
         }
@@ -279,6 +300,27 @@ static void bring_up_to_date(bool on_vcpu)
     }
 }
 
+/*
+ * Before a question about addr: the table needs reading again only if a
+ * module may have gone, or addr is in none and one may have come. Most
+ * questions are about code in a module already known.
+ */
+static void bring_up_to_date_for(uint64_t addr, bool on_vcpu)
+{
+    int d = g_atomic_int_get(&dirty);
+
+    if (d & DIRTY_GONE) {
+        bring_up_to_date(on_vcpu);
+    } else if (d & DIRTY_NEW) {
+        g_mutex_lock(&table_lock);
+        bool known = module_at(addr) != NULL;
+        g_mutex_unlock(&table_lock);
+        if (!known) {
+            bring_up_to_date(on_vcpu);
+        }
+    }
+}
+
 static bool on_vcpu_now(void)
 {
     return lh.ctx.vcpu != LH_NO_VCPU;
@@ -307,7 +349,7 @@ static bool touches_module(uint64_t addr, uint64_t len)
     g_mutex_lock(&table_lock);
     for (guint i = 0; i < table->len && !touches; i++) {
         LhModule *m = g_ptr_array_index(table, i);
-        touches = !m->fixed && addr < m->end && addr + len > m->start;
+        touches = !m->fixed && addr < m->v.end && addr + len > m->v.start;
     }
     g_mutex_unlock(&table_lock);
     return touches;
@@ -323,22 +365,26 @@ static void watch_syscall(int vcpu, const void *data)
 
     if (!ev->returned) {
         const uint64_t *a = ev->args;
-        bool maps = (ev->num == syscall_mmap && (int64_t)a[4] >= 0 && (a[3] & MAP_ANONYMOUS) == 0) ||
-                    (ev->num == syscall_mprotect && (a[2] & PROT_EXEC) != 0) ||
-                    ((ev->num == syscall_munmap || ev->num == syscall_mremap) &&
-                     touches_module(a[0], a[1]));
-        if (maps) {
+        int kind = 0;
+        if ((ev->num == syscall_mmap && (int64_t)a[4] >= 0 && (a[3] & MAP_ANONYMOUS) == 0) ||
+            (ev->num == syscall_mprotect && (a[2] & PROT_EXEC) != 0)) {
+            kind = DIRTY_NEW;
+        } else if ((ev->num == syscall_munmap || ev->num == syscall_mremap) && touches_module(a[0], a[1])) {
+            kind = DIRTY_GONE | DIRTY_NEW;
+        }
+        if (kind != 0) {
             g_mutex_lock(&table_lock);
-            g_hash_table_add(pending_refresh, GINT_TO_POINTER(vcpu + 1));
+            g_hash_table_insert(pending_refresh, GINT_TO_POINTER(vcpu + 1), GINT_TO_POINTER(kind));
             g_mutex_unlock(&table_lock);
         }
         return;
     }
     g_mutex_lock(&table_lock);
-    bool was_pending = g_hash_table_remove(pending_refresh, GINT_TO_POINTER(vcpu + 1));
+    int kind = GPOINTER_TO_INT(g_hash_table_lookup(pending_refresh, GINT_TO_POINTER(vcpu + 1)));
+    g_hash_table_remove(pending_refresh, GINT_TO_POINTER(vcpu + 1));
     g_mutex_unlock(&table_lock);
-    if (was_pending && ev->ret >= 0) {
-        g_atomic_int_set(&dirty, 1);
+    if (kind != 0 && ev->ret >= 0) {
+        g_atomic_int_or(&dirty, kind);
         if (module_hooks->len > 0) {
             bring_up_to_date(true);
         }
@@ -359,34 +405,43 @@ static void set_syscall_numbers(const char *target)
 /* ----- what scripts and other files ask ----- */
 
 /*
- * The function symbol containing addr, in any module, or NULL: interned,
- * so it lives as long as the process. For insn:symbol().
+ * The name of the symbol containing addr, in any module, copied into
+ * buf (cut to size); false if none. For insn:symbol(), at translation:
+ * no cache, as each address is asked about about once.
  */
-const char *lh_symbol_name(uint64_t addr)
+bool lh_symbol_name(uint64_t addr, char *buf, size_t size)
 {
-    const char *name = NULL;
+    const LhSymbol *s = NULL;
+    uint64_t offset;
 
-    bring_up_to_date(on_vcpu_now());
+    bring_up_to_date_for(addr, on_vcpu_now());
     g_mutex_lock(&table_lock);
-    LhSymbolInfo *info = symbol_info(addr, false);
-    if (info != NULL) {
-        name = info->symbol;
+    LhModule *m = module_at(addr);
+    if (m != NULL && (s = symbol_in(m, addr, &offset)) != NULL) {
+        g_strlcpy(buf, s->name, size);
     }
     g_mutex_unlock(&table_lock);
-    return name;
+    return s != NULL;
 }
 
 /* raw.modules(): every module, as tables, by address. */
 static int modules_list(lua_State *L)
 {
+    GArray *views = g_array_new(FALSE, FALSE, sizeof(LhModuleView));
+
     bring_up_to_date(on_vcpu_now());
     g_mutex_lock(&table_lock);
-    lua_createtable(L, (int)table->len, 0);
     for (guint i = 0; i < table->len; i++) {
-        push_module(L, g_ptr_array_index(table, i));
-        lua_rawseti(L, -2, (int)i + 1);
+        LhModule *m = g_ptr_array_index(table, i);
+        g_array_append_val(views, m->v);
     }
     g_mutex_unlock(&table_lock);
+    lua_createtable(L, (int)views->len, 0);
+    for (guint i = 0; i < views->len; i++) {
+        push_module(L, &g_array_index(views, LhModuleView, i));
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    g_array_free(views, TRUE);
     return 1;
 }
 
@@ -395,15 +450,16 @@ static int module_at_lua(lua_State *L)
 {
     uint64_t addr = lh_check_u64(L, 1);
 
-    bring_up_to_date(on_vcpu_now());
+    bring_up_to_date_for(addr, on_vcpu_now());
     g_mutex_lock(&table_lock);
     LhModule *m = module_at(addr);
+    LhModuleView view = m != NULL ? m->v : (LhModuleView){ 0 };
+    g_mutex_unlock(&table_lock);
     if (m != NULL) {
-        push_module(L, m);
+        push_module(L, &view);
     } else {
         lua_pushnil(L);
     }
-    g_mutex_unlock(&table_lock);
     return 1;
 }
 
@@ -415,45 +471,48 @@ static int module_at_lua(lua_State *L)
 static int symbolize(lua_State *L)
 {
     uint64_t addr = lh_check_u64(L, 1);
+    LhSymbolInfo info;
 
-    bring_up_to_date(on_vcpu_now());
+    bring_up_to_date_for(addr, on_vcpu_now());
     g_mutex_lock(&table_lock);
-    LhSymbolInfo *info = symbol_info(addr, true);
-    if (info == NULL) {
-        g_mutex_unlock(&table_lock);
+    LhSymbolInfo *cached = symbol_info(addr);
+    if (cached != NULL) {
+        info = *cached;
+    }
+    g_mutex_unlock(&table_lock);
+    if (cached == NULL) {
         lua_pushnil(L);
         return 1;
     }
     lua_createtable(L, 0, 7);
-    lua_pushstring(L, info->module->name);
+    lua_pushstring(L, info.module.name);
     lua_setfield(L, -2, "module");
-    lua_pushstring(L, info->module->path);
+    lua_pushstring(L, info.module.path);
     lua_setfield(L, -2, "path");
-    lh_push_u64(L, addr - info->module->bias);
+    lh_push_u64(L, addr - info.module.bias);
     lua_setfield(L, -2, "offset");
-    if (info->symbol != NULL) {
-        lua_pushstring(L, info->symbol);
+    if (info.symbol != NULL) {
+        lua_pushstring(L, info.symbol);
         lua_setfield(L, -2, "symbol");
-        lh_push_u64(L, info->symbol_offset);
+        lh_push_u64(L, info.symbol_offset);
         lua_setfield(L, -2, "symbol_offset");
     }
-    if (info->file != NULL) {
-        lua_pushstring(L, info->file);
+    if (info.file != NULL) {
+        lua_pushstring(L, info.file);
         lua_setfield(L, -2, "file");
-        lua_pushinteger(L, info->line);
+        lua_pushinteger(L, info.line);
         lua_setfield(L, -2, "line");
     }
-    g_mutex_unlock(&table_lock);
     return 1;
 }
 
 /* Does module m answer to name (its path, base name, or base name up to its first dot)? */
 static bool module_named(const LhModule *m, const char *name)
 {
-    size_t stem = strcspn(m->name, ".");
+    size_t stem = strcspn(m->v.name, ".");
 
-    return strcmp(m->path, name) == 0 || strcmp(m->name, name) == 0 ||
-           (stem > 0 && strlen(name) == stem && strncmp(m->name, name, stem) == 0);
+    return strcmp(m->v.path, name) == 0 || strcmp(m->v.name, name) == 0 ||
+           (stem > 0 && strlen(name) == stem && strncmp(m->v.name, name, stem) == 0);
 }
 
 /* name's ELF address and size in m, if defined there with at most that rank. */
@@ -493,21 +552,22 @@ static int resolve(lua_State *L)
                 continue;
             }
             if (symbol == NULL) {
-                addr = m->bias + offset;
+                addr = m->v.bias + offset;
                 found = m;
             } else if (symbol_address(m, symbol, rank, &addr, &size)) {
-                addr += m->bias + offset;
+                addr += m->v.bias + offset;
                 found = m;
             }
         }
     }
-    if (found != NULL) {
+    const char *found_name = found != NULL ? found->v.name : NULL;
+    g_mutex_unlock(&table_lock);
+    if (found_name != NULL) {
         lh_push_u64(L, addr);
-        lua_pushstring(L, found->name);
+        lua_pushstring(L, found_name);
         lh_push_u64(L, size);
     }
-    g_mutex_unlock(&table_lock);
-    if (found == NULL) {
+    if (found_name == NULL) {
         return lh_fail(L, module != NULL && symbol == NULL ? "no such module is mapped"
                           : module != NULL ? "no such symbol in a module of that name"
                           : "no mapped module defines it");
@@ -557,8 +617,8 @@ static int add_symbols(lua_State *L)
         ok = m->symtab != NULL;
     }
     fclose(f);
-    m->start = low + bias;
-    m->end = high + bias;
+    m->v.start = low + bias;
+    m->v.end = high + bias;
     if (!ok) {
         module_free(m);
         return lh_fail(L, "neither an ELF file with loadable segments nor a System.map");
@@ -566,10 +626,10 @@ static int add_symbols(lua_State *L)
     g_mutex_lock(&table_lock);
     for (guint i = 0; i < table->len && ok; i++) {
         LhModule *other = g_ptr_array_index(table, i);
-        ok = m->end <= other->start || m->start >= other->end;
+        ok = m->v.end <= other->v.start || m->v.start >= other->v.end;
     }
     if (ok) {
-        m->id = next_id++;
+        m->v.id = next_id++;
         g_ptr_array_add(table, m);
         g_ptr_array_sort(table, by_start);
         generation++;
