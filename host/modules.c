@@ -169,22 +169,29 @@ static LhSymbolInfo *symbol_info(uint64_t addr)
     return info;
 }
 
+/* t.key = value, for the table on top of the stack. */
+static void set_string(lua_State *L, const char *key, const char *value)
+{
+    lua_pushstring(L, value);
+    lua_setfield(L, -2, key);
+}
+
+static void set_u64(lua_State *L, const char *key, uint64_t value)
+{
+    lh_push_u64(L, value);
+    lua_setfield(L, -2, key);
+}
+
 /* A module's description for Lua: a table with its fields. */
 static void push_module(lua_State *L, const LhModuleView *m)
 {
-    lua_createtable(L, 0, 7);
-    lua_pushstring(L, m->name);
-    lua_setfield(L, -2, "name");
-    lua_pushstring(L, m->path);
-    lua_setfield(L, -2, "path");
-    lh_push_u64(L, m->start);
-    lua_setfield(L, -2, "base");
-    lh_push_u64(L, m->end);
-    lua_setfield(L, -2, "limit");
-    lh_push_u64(L, m->bias);
-    lua_setfield(L, -2, "bias");
-    lua_pushinteger(L, m->id);
-    lua_setfield(L, -2, "id");
+    lua_createtable(L, 0, 6);
+    set_string(L, "name", m->name);
+    set_string(L, "path", m->path);
+    set_u64(L, "base", m->start);
+    set_u64(L, "limit", m->end);
+    set_u64(L, "bias", m->bias);
+    set_u64(L, "id", m->id);
 }
 
 typedef struct LhModuleEvent {
@@ -485,23 +492,16 @@ static int symbolize(lua_State *L)
         return 1;
     }
     lua_createtable(L, 0, 7);
-    lua_pushstring(L, info.module.name);
-    lua_setfield(L, -2, "module");
-    lua_pushstring(L, info.module.path);
-    lua_setfield(L, -2, "path");
-    lh_push_u64(L, addr - info.module.bias);
-    lua_setfield(L, -2, "offset");
+    set_string(L, "module", info.module.name);
+    set_string(L, "path", info.module.path);
+    set_u64(L, "offset", addr - info.module.bias);
     if (info.symbol != NULL) {
-        lua_pushstring(L, info.symbol);
-        lua_setfield(L, -2, "symbol");
-        lh_push_u64(L, info.symbol_offset);
-        lua_setfield(L, -2, "symbol_offset");
+        set_string(L, "symbol", info.symbol);
+        set_u64(L, "symbol_offset", info.symbol_offset);
     }
     if (info.file != NULL) {
-        lua_pushstring(L, info.file);
-        lua_setfield(L, -2, "file");
-        lua_pushinteger(L, info.line);
-        lua_setfield(L, -2, "line");
+        set_string(L, "file", info.file);
+        set_u64(L, "line", (uint64_t)info.line);
     }
     return 1;
 }
