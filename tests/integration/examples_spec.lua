@@ -71,6 +71,13 @@ end
 
 local syscall_names = assert(loadfile(helper.source_root .. "/stdlib/syscalls.lua"))()
 
+-- A file of about 300 KB for xz to compress: Debian's license texts.
+local function licenses()
+    local path = helper.tmpname()
+    assert.are.equal(0, helper.sh("cat /usr/share/common-licenses/* >" .. helper.quote(path)))
+    return path
+end
+
 describe("examples", function()
     after_each(helper.cleanup)
 
@@ -149,8 +156,57 @@ describe("examples", function()
             { c_plugin("libinsn.so") })
         local ours = tidy(r.report, "count")["@insns"]
         -- counted_loop.h: jmp, then sub+jnz 1000 times, then ret
-        assert.are.equal(2 * 1000 + 2, ours.counted_loop)
-        assert.are.equal(tonumber(r.log:match("total insns: (%d+)")), sum(ours))
+        assert.are.equal(2 * 1000 + 2, ours["loop-x86_64!counted_loop"])
+        local total = tonumber(r.log:match("total insns: (%d+)"))
+        assert.are.equal(total, sum(ours))
+        -- by=module: the same instructions, by module alone
+        r = run("x86_64", "hotfuncs.lua", { "format=csv", "by=module" }, "loop", { "1000" },
+            { c_plugin("libinsn.so") })
+        local by_module = tidy(r.report, "count")["@insns"]
+        assert.are.equal(tonumber(r.log:match("total insns: (%d+)")), sum(by_module))
+        assert.is_true(by_module["loop-x86_64"] > 2 * 1000)
+    end)
+
+    -- A dynamically linked Debian program: xz spends its time in
+    -- liblzma's internal functions, which the stripped library does not
+    -- name. Every instruction still has a module.
+    it("hotfuncs.lua keys a real program's instructions by module (xz)", function()
+        local xz = "/usr/bin/xz"
+        if not io.open(xz) then
+            pending(xz .. " is not installed")
+            return
+        end
+        local function counts(args)
+            local r = helper.run_file("x86_64", example("hotfuncs.lua"), xz, {
+                args = args, guest_args = { "-9", "-T1", "-c", licenses() }, plugins = { c_plugin("libinsn.so") } })
+            local ours = tidy(r.report, "count")["@insns"]
+            assert.are.equal(tonumber(r.log:match("total insns: (%d+)")), sum(ours))
+            return ours
+        end
+        local ours = counts({ "format=csv", "limit=1000000" })
+        local total, in_module, per_module = sum(ours), 0, {}
+        for key, n in pairs(ours) do
+            assert.are_not.equal("?", key)
+            local module = key:match("^([^!]+)!.")
+            if module then
+                in_module = in_module + n
+                per_module[module] = (per_module[module] or 0) + n
+            end
+        end
+        assert.is_true(total > 100000000, "xz -9 ran: " .. total)
+        assert.is_true(in_module / total > 0.999, ("%d of %d instructions in a module"):format(in_module, total))
+        local lzma = 0
+        for module, n in pairs(per_module) do
+            lzma = module:match("^liblzma%.so") and lzma + n or lzma
+        end
+        assert.is_true(lzma / total > 0.9, "liblzma's share")
+        local named = 0
+        for key in pairs(ours) do
+            named = named + (key:match("^libc%.so%.6![%a_]") and 1 or 0)
+        end
+        assert.is_true(named > 10, "libc's functions by name")
+        -- by=module: the per-module totals of the same work
+        assert.are.same(per_module, counts({ "format=csv", "by=module" }))
     end)
 
     it("insnmix.lua: the mnemonics add up to libinsn.so's total", function()
