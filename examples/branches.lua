@@ -1,7 +1,9 @@
 -- branches: conditional branches, taken and not taken. A branch ends its
 -- block; QEMU stores the branch's id in a per-vCPU slot as it executes,
 -- and the next block calls Lua only when that slot is set: it was the
--- fall-through (not taken) or the target (taken).
+-- fall-through (not taken) or the target (taken). Each branch is named by
+-- its location (luahost.describe: counted_loop+0x6, libc.so.6+0x2a1f0),
+-- which stays the same from run to run.
 --
 --   limit=N                branches in the report, most executed first (default 20)
 --   format=text|csv|json   report format (default: text)
@@ -40,7 +42,7 @@ luahost.on_tb_translate(function(tb)
         if not id then
             id = #branches + 1
             id_of[pc] = id
-            branches[id] = { pc = pc, fall = pc + last:size(), symbol = last:symbol() or "?",
+            branches[id] = { pc = pc, fall = pc + last:size(), location = luahost.describe(pc),
                 disas = disas, taken = 0, not_taken = 0 }
         end
         last:inline("store", pending, id)
@@ -62,7 +64,7 @@ luahost.on_exit(function()
     local rows = {}
     for i = 1, math.min(opt.limit, #sorted) do
         local b = sorted[i]
-        rows[i] = { ("0x%x"):format(b.pc), b.symbol, b.disas, b.taken, b.not_taken }
+        rows[i] = { ("0x%x"):format(b.pc), b.location, b.disas, b.taken, b.not_taken }
     end
-    luahost.outs(report.render(opt.format, { "pc", "symbol", "insn", "taken", "not_taken" }, rows))
+    luahost.outs(report.render(opt.format, { "pc", "location", "insn", "taken", "not_taken" }, rows))
 end)
