@@ -3,8 +3,10 @@
  *
  * An ELF file (or a vDSO image in a memfd) is read with elfutils'
  * libdwfl: symbols from .symtab, else .dynsym; lines from its DWARF or a
- * separate debug file found by build id or .gnu_debuglink, as perf and
- * systemtap find them. A System.map gives symbols alone. Addresses here
+ * separate debug file found by build id or .gnu_debuglink in the places
+ * gdb and perf look (find_debuginfo below). Not through debuginfod:
+ * libdwfl's standard search loads libdebuginfod and libcurl with some
+ * twenty libraries (15 ms on xz) and may go to the network mid-run. A System.map gives symbols alone. Addresses here
  * are the file's own (ELF virtual addresses); the module adds its bias.
  *
  * The symbols are read once into an array sorted by address, so that a
@@ -16,6 +18,7 @@
  */
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,12 +44,61 @@ struct LhSymtab {
     GHashTable *by_name;    /* name -> its best LhSym */
 };
 
-static char *debuginfo_path;
+#define DEBUG_ROOT "/usr/lib/debug"
+
+/* An open fd of the first path that opens, its name in *found; or -1. */
+static int open_first(GPtrArray *paths, char **found)
+{
+    for (guint i = 0; i < paths->len; i++) {
+        int fd = open(g_ptr_array_index(paths, i), O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            *found = g_strdup(g_ptr_array_index(paths, i));
+            return fd;
+        }
+    }
+    return -1;
+}
+
+/*
+ * libdwfl's find_debuginfo: DEBUG_ROOT/.build-id/xx/rest.debug, then the
+ * .gnu_debuglink name beside the file, in its .debug/, and under
+ * DEBUG_ROOT with the file's directory.
+ */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+                          const char *file_name, const char *debuglink, GElf_Word crc,
+                          char **debuginfo_file_name)
+{
+    GPtrArray *paths = g_ptr_array_new_with_free_func(g_free);
+    const unsigned char *id;
+    GElf_Addr id_vaddr;
+    int n = dwfl_module_build_id(mod, &id, &id_vaddr);
+    int fd;
+
+    if (n > 1) {
+        GString *path = g_string_new(DEBUG_ROOT "/.build-id/");
+        g_string_append_printf(path, "%02x/", id[0]);
+        for (int i = 1; i < n; i++) {
+            g_string_append_printf(path, "%02x", id[i]);
+        }
+        g_string_append(path, ".debug");
+        g_ptr_array_add(paths, g_string_free(path, FALSE));
+    }
+    if (debuglink != NULL && file_name != NULL && file_name[0] == '/') {
+        char *dir = g_path_get_dirname(file_name);
+        g_ptr_array_add(paths, g_build_filename(dir, debuglink, NULL));
+        g_ptr_array_add(paths, g_build_filename(dir, ".debug", debuglink, NULL));
+        g_ptr_array_add(paths, g_build_filename(DEBUG_ROOT, dir, debuglink, NULL));
+        g_free(dir);
+    }
+    fd = open_first(paths, debuginfo_file_name);
+    g_ptr_array_free(paths, TRUE);
+    return fd;
+}
+
 static const Dwfl_Callbacks dwfl_callbacks = {
     .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = find_debuginfo,
     .section_address = dwfl_offline_section_address,
-    .debuginfo_path = &debuginfo_path,
 };
 
 /* An ELF file to read on the first question; fd (or -1) is taken over. */
