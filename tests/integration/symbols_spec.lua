@@ -299,6 +299,34 @@ describe("symbolize, insn:symbol and describe agree with nm and addr2line", func
             assert.is_true(seen > 0, "no instruction of lib_apply ran")
         end)
 
+        it("read a separate debug file through .gnu_debuglink as from the file itself (" .. arch .. ")",
+                function()
+            -- debuglink/: stripped copies whose symbols and DWARF are in NAME.debug
+            -- beside them. Every instruction of the program and library is named and
+            -- placed as in the run of the unstripped files.
+            local function by_offset(r)
+                local t = {}
+                for _, insn in ipairs(r.parsed.insns) do
+                    if insn.module == prog or insn.module == lib then
+                        t[insn.module .. "+" .. insn.offset] = insn
+                    end
+                end
+                return t
+            end
+            local plain = by_offset(run(arch, helper.modules_guest(prog), { "20" }))
+            local linked = by_offset(run(arch, helper.modules_guest("debuglink/" .. prog), { "20" }))
+            local compared, lines = 0, 0
+            for key, want in pairs(plain) do
+                local got = linked[key]
+                assert.is_truthy(got, key .. " ran in the debuglink copy too")
+                assert.are.same({ want.symbol, want.symbol_offset, want.file, want.line },
+                    { got.symbol, got.symbol_offset, got.file, got.line }, key)
+                compared = compared + 1
+                lines = lines + (got.line and 1 or 0)
+            end
+            assert.is_true(compared > 20 and lines > 20, ("%d instructions, %d with lines"):format(compared, lines))
+        end)
+
         it("name stripped files by .dynsym, else module+offset (" .. arch .. ")", function()
             local r = run(arch, helper.modules_guest("stripped/" .. prog), { "20" })
             local mods = our_modules(arch, r)
