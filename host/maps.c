@@ -184,9 +184,14 @@ GPtrArray *lh_maps_scan(uint64_t base)
         if (map->path != NULL) {
             g_ptr_array_add(found, mapped_new(map->path, map->start, end, bias, map->inode, -1));
         } else {
+            /*
+             * QEMU's vDSO images are linked at 0 and relocated in the guest's
+             * copy, but libdwfl reads their symbols at the link addresses:
+             * so are the offsets, the same in every run.
+             */
             int fd = vdso_image(buf, map->start, map->end - map->start);
             if (fd >= 0) {
-                g_ptr_array_add(found, mapped_new("[vdso]", map->start, map->end, bias, 0, fd));
+                g_ptr_array_add(found, mapped_new("[vdso]", map->start, map->end, map->start, 0, fd));
             }
         }
     }

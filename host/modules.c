@@ -333,19 +333,29 @@ static bool on_vcpu_now(void)
     return lh.ctx.vcpu != LH_NO_VCPU;
 }
 
-/* LH_AT_TRANSLATE: the first block tells where guest memory is in the host. */
-static void learn_guest_base(int vcpu, const void *data)
+/*
+ * LH_AT_TRANSLATE: the first block tells where guest memory is in the
+ * host; later ones bring the table up to date for the code they hold, so
+ * that it knows every module whose code ran even if nothing asked during
+ * the run (the exit hooks cannot read guest memory).
+ */
+static void watch_translation(int vcpu, const void *data)
 {
     const struct qemu_plugin_tb *tb = data;
 
-    if (!guest_base_known && qemu_plugin_tb_n_insns(tb) > 0) {
+    if (qemu_plugin_tb_n_insns(tb) == 0) {
+        return;
+    }
+    if (!guest_base_known) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, 0);
         void *haddr = qemu_plugin_insn_haddr(insn);
-        if (haddr != NULL) {
-            guest_base = (uint64_t)(uintptr_t)haddr - qemu_plugin_insn_vaddr(insn);
-            guest_base_known = true;
+        if (haddr == NULL) {
+            return;
         }
+        guest_base = (uint64_t)(uintptr_t)haddr - qemu_plugin_insn_vaddr(insn);
+        guest_base_known = true;
     }
+    bring_up_to_date_for(qemu_plugin_tb_vaddr(tb), true);
 }
 
 /* Does [addr, addr + len) touch a module? */
@@ -664,7 +674,7 @@ void lh_open_modules(lua_State *L, int raw, const qemu_info_t *info)
     user_mode = !info->system_emulation;
     if (user_mode) {
         set_syscall_numbers(info->target_name);
-        lh_listen(LH_AT_TRANSLATE, learn_guest_base);
+        lh_listen(LH_AT_TRANSLATE, watch_translation);
         if (syscall_mmap >= 0) {
             lh_listen(LH_AT_SYSCALL, watch_syscall);
             lh_listen(LH_AT_SYSCALL_RETURN, watch_syscall);

@@ -146,7 +146,8 @@ static Dwfl_Module *dwfl_of(LhSymtab *t)
     t->dwfl = dwfl_begin(&dwfl_callbacks);
     if (t->dwfl != NULL) {
         dwfl_report_begin(t->dwfl);
-        t->dwmod = dwfl_report_elf(t->dwfl, t->name, t->path, t->fd, 0, false);
+        /* base 0 relative to p_vaddr: at the file's own addresses */
+        t->dwmod = dwfl_report_elf(t->dwfl, t->name, t->path, t->fd, 0, true);
         dwfl_report_end(t->dwfl, NULL, NULL);
         if (t->dwmod != NULL) {
             t->fd = -1;     /* libdwfl owns it now */
@@ -187,7 +188,9 @@ static GArray *syms_of(LhSymtab *t)
         GElf_Addr value;
         const char *name = dwfl_module_getsym_info(t->dwmod, i, &sym, &value, NULL, NULL, NULL);
         int type = GELF_ST_TYPE(sym.st_info);
-        if (name != NULL && name[0] != '\0' && sym.st_shndx != SHN_UNDEF && sym.st_shndx != SHN_ABS &&
+        /* '$' names are ARM mapping symbols ($x, $d): not names of code */
+        if (name != NULL && name[0] != '\0' && name[0] != '$' && sym.st_shndx != SHN_UNDEF &&
+            sym.st_shndx != SHN_ABS &&
             (type == STT_FUNC || type == STT_GNU_IFUNC || type == STT_OBJECT || type == STT_NOTYPE)) {
             LhSym s = { { value, sym.st_size, name }, bind_rank(GELF_ST_BIND(sym.st_info)),
                         type == STT_NOTYPE };
@@ -202,8 +205,9 @@ static GArray *syms_of(LhSymtab *t)
  * The symbol containing addr, or NULL: of the symbols at the highest
  * address at or below it, the best ranked; a sized symbol must reach
  * addr, else an enclosing one a few entries before is taken (a function
- * holding a local label). Labels are passed over: they name an address,
- * not the code after it.
+ * holding a local label). A label (an untyped symbol: assembler code such
+ * as ld.so's _start) names addr only when it is the nearest symbol and no
+ * typed one encloses it.
  */
 const LhSymbol *lh_symtab_at(LhSymtab *t, uint64_t addr)
 {
@@ -218,19 +222,24 @@ const LhSymbol *lh_symtab_at(LhSymtab *t, uint64_t addr)
             hi = mid;
         }
     }
+    LhSym *nearest_label = NULL;
+
     for (guint i = lo, looked = 0; i > 0 && looked < 16; i--, looked++) {
         LhSym *s = &g_array_index(syms, LhSym, i - 1);
         while (i > 1 && g_array_index(syms, LhSym, i - 2).sym.addr == s->sym.addr) {
             s = &g_array_index(syms, LhSym, --i - 1);   /* the best ranked alias */
         }
         if (s->label) {
+            if (looked == 0 && (s->sym.size == 0 || addr < s->sym.addr + s->sym.size)) {
+                nearest_label = s;
+            }
             continue;
         }
         if (s->sym.size == 0 ? looked == 0 : addr < s->sym.addr + s->sym.size) {
             return &s->sym;
         }
     }
-    return NULL;
+    return nearest_label != NULL ? &nearest_label->sym : NULL;
 }
 
 /* The symbol called name, typed before labels, then best ranked (rank <= max_rank); or NULL. */

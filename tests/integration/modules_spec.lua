@@ -233,6 +233,48 @@ describe("module events", function()
             end
         end)
 
+        it("are listed in an exit hook of a script with no other hook (" .. arch .. ")", function()
+            local r = helper.run_dynamic_lua(arch, [[
+luahost.on_exit(function()
+    for _, m in ipairs(luahost.modules()) do
+        luahost.printf("module %s\n", m.name)
+    end
+end)
+]], prog_path, { guest_args = { "3" } })
+            for _, name in ipairs(expected_modules(arch, prog_path)) do
+                assert.matches("module " .. name:gsub("%p", "%%%0") .. "\n", r.report)
+            end
+        end)
+
+        it("name the vDSO's functions at its link addresses, the same in every run (" .. arch .. ")", function()
+            -- QEMU relocates its copy of the vDSO; its symbols, read by libdwfl,
+            -- are at the image's link addresses, from 0.
+            local script = [[
+luahost.on_exit(function()
+    for _, m in ipairs(luahost.modules()) do
+        if m.name == "[vdso]" then
+            local s = luahost.symbolize(m.base + 0x10)
+            luahost.printf("vdso base=%x offset=%x\n", m.base, s.offset)
+        end
+    end
+    for _, name in ipairs({ "__vdso_clock_gettime", "__kernel_clock_gettime" }) do
+        local addr = luahost.resolve("[vdso]!" .. name)
+        if addr then
+            local s = luahost.symbolize(addr)
+            luahost.printf("vdso fn=%s offset=%x\n", tostring(s.symbol), s.offset)
+        end
+    end
+end)
+]]
+            local a = helper.run_dynamic_lua(arch, script, prog_path, { guest_args = { "3" } })
+            local b = helper.run_dynamic_lua(arch, script, prog_path, { guest_args = { "3" } })
+            assert.matches("vdso base=%x+ offset=10\n", a.report)
+            local fn, offset = a.report:match("vdso fn=(%S+) offset=(%x+)\n")
+            assert.is_truthy(fn, a.report)
+            assert.is_truthy(fn:match("clock_gettime"), fn)
+            assert.matches(("vdso fn=%s offset=%s\n"):format(fn, offset), b.report, 1, true)
+        end)
+
         it("map each library the guest keeps once and never unmap it (" .. arch .. ")", function()
             -- While the loader maps a library (a reservation of its whole
             -- extent, then its segments and zeroed pages over it), the
