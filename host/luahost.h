@@ -100,6 +100,8 @@ void lh_unlock(void);
 void lh_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 void lh_open_report_stream(void);
 FILE *lh_report_stream(void);
+int lh_stderr_restore(void);
+void lh_stderr_put_back(int saved);
 void lh_stop(int status) G_GNUC_NORETURN;
 
 /*
@@ -195,6 +197,9 @@ const LhSymbol *lh_symtab_at(LhSymtab *t, uint64_t addr);
 const LhSymbol *lh_symtab_named(LhSymtab *t, const char *name, int max_rank);
 bool lh_symtab_line(LhSymtab *t, uint64_t addr, const char **file, int *line);
 bool lh_symtab_extent(LhSymtab *t, uint64_t *low, uint64_t *high);
+
+/* signals.c: SIGINT, SIGTERM, SIGHUP end a user-mode run through QEMU's exit path. */
+void lh_open_signals(const qemu_info_t *info);
 
 /* maps.c: the ELF files the guest has mapped (user mode). */
 typedef struct LhMapped {

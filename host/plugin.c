@@ -34,9 +34,19 @@ static int load_embedded(lua_State *L)
     return lh_error(L, "no embedded module '%s'", name);
 }
 
+/*
+ * QEMU's log goes to fd 2 unless -D names a file; a guest that closed or
+ * moved its stderr (ls, sort and xz close it before exiting) would take
+ * the script's output with it, so fd 2 is QEMU's own stderr again while
+ * QEMU writes.
+ */
 static int outs(lua_State *L)
 {
-    qemu_plugin_outs(luaL_checkstring(L, 1));
+    const char *text = luaL_checkstring(L, 1);
+    int guest_fd2 = lh_stderr_restore();
+
+    qemu_plugin_outs(text);
+    lh_stderr_put_back(guest_fd2);
     return 0;
 }
 
@@ -233,6 +243,7 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
 
     g_rec_mutex_init(&lh.lock);
     lh_open_report_stream();
+    lh_open_signals(info);
     export_lua_symbols();
     lh.id = id;
     lh.abort_on_error = true;

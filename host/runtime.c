@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "luahost.h"
@@ -38,14 +39,59 @@ void lh_unlock(void)
  * exiting, which would lose what the host reports at exit.
  */
 static FILE *report_stream;
+static dev_t stderr_dev;
+static ino_t stderr_ino;
 
 void lh_open_report_stream(void)
 {
     int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+    struct stat st;
 
     report_stream = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (report_stream == NULL) {
         report_stream = stderr;
+    } else if (fstat(fd, &st) == 0) {
+        stderr_dev = st.st_dev;
+        stderr_ino = st.st_ino;
+    }
+}
+
+/*
+ * fd 2 as QEMU's own stderr again, if the guest closed or moved it:
+ * returns what to hand to lh_stderr_put_back (a copy of the guest's fd 2,
+ * LH_FD2_CLOSED, or LH_FD2_UNCHANGED).
+ */
+enum { LH_FD2_UNCHANGED = -2, LH_FD2_CLOSED = -1 };
+
+int lh_stderr_restore(void)
+{
+    struct stat now;
+    int saved;
+
+    if (report_stream == NULL || report_stream == stderr ||
+        (fstat(STDERR_FILENO, &now) == 0 && now.st_dev == stderr_dev && now.st_ino == stderr_ino)) {
+        return LH_FD2_UNCHANGED;
+    }
+    saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+    if (saved < 0) {
+        saved = LH_FD2_CLOSED;
+    }
+    fflush(stderr);
+    dup2(fileno(report_stream), STDERR_FILENO);
+    return saved;
+}
+
+void lh_stderr_put_back(int saved)
+{
+    if (saved == LH_FD2_UNCHANGED) {
+        return;
+    }
+    fflush(stderr);
+    if (saved == LH_FD2_CLOSED) {
+        close(STDERR_FILENO);
+    } else {
+        dup2(saved, STDERR_FILENO);
+        close(saved);
     }
 }
 
