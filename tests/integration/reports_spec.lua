@@ -1,0 +1,92 @@
+-- The exit report is written exactly once however the run ends: when the
+-- guest closes its stdout and stderr, exits from another thread, crashes,
+-- or QEMU is sent SIGINT, SIGTERM or SIGHUP (also by timeout(1)); and the
+-- process ends with the status a shell expects. The guest is
+-- tests/guests/ends.c; its output "ready" says it is running.
+local helper = require("helper")
+
+local SCRIPT = [[
+local blocks = luahost.scoreboard()
+luahost.on_tb_translate(function(tb) tb:inline("add", blocks, 1) end)
+luahost.on_exit(function() luahost.printf("report: %d blocks\n", blocks:sum()) end)
+]]
+
+-- The shell command running QEMU on ends in MODE with the script; log
+-- "plugin" means -d plugin with no -D (QEMU's log is its stderr).
+local function qemu_cmd(arch, mode, extra)
+    return ("%s -plugin %s -d plugin %s %s"):format(
+        helper.quote(helper.qemu_build() .. "/qemu-" .. arch),
+        helper.quote(helper.luahost_plugin(helper.lua_file(SCRIPT), extra)),
+        helper.quote(helper.guest("ends", arch)), mode)
+end
+
+local function reports(text)
+    local n = 0
+    for _ in text:gmatch("report: %d+ blocks\n") do
+        n = n + 1
+    end
+    return n
+end
+
+-- Starts QEMU on the waiting guest, sends sig once it runs; returns the
+-- shell's status for it and what QEMU wrote on stderr.
+local function killed_by(sig, arch)
+    local out = helper.tmpname()
+    -- env --default-signal: a background job of a non-interactive shell
+    -- starts with SIGINT ignored, and an ignored signal stays ignored.
+    local status, _, stderr = helper.sh(([[
+env --default-signal=INT %s >%s &
+pid=$!
+for i in $(seq 200); do grep -q ready %s && break; sleep 0.05; done
+kill -%s $pid
+wait $pid
+]]):format(qemu_cmd(arch, "wait"), out, out, sig))
+    return status, stderr
+end
+
+describe("the exit report", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        it("reaches QEMU's stderr log when the guest closed fds 1 and 2 (" .. arch .. ")", function()
+            local status, _, stderr = helper.sh(qemu_cmd(arch, "close"))
+            assert.are.equal(0, status, stderr)
+            assert.are.equal(1, reports(stderr), stderr)
+        end)
+
+        it("reaches outfile= when the guest closed fds 1 and 2 (" .. arch .. ")", function()
+            local outfile = helper.tmpname()
+            local status, _, stderr = helper.sh(qemu_cmd(arch, "close", { "outfile=" .. outfile }))
+            assert.are.equal(0, status, stderr)
+            assert.are.equal(1, reports(helper.read(outfile)), helper.read(outfile))
+        end)
+    end
+
+    it("is written once when the guest exits from a second thread", function()
+        local status, _, stderr = helper.sh(qemu_cmd("x86_64", "thread-exit"))
+        assert.are.equal(3, status, stderr)
+        assert.are.equal(1, reports(stderr), stderr)
+    end)
+
+    for _, case in ipairs({ { "segv", 128 + 11 }, { "abort", 128 + 6 } }) do
+        it("is written when the guest dies of " .. case[1] .. ", and QEMU dies as the guest did", function()
+            local status, _, stderr = helper.sh(qemu_cmd("x86_64", case[1]))
+            assert.are.equal(case[2], status, stderr)
+            assert.are.equal(1, reports(stderr), stderr)
+        end)
+    end
+
+    for _, case in ipairs({ { "INT", 2 }, { "TERM", 15 }, { "HUP", 1 } }) do
+        it("is written when QEMU is sent SIG" .. case[1] .. ", which then ends it", function()
+            local status, stderr = killed_by(case[1], "x86_64")
+            assert.are.equal(128 + case[2], status, stderr)
+            assert.are.equal(1, reports(stderr), stderr)
+        end)
+    end
+
+    it("is written when timeout(1) ends the run", function()
+        local status, _, stderr = helper.sh("timeout 2 " .. qemu_cmd("aarch64", "wait"))
+        assert.are.equal(124, status, stderr)
+        assert.are.equal(1, reports(stderr), stderr)
+    end)
+end)
