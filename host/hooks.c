@@ -26,22 +26,24 @@ typedef enum {
     EV_SYSCALL,
     EV_SYSCALL_RET,
     EV_DISCON,
+    EV_REPORT,              /* after every exit hook, in QEMU's one exit callback */
     EV_COUNT,
 } LhEvent;
 
 static const char *const event_names[] = {
     "atexit", "vcpu_init", "vcpu_exit", "vcpu_idle", "vcpu_resume", "tb_trans",
-    "flush", "syscall", "syscall_ret", "discon", NULL,
+    "flush", "syscall", "syscall_ret", "discon", "report", NULL,
 };
 
 static const char *const event_what[] = {
     "exit hook", "vcpu init hook", "vcpu exit hook", "vcpu idle hook",
     "vcpu resume hook", "tb translation hook", "flush hook", "syscall hook",
-    "syscall return hook", "discontinuity hook",
+    "syscall return hook", "discontinuity hook", "report hook",
 };
 
 static GPtrArray *hooks[EV_COUNT];
 static bool registered[EV_COUNT];
+static bool wanted[EV_COUNT];       /* asked for while the script loads */
 
 /*
  * Calls the hooks of ev that want kind (discontinuities; others pass ~0),
@@ -255,6 +257,7 @@ static void on_atexit(qemu_plugin_id_t id, void *udata)
 {
     lh_notify(LH_AT_EXIT, LH_NO_VCPU, NULL);
     call_hooks(EV_ATEXIT, LH_NO_VCPU, NULL, NULL);
+    call_hooks(EV_REPORT, LH_NO_VCPU, NULL, NULL);
     lh_lock();
     if (lh.stats) {
         report_stats();
@@ -267,8 +270,17 @@ static void on_atexit(qemu_plugin_id_t id, void *udata)
     lh_unlock();
 }
 
+/*
+ * Registers ev's QEMU callback, once. While the script loads, only notes
+ * it: a script that fails to load must leave no callback behind (QEMU
+ * runs exit callbacks even of a plugin it refused).
+ */
 static void register_with_qemu(LhEvent ev)
 {
+    if (lh.installing) {
+        wanted[ev] = true;
+        return;
+    }
     if (registered[ev]) {
         return;
     }
@@ -301,6 +313,8 @@ static void register_with_qemu(LhEvent ev)
     case EV_SYSCALL_RET:
         qemu_plugin_register_vcpu_syscall_ret_cb(lh.id, on_syscall_ret);
         break;
+    case EV_REPORT:
+        break;      /* on_atexit calls them, registered always */
     case EV_DISCON:
 #if LH_HAVE_DISCON
         qemu_plugin_register_vcpu_discon_cb(lh.id, QEMU_PLUGIN_DISCON_ALL, on_discon);
@@ -355,6 +369,12 @@ static int event_register(lua_State *L)
  */
 void lh_hooks_start(void)
 {
+    for (int ev = 0; ev < EV_COUNT; ev++) {
+        if (wanted[ev]) {
+            wanted[ev] = false;
+            register_with_qemu(ev);
+        }
+    }
     register_with_qemu(EV_ATEXIT);
     register_with_qemu(EV_VCPU_EXIT);
     if (lh_listening(LH_AT_TRANSLATE)) {

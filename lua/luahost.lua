@@ -21,6 +21,9 @@ end
 -- Lifecycle, translation and syscall events. Each may be given several
 -- functions; they run in the order given.
 luahost.on_exit = hook("atexit", "luahost.on_exit")
+-- Report hooks run after every exit hook: printing what exit hooks filled
+-- (agg's maps print here), whatever the order of registration.
+luahost.on_report = hook("report", "luahost.on_report")
 luahost.on_vcpu_init = hook("vcpu_init", "luahost.on_vcpu_init")
 luahost.on_vcpu_exit = hook("vcpu_exit", "luahost.on_vcpu_exit")
 luahost.on_vcpu_idle = hook("vcpu_idle", "luahost.on_vcpu_idle")

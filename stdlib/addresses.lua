@@ -32,7 +32,7 @@ function addresses.set(texts, opts)
         end
         set.entries[#set.entries + 1] = { text = text, addr = loc.address, size = 0, fixed = loc.address ~= nil }
     end
-    luahost.on_exit(function()
+    luahost.on_report(function()
         set:warn_unresolved()
     end)
     return set

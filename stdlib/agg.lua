@@ -517,7 +517,7 @@ local function new_map(class, kind, name, opts)
     maps[#maps + 1] = map
     if not exit_hook_registered then
         exit_hook_registered = true
-        luahost().on_exit(print_all)
+        luahost().on_report(print_all)     -- after the script's exit hooks
     end
     return map
 end

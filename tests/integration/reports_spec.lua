@@ -90,3 +90,30 @@ describe("the exit report", function()
         assert.are.equal(1, reports(stderr), stderr)
     end)
 end)
+
+describe("exit hooks and reports", function()
+    after_each(helper.cleanup)
+
+    it("print an aggregation that an exit hook registered after it fills", function()
+        local r = helper.run_lua("x86_64", [[
+local agg = require("agg")
+local late = agg.count("late")
+luahost.on_exit(function() late:add("filled", 5) end)
+]], helper.guest("ends", "x86_64"), { guest_args = { "none" }, status = 1 })
+        assert.matches("@late[filled]: 5\n", r.report, 1, true)
+    end)
+
+    it("do not run for a script that failed to load", function()
+        local script = helper.lua_file([[
+luahost.on_exit(function() luahost.warn("exit hook ran") end)
+luahost.on_report(function() luahost.warn("report hook ran") end)
+error("refused")
+]])
+        local status, _, stderr = helper.sh(("%s -plugin %s %s"):format(
+            helper.quote(helper.qemu_build() .. "/qemu-x86_64"), helper.quote(helper.luahost_plugin(script)),
+            helper.quote(helper.guest("ends", "x86_64"))))
+        assert.are_not.equal(0, status)
+        assert.matches("refused", stderr, 1, true)
+        assert.is_falsy(stderr:find("hook ran", 1, true), stderr)
+    end)
+end)

@@ -3,11 +3,12 @@
 -- as QEMU's generated code would (execs times).
 local helper = require("helper")
 
-local outs, exit_hooks
+local outs, exit_hooks, report_hooks
 local fake = {}
 
 function fake.outs(s) outs[#outs + 1] = s end
 function fake.on_exit(fn) exit_hooks[#exit_hooks + 1] = fn end
+function fake.on_report(fn) report_hooks[#report_hooks + 1] = fn end
 function fake.scoreboard(names)
     local board = {}
     for _, n in ipairs(names) do
@@ -34,15 +35,17 @@ package.loaded.luahost = fake
 package.path = helper.source_root .. "/stdlib/?.lua;" .. package.path
 local agg = require("agg")
 
+-- As the host: every exit hook, then every report hook.
 local function exit()
     for _, fn in ipairs(exit_hooks) do fn() end
+    for _, fn in ipairs(report_hooks) do fn() end
     return table.concat(outs)
 end
 
 describe("agg", function()
     before_each(function()
         agg._reset()
-        outs, exit_hooks = {}, {}
+        outs, exit_hooks, report_hooks = {}, {}, {}
     end)
 
     it("adds run-time and inline counts per key, printed smallest first at exit", function()
@@ -53,7 +56,7 @@ describe("agg", function()
         c:inline(handle(5), "read", 2)
         assert.are.equal(13, c:get("read"))
         assert.are.equal("@syscalls[write]: 10\n@syscalls[read]: 13\n", exit())
-        assert.are.equal(1, #exit_hooks, "one exit hook for all maps")
+        assert.are.equal(1, #report_hooks, "one report hook for all maps")
     end)
 
     it("prints a map without keys as @name", function()
