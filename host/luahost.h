@@ -198,8 +198,8 @@ const LhSymbol *lh_symtab_named(LhSymtab *t, const char *name, int max_rank);
 bool lh_symtab_line(LhSymtab *t, uint64_t addr, const char **file, int *line);
 bool lh_symtab_extent(LhSymtab *t, uint64_t *low, uint64_t *high);
 
-/* signals.c: SIGINT, SIGTERM, SIGHUP end a user-mode run through QEMU's exit path. */
-void lh_open_signals(const qemu_info_t *info);
+/* process.c: the guest process's signals, forks and execs (user mode). */
+void lh_open_process(const qemu_info_t *info);
 
 /* maps.c: the ELF files the guest has mapped (user mode). */
 typedef struct LhMapped {

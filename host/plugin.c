@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "luahost.h"
 
@@ -75,6 +76,13 @@ static int set_u64_converters(lua_State *L)
     lua_pushvalue(L, 2);
     lh_u64_parts_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
+}
+
+/* raw.getpid(): the process's id, which changes in a forked child. */
+static int get_pid(lua_State *L)
+{
+    lua_pushinteger(L, getpid());
+    return 1;
 }
 
 static int num_vcpus(lua_State *L)
@@ -160,6 +168,7 @@ static const luaL_Reg raw_functions[] = {
     { "set_error_policy", set_error_policy },
     { "set_u64_converters", set_u64_converters },
     { "num_vcpus", num_vcpus },
+    { "getpid", get_pid },
     { NULL, NULL },
 };
 
@@ -243,7 +252,7 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
 
     g_rec_mutex_init(&lh.lock);
     lh_open_report_stream();
-    lh_open_signals(info);
+    lh_open_process(info);
     export_lua_symbols();
     lh.id = id;
     lh.abort_on_error = true;

@@ -285,16 +285,34 @@ end
 -- -d plugin -D FILE), or the file of the host argument outfile=.
 local write = raw.outs
 
+-- luahost.pid(): this process's id (the guest's: QEMU runs it in its own
+-- process); a forked child has its own.
+luahost.pid = raw.getpid
+
+-- outfile=FILE with %p (as Valgrind's --log-file): each process's own
+-- file, named by its id; %% is a %.
+local function outfile_name(pattern, pid)
+    return (pattern:gsub("%%([%%p])", function(c) return c == "p" and tostring(pid) or "%" end))
+end
+
 -- Called by boot for outfile=FILE: opened now, so a bad path is refused
 -- at load time; flushed by the host at exit (it always registers its exit
--- work) and before any stop.
-function luahost._set_outfile(path)
-    local f, err = io.open(path, "w")
+-- work), before any stop and before the guest forks. A forked child
+-- writes to a file of its own when FILE has %p, else to the same file.
+function luahost._set_outfile(pattern)
+    local pid = raw.getpid()
+    local f, err = io.open(outfile_name(pattern, pid), "w")
     if not f then
         return nil, "cannot open outfile " .. err
     end
     f:setvbuf("full")
+    local per_process = pattern:find("%%p") ~= nil
     write = function(text)
+        if per_process and raw.getpid() ~= pid then
+            pid = raw.getpid()
+            f = assert(io.open(outfile_name(pattern, pid), "w"))    -- the parent's stays open in it
+            f:setvbuf("full")
+        end
         f:write(text)
     end
     return true

@@ -117,3 +117,54 @@ error("refused")
         assert.is_falsy(stderr:find("hook ran", 1, true), stderr)
     end)
 end)
+
+-- A forked child and an exec. modfork prints the pids of both processes.
+describe("a process's report", function()
+    after_each(helper.cleanup)
+
+    local SCRIPT_PIDS = [[
+luahost.printf("start\n")
+luahost.on_exit(function() luahost.printf("exit pid=%d\n", luahost.pid()) end)
+]]
+
+    local function pids(stdout)
+        local child, parent = stdout:match("child pid=(%d+)"), stdout:match("parent pid=(%d+)")
+        assert.is_truthy(child and parent, stdout)
+        return tonumber(child), tonumber(parent)
+    end
+
+    it("is written by the parent and the forked child once each, what came before the fork once", function()
+        local outfile = helper.tmpname()
+        local plugin = helper.luahost_plugin(helper.lua_file(SCRIPT_PIDS), { "outfile=" .. outfile })
+        local r = helper.qemu("x86_64", { plugin }, helper.modules_guest("modfork-x86_64"), { "10" })
+        assert.are.equal(0, r.status, r.stderr)
+        local child, parent = pids(r.stdout)
+        local report = helper.read(outfile)
+        local _, starts = report:gsub("start\n", "")
+        assert.are.equal(1, starts, report)
+        assert.matches(("exit pid=%d\n"):format(child), report, 1, true)
+        assert.matches(("exit pid=%d\n"):format(parent), report, 1, true)
+    end)
+
+    it("goes to a file per process with outfile=NAME.%p", function()
+        local base = helper.tmpname()
+        local r = helper.qemu("x86_64", { helper.luahost_plugin(helper.lua_file(SCRIPT_PIDS),
+            { "outfile=" .. base .. ".%p" }) }, helper.modules_guest("modfork-x86_64"), { "10" })
+        assert.are.equal(0, r.status, r.stderr)
+        local child, parent = pids(r.stdout)
+        local of_parent, of_child = helper.read(base .. "." .. parent), helper.read(base .. "." .. child)
+        os.remove(base .. "." .. parent)
+        os.remove(base .. "." .. child)
+        assert.are.equal(("start\nexit pid=%d\n"):format(parent), of_parent)
+        assert.are.equal(("exit pid=%d\n"):format(child), of_child)
+    end)
+
+    it("is not written by a process that execs another program, which a notice says", function()
+        local script = helper.lua_file('luahost.on_exit(function() luahost.warn("exit hook ran") end)')
+        local status, _, stderr = helper.sh(("%s -plugin %s /bin/sh -c 'exec /bin/true'"):format(
+            helper.quote(helper.qemu_build() .. "/qemu-x86_64"), helper.quote(helper.luahost_plugin(script))))
+        assert.are.equal(0, status, stderr)
+        local _, notices = stderr:gsub("execs another program, which runs without luahost", "")
+        assert.are.equal(1, notices, stderr)
+    end)
+end)
