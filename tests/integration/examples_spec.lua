@@ -136,6 +136,24 @@ describe("examples", function()
             assert.are.same({ mix = 777, counted_loop = 1 }, ours)
         end)
 
+        it("callcount.lua counts calls of a PIE program's and its library's functions (" .. arch .. ")", function()
+            -- modprog prints how often it called each; before modules, work
+            -- was looked up without the load bias and counted 0, silently.
+            local r = helper.run_dynamic_file(arch, example("callcount.lua"),
+                helper.modules_guest("modprog-" .. arch),
+                { args = { "fn=work", "fn=lib_apply", "fn=prog_callback", "format=csv" }, guest_args = { "37" } })
+            local want = {}
+            for name, n in r.stdout:gmatch("([%w_]+)_calls=(%d+)") do
+                want[name] = tonumber(n)
+            end
+            local counts = tidy(r.report, "count")["@calls"]
+            for _, name in ipairs({ "work", "lib_apply", "prog_callback" }) do
+                assert.is_truthy(want[name], r.stdout)
+                assert.are.equal(want[name], counts[name], name)
+            end
+            assert.is_falsy(r.stderr:find("warning", 1, true), r.stderr)
+        end)
+
         it("callcount.lua warns at exit about a name no module defined (" .. arch .. ")", function()
             local r = run(arch, "callcount.lua", { "fn=mix", "fn=no_such_function", "format=csv" }, "loop", { "5" })
             assert.are.same({ mix = 5, no_such_function = 0 }, tidy(r.report, "count")["@calls"])
