@@ -218,3 +218,79 @@ luahost.on_exit(function() luahost.printf("system=%s blocks>0=%s\n",
         end
     end)
 end)
+
+describe("the luahost launcher, signalled", function()
+    after_each(helper.cleanup)
+
+    -- Starts the launcher in the background on a guest that runs for
+    -- minutes, waits until QEMU runs it, sends sig to the launcher's
+    -- process (or runs it under `timeout`), and returns the status the
+    -- shell saw and the processes still running the guest (QEMU: none
+    -- may be left). Job control (set -m) keeps SIGINT from being ignored,
+    -- as it is in a background job otherwise.
+    local function signalled(sig, guest_cmd, timeout)
+        local token = tostring(math.random(10 ^ 8, 10 ^ 9 - 1))
+        local guest = guest_cmd:gsub("TOKEN", token)
+        local script = ([[
+set -m
+%s %s -e '' -- %s </dev/null >/dev/null 2>&1 &
+pid=$!
+running() {   # the processes running QEMU on the guest
+    for f in /proc/[0-9]*/cmdline; do
+        tr '\0' ' ' <"$f" 2>/dev/null | grep -q "^[^ ]*qemu-[^ ]* .*%s" && echo "${f#/proc/}" | cut -d/ -f1
+    done
+}
+for i in $(seq 200); do [ -n "$(running)" ] && break; sleep 0.05; done
+[ -n "$(running)" ] || echo "never ran"
+%s
+wait $pid
+echo "status=$?"
+echo "left=$(running | tr '\n' ' ')"
+]]):format(timeout and "timeout -s " .. sig .. " 1" or "", helper.quote(LAUNCHER), guest,
+            token:sub(1, 4) .. "[" .. token:sub(5, 5) .. "]" .. token:sub(6),   -- not this script's own line
+            timeout and "" or "kill -" .. sig .. " $pid")
+        local path = helper.write(helper.tmpname(), script)
+        local _, out = helper.sh("bash " .. helper.quote(path))
+        local left = out:match("left=([%d ]*)") or ""
+        for pid in left:gmatch("%d+") do     -- not left behind by the test either
+            os.execute("kill -KILL " .. pid)
+        end
+        return tonumber(out:match("status=(%d+)")), left:match("%d") and left or nil, out
+    end
+
+    local loop = helper.guest("loop", "x86_64") .. " 9TOKEN"   -- billions of iterations: minutes
+
+    for sig, n in pairs({ TERM = 15, INT = 2, HUP = 1, KILL = 9 }) do
+        it("SIG" .. sig .. " to luahost ends QEMU, status 128+" .. n .. ", nothing left running", function()
+            local status, left, out = signalled(sig, loop)
+            assert.is_nil(out:match("never ran"), out)
+            assert.are.equal(128 + n, status, out)
+            assert.is_nil(left, out)
+        end)
+    end
+
+    it("SIGTERM reaches a guest blocked in a syscall (sleep)", function()
+        local status, left, out = signalled("TERM", "/bin/sleep 3600.TOKEN")
+        assert.is_nil(out:match("never ran"), out)
+        assert.are.equal(128 + 15, status, out)
+        assert.is_nil(left, out)
+    end)
+
+    it("timeout(1) ends QEMU: status 124, nothing left running", function()
+        local status, left, out = signalled("TERM", loop, true)
+        assert.are.equal(124, status, out)
+        assert.is_nil(left, out)
+    end)
+end)
+
+describe("the luahost launcher without lua5.4", function()
+    after_each(helper.cleanup)
+
+    it("says it needs the lua5.4 interpreter and how to install it", function()
+        local status, out, err = helper.sh("env PATH=/nonexistent /bin/sh " .. helper.quote(LAUNCHER) .. " --help")
+        assert.are.equal(2, status)
+        assert.are.equal("", out)
+        assert.are.equal("luahost: needs the Lua 5.4 interpreter, lua5.4, which is not installed"
+            .. " (Debian: apt-get install lua5.4)\n", err)
+    end)
+end)
