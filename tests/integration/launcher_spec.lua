@@ -114,11 +114,31 @@ luahost.on_exit(function() luahost.printf("target=%s\n", luahost.info.target_nam
         assert.matches("@blocks%[counted_loop%]: 1002\n", helper.read(out))
     end)
 
-    it("passes commas in -e code and script arguments through QEMU", function()
+    it("passes commas in -e code through QEMU, and splits NAME=VALUE at commas as QEMU does", function()
         local r = luahost({ "-e", 'luahost.printf("%s|%s\\n", "a,b", table.concat(luahost.argv, "|"))',
-            "x=1,2", "y=3", "--", helper.guest("loop", "x86_64"), "10" })
+            "x=1,,2", "y=3,z=4", "--", helper.guest("loop", "x86_64"), "10" })
         assert.are.equal(0, r.status, r.stderr)
-        assert.matches("a,b|x=1,2|y=3\n", r.stderr)
+        assert.matches("a,b|x=1,2|y=3|z=4\n", r.stderr)
+    end)
+
+    it("gives execlog ifilter=call,reg=rax as two arguments, as QEMU's -plugin would", function()
+        local out = helper.tmpname()
+        local r = luahost({ "execlog", "ifilter=call,reg=rax", "-o", out, "--", helper.guest("loop", "x86_64"), "10" })
+        assert.are.equal(0, r.status, r.stderr)
+        local trace = helper.read(out)
+        local n = 0
+        for line in trace:gmatch("[^\n]+") do
+            assert.matches('^0, 0x%x+, 0x%x+, "call', line)
+            n = n + 1
+        end
+        assert.is_true(n > 10, trace)
+        assert.matches(", rax %-> 0x%x+\n", trace)
+    end)
+
+    it("refuses a comma-separated piece that is not NAME=VALUE, naming the ,, escape", function()
+        assert_usage_error(luahost({ "-e", "", "x=1,2", "--", helper.guest("loop", "x86_64") }),
+            'x=1,2: "2" is not NAME=VALUE: a comma separates script arguments, as in QEMU\'s %-plugin '
+            .. "%(write ,, for a comma inside a value%)\n$")
     end)
 
     it("exits with the guest's exit status", function()
