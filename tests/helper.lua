@@ -376,4 +376,15 @@ function helper.elf_loads(arch, path)
     return loads
 end
 
+-- The meson build directory under test (the one holding the plugin).
+function helper.build_root()
+    return (helper.plugin():gsub("/host/libluahost%.so$", ""))
+end
+
+-- The build directory's configured copy of the luahost launcher
+-- (tools/meson.build): its plugin, the source tree's scripts, its QEMU.
+function helper.build_launcher()
+    return helper.build_root() .. "/tools/luahost"
+end
+
 return helper

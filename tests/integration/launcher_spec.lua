@@ -239,6 +239,94 @@ luahost.on_exit(function() luahost.printf("system=%s blocks>0=%s\n",
     end)
 end)
 
+describe("the luahost launcher, finding QEMU", function()
+    after_each(helper.cleanup)
+
+    it("finds qemu-system-ARCH given by name as it finds qemu-ARCH", function()
+        local cmd = { "-e", 'luahost.on_exit(function() luahost.printf("system=%s\\n", '
+            .. "tostring(luahost.info.system_emulation)) end)", "--", "qemu-system-aarch64" }
+        for _, a in ipairs(helper.system_args) do
+            cmd[#cmd + 1] = a
+        end
+        cmd[#cmd + 1] = "-kernel"
+        cmd[#cmd + 1] = helper.system_guest("sys", "aarch64")
+        local r = luahost(cmd)   -- not in PATH: found in QEMU_BUILD
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("system=true\n", r.stderr)
+    end)
+
+    -- The QEMU the launcher picks, from --dry-run, with PATH set to dir.
+    local function picked(launcher, env, extra)
+        local words = { "--dry-run", "-e", "" }
+        for _, w in ipairs(extra or {}) do
+            words[#words + 1] = w
+        end
+        words[#words + 1] = "--"
+        words[#words + 1] = helper.guest("loop", "x86_64")
+        local cmd = { "env", "-u", "QEMU_BUILD" }
+        for _, e in ipairs(env) do
+            cmd[#cmd + 1] = helper.quote(e)
+        end
+        cmd[#cmd + 1] = helper.quote(launcher)
+        for _, w in ipairs(words) do
+            cmd[#cmd + 1] = helper.quote(w)
+        end
+        local status, out, err = helper.sh(table.concat(cmd, " ") .. " </dev/null")
+        return status, out:match("^(%S+) %-plugin "), err
+    end
+
+    -- A directory holding only qemu-x86_64, a copy of file.
+    local function fake_qemu_dir(file)
+        local dir = helper.tmpname() .. ".d"
+        assert.are.equal(0, (helper.sh(("mkdir -p %s && cp %s %s/qemu-x86_64"):format(
+            helper.quote(dir), helper.quote(file), helper.quote(dir)))))
+        return dir
+    end
+
+    it("takes qemu-ARCH from PATH before QEMU_BUILD, and skips a statically linked one", function()
+        local dynamic = fake_qemu_dir("/bin/true")
+        local static = fake_qemu_dir(helper.guest("loop", "x86_64"))   -- a static x86_64 program
+        local base = "/usr/bin:/bin"
+        local build_env = "QEMU_BUILD=" .. helper.qemu_build()
+        local status, qemu, err = picked(LAUNCHER, { "PATH=" .. dynamic .. ":" .. base, build_env })
+        assert.are.equal(0, status, err)
+        assert.are.equal(dynamic .. "/qemu-x86_64", qemu)
+        status, qemu, err = picked(LAUNCHER, { "PATH=" .. static .. ":" .. base, build_env })
+        assert.are.equal(0, status, err)
+        assert.are.equal(helper.qemu_build() .. "/qemu-x86_64", qemu)
+        status, qemu = picked(LAUNCHER, { "PATH=" .. static .. ":" .. dynamic .. ":" .. base })
+        assert.are.equal(0, status)
+        assert.are.equal(dynamic .. "/qemu-x86_64", qemu)
+        -- --qemu wins over all
+        status, qemu = picked(LAUNCHER, { "PATH=" .. dynamic .. ":" .. base },
+            { "--qemu", helper.qemu_build() })
+        assert.are.equal(0, status)
+        assert.are.equal(helper.qemu_build() .. "/qemu-x86_64", qemu)
+        os.execute("rm -rf " .. helper.quote(dynamic) .. " " .. helper.quote(static))
+    end)
+
+    it("says in one line what was tried and what to do when it finds no QEMU", function()
+        local static = fake_qemu_dir(helper.guest("loop", "x86_64"))
+        local status, qemu, err = picked(LAUNCHER, { "PATH=" .. static .. ":/usr/bin:/bin",
+            "HOME=/nonexistent", "XDG_CACHE_HOME=", "LUAHOST_CACHE=" })
+        assert.are.equal(2, status)
+        assert.is_nil(qemu)
+        assert.are.equal(("luahost: no qemu-x86_64 that can load plugins (%s/qemu-x86_64 in PATH is statically"
+            .. " linked: it cannot load plugins; QEMU_BUILD not set; tools/setup has not built one): give --qemu"
+            .. " DIR, or set QEMU_BUILD=DIR, DIR holding a qemu-x86_64 built with --enable-plugins"
+            .. " (tools/build-qemu builds one; see luahost --help, QEMU)\n"):format(static), err)
+        os.execute("rm -rf " .. helper.quote(static))
+    end)
+
+    it("in a build directory, runs the QEMU it was configured with before PATH's", function()
+        local dynamic = fake_qemu_dir("/bin/true")
+        local status, qemu, err = picked(helper.build_launcher(), { "PATH=" .. dynamic .. ":/usr/bin:/bin" })
+        assert.are.equal(0, status, err)
+        assert.are.equal(helper.qemu_build() .. "/qemu-x86_64", qemu)
+        os.execute("rm -rf " .. helper.quote(dynamic))
+    end)
+end)
+
 describe("the luahost launcher, signalled", function()
     after_each(helper.cleanup)
 
