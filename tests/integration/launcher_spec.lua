@@ -239,8 +239,18 @@ luahost.on_exit(function() luahost.printf("system=%s blocks>0=%s\n",
     end)
 end)
 
-describe("the luahost launcher, finding QEMU", function()
+describe("the luahost launcher, finding QEMU and the other plugins", function()
     after_each(helper.cleanup)
+
+    it("shows another plugin's output (QEMU's plugin log) beside the script's", function()
+        local status, out = helper.sh(("%s -plugin %s -e %s -- %s 10 2>&1 | cat"):format(
+            helper.quote(LAUNCHER), helper.quote(helper.c_plugin("tests/tcg/plugins/libinsn.so")),
+            helper.quote('luahost.on_exit(function() luahost.printf("ours\\n") end)'),
+            helper.quote(helper.guest("loop", "x86_64"))))
+        assert.are.equal(0, status, out)
+        assert.matches("\ntotal insns: %d+\n", out)
+        assert.matches("\nours\n", out)
+    end)
 
     it("finds qemu-system-ARCH given by name as it finds qemu-ARCH", function()
         local cmd = { "-e", 'luahost.on_exit(function() luahost.printf("system=%s\\n", '
