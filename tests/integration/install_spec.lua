@@ -1,5 +1,5 @@
--- meson install puts the plugin, the launcher, scripts/, examples/ and
--- stdlib/ in standard places; the installed plugin finds a
+-- meson install puts the plugin, the launcher, its man page, scripts/,
+-- examples/ and stdlib/ in standard places; the installed plugin finds a
 -- shipped script by its bare name, and the installed launcher finds QEMU
 -- (-Dqemu_bindir, then PATH, then QEMU_BUILD) or says what to do.
 local helper = require("helper")
@@ -63,14 +63,31 @@ describe("an installed luahost", function()
 
     after_each(helper.cleanup)
 
-    it("has the plugin, the launcher, scripts, examples and stdlib in their places", function()
+    it("has the plugin, the launcher, scripts, examples, stdlib and the man page in their places", function()
         local found = sh_ok("find " .. helper.quote(prefix) .. " -name libluahost.so")
         assert.matches("^" .. prefix:gsub("%p", "%%%0") .. "/lib/[^\n]*luahost/libluahost%.so\n$", found)
         for _, file in ipairs({ "share/luahost/scripts/hotblocks.lua", "share/luahost/examples/syscount.lua",
-                                "share/luahost/stdlib/agg.lua" }) do
+                                "share/luahost/stdlib/agg.lua", "share/man/man1/luahost.1" }) do
             assert.is_truthy(helper.read(prefix .. "/" .. file), file .. " not installed")
         end
         sh_ok("test -x " .. helper.quote(prefix .. "/bin/luahost"))
+    end)
+
+    it("has a man page that is the launcher's manual", function()
+        local page = helper.read(prefix .. "/share/man/man1/luahost.1")
+        assert.matches('^%.TH LUAHOST 1 "" "luahost [%d.]+" "User Commands"\n%.SH NAME\n'
+            .. "luahost \\%- run a Lua analysis on a program emulated by QEMU\n", page)
+        for _, section in ipairs({ "SYNOPSIS", "DESCRIPTION", "OPTIONS", "QEMU", "ENVIRONMENT", "QUOTING",
+                                   "EXIT STATUS", "EXAMPLES", "FILES" }) do
+            assert.matches("\n%.SH " .. section .. "\n", page)
+        end
+        -- FILES names where this install put the scripts
+        assert.matches(prefix:gsub("%-", "\\-"):gsub("%p", "%%%0") .. "/share/luahost/scripts", page)
+        local status, text = helper.sh("command -v man >/dev/null && MANWIDTH=80 man -l "
+            .. helper.quote(prefix .. "/share/man/man1/luahost.1") .. " 2>/dev/null")
+        if status == 0 then
+            assert.matches("\nNAME\n +luahost %- run a Lua analysis", text)
+        end
     end)
 
     it("lists the installed scripts and examples", function()
