@@ -144,37 +144,6 @@ describe("cache.lua agrees with libcache.so", function()
     end)
 end)
 
--- Every address nm gives each defined symbol of a guest: names[name] =
--- { addr, ... } (a local name may be defined in several files).
-local function nm_names(guest_path)
-    local status, out, err = helper.sh(("%s --defined-only %s"):format(
-        helper.quote(os.getenv("GUEST_NM")), helper.quote(guest_path)))
-    assert(status == 0, "nm failed: " .. (err or ""))
-    local names = {}
-    for hex, name in out:gmatch("(%x+) %a (%S+)\n") do
-        names[name] = names[name] or {}
-        table.insert(names[name], tonumber(hex, 16))
-    end
-    return names
-end
-
--- luahost.describe's name of addr in a static guest (bias 0) is right:
--- SYMBOL[+0xN] with SYMBOL at addr - N by nm, or GUEST+0xN with N = addr.
-local function assert_location(names, guest_path, addr, location)
-    local name, offset = location:match("^(.-)%+0x(%x+)$")
-    name, offset = name or location, tonumber(offset or "0", 16)
-    if name == guest_path:match("[^/]*$") then
-        assert.are.equal(addr, offset, location)
-        return
-    end
-    for _, at in ipairs(names[name] or {}) do
-        if at + offset == addr then
-            return
-        end
-    end
-    error(("0x%x named %s, which nm does not place there"):format(addr, location), 2)
-end
-
 describe("cache.lua symbolize=on", function()
     after_each(helper.cleanup)
 
@@ -201,9 +170,9 @@ describe("cache.lua symbolize=on", function()
             assert.is_truthy(c.stats, "no C report: " .. r.log)
             assert.are.equal(3, #lua.lists)
             assert_same_reports(c, lua)
-            local names, n = nm_names(guest), 0
+            local names, n = helper.nm_names(guest), 0
             for addr, location in pairs(locations) do
-                assert_location(names, guest, addr, location)
+                helper.assert_location(names, guest, addr, location)
                 n = n + 1
             end
             assert.is_true(n >= 20, "named instructions")

@@ -71,37 +71,6 @@ end
 
 local syscall_names = assert(loadfile(helper.source_root .. "/stdlib/syscalls.lua"))()
 
--- Every address nm gives each defined symbol of a guest: names[name] =
--- { addr, ... } (a local name may be defined in several files).
-local function nm_names(guest_path)
-    local status, out, err = helper.sh(("%s --defined-only %s"):format(
-        helper.quote(os.getenv("GUEST_NM")), helper.quote(guest_path)))
-    assert(status == 0, "nm failed: " .. (err or ""))
-    local names = {}
-    for hex, name in out:gmatch("(%x+) %a (%S+)\n") do
-        names[name] = names[name] or {}
-        table.insert(names[name], tonumber(hex, 16))
-    end
-    return names
-end
-
--- luahost.describe's name of addr in a static guest (bias 0) is right:
--- SYMBOL[+0xN] with SYMBOL at addr - N by nm, or GUEST+0xN with N = addr.
-local function assert_location(names, guest_path, addr, location)
-    local name, offset = location:match("^(.-)%+0x(%x+)$")
-    name, offset = name or location, tonumber(offset or "0", 16)
-    if name == guest_path:match("[^/]*$") then
-        assert.are.equal(addr, offset, location)
-        return
-    end
-    for _, at in ipairs(names[name] or {}) do
-        if at + offset == addr then
-            return
-        end
-    end
-    error(("0x%x named %s, which nm does not place there"):format(addr, location), 2)
-end
-
 -- A file of about 300 KB for xz to compress: Debian's license texts.
 local function licenses()
     local path = helper.tmpname()
@@ -175,10 +144,10 @@ describe("examples", function()
             -- counted_loop.h: the loop branch runs n times, taken n - 1
             local r = run(arch, "branches.lua", { "format=csv", "limit=100000" }, "loop", { "500" })
             local guest = helper.guest("loop", arch)
-            local names, found = nm_names(guest), nil
+            local names, found = helper.nm_names(guest), nil
             for _, row in ipairs(csv_rows(r.report)) do
                 local pc = tonumber(row.pc:match("^0x(%x+)$"), 16)
-                assert_location(names, guest, pc, row.location)
+                helper.assert_location(names, guest, pc, row.location)
                 if row.location:match("^counted_loop%+") then
                     assert.is_nil(found, "one conditional branch in counted_loop")
                     found = row
@@ -322,10 +291,10 @@ describe("examples", function()
             end
         end
         local ours, guest = {}, helper.guest("loop", "x86_64")
-        local names = nm_names(guest)
+        local names = helper.nm_names(guest)
         for _, row in ipairs(csv_rows(helper.read(outfile))) do
             ours[#ours + 1] = row.pc
-            assert_location(names, guest, tonumber(row.pc:match("^0x(%x+)$"), 16), row.location)
+            helper.assert_location(names, guest, tonumber(row.pc:match("^0x(%x+)$"), 16), row.location)
         end
         assert.are.equal(30, #want)
         assert.are.same(want, ours)

@@ -40,37 +40,6 @@ local function parse_report(text)
     return { entries = entries, rows = rows, has_header = text:find("pc, tcount, icount, ecount\n", 1, true) ~= nil }
 end
 
--- Every address nm gives each defined symbol of a guest: names[name] =
--- { addr, ... } (a local name may be defined in several files).
-local function nm_names(guest_path)
-    local status, out, err = helper.sh(("%s --defined-only %s"):format(
-        helper.quote(os.getenv("GUEST_NM")), helper.quote(guest_path)))
-    assert(status == 0, "nm failed: " .. (err or ""))
-    local names = {}
-    for hex, name in out:gmatch("(%x+) %a (%S+)\n") do
-        names[name] = names[name] or {}
-        table.insert(names[name], tonumber(hex, 16))
-    end
-    return names
-end
-
--- luahost.describe's name of addr in a static guest (bias 0) is right:
--- SYMBOL[+0xN] with SYMBOL at addr - N by nm, or GUEST+0xN with N = addr.
-local function assert_location(names, guest_path, addr, location)
-    local name, offset = location:match("^(.-)%+0x(%x+)$")
-    name, offset = name or location, tonumber(offset or "0", 16)
-    if name == guest_path:match("[^/]*$") then
-        assert.are.equal(addr, offset, location)
-        return
-    end
-    for _, at in ipairs(names[name] or {}) do
-        if at + offset == addr then
-            return
-        end
-    end
-    error(("0x%x named %s, which nm does not place there"):format(addr, location), 2)
-end
-
 -- The rows of a report with symbolize=on: its rows (as parse_report's,
 -- keyed without the symbolic columns) and each row's location, module
 -- and offset (module and offset in csv and json only).
@@ -187,10 +156,10 @@ describe("hotblocks.lua symbolize=on", function()
                 local rows = parse_symbolized(format, r.report)
                 assert.are.equal(20, #rows)
                 assert_same_top_rows(c.rows, rows)
-                local names, head = nm_names(guest), helper.nm(guest, "hot_loop_head")
+                local names, head = helper.nm_names(guest), helper.nm(guest, "hot_loop_head")
                 local head_row
                 for _, row in ipairs(rows) do
-                    assert_location(names, guest, row.pc, row.location)
+                    helper.assert_location(names, guest, row.pc, row.location)
                     if format ~= "text" then
                         -- a static program: its module is the file, its bias 0
                         assert.are.equal("loop-" .. arch, row.module)

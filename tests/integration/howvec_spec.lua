@@ -239,20 +239,6 @@ describe("howvec.lua on x86_64", function()
     end)
 end)
 
--- Every address nm gives each defined symbol of a guest: names[name] =
--- { addr, ... } (a local name may be defined in several files).
-local function nm_names(guest_path)
-    local status, out, err = helper.sh(("%s --defined-only %s"):format(
-        helper.quote(os.getenv("GUEST_NM")), helper.quote(guest_path)))
-    assert(status == 0, "nm failed: " .. (err or ""))
-    local names = {}
-    for hex, name in out:gmatch("(%x+) %a (%S+)\n") do
-        names[name] = names[name] or {}
-        table.insert(names[name], tonumber(hex, 16))
-    end
-    return names
-end
-
 describe("howvec.lua symbolize=on", function()
     after_each(helper.cleanup)
 
@@ -277,7 +263,7 @@ describe("howvec.lua symbolize=on", function()
     -- there is the line's instruction: objdump shows its opcode (aarch64
     -- objdump prints each instruction as one 32-bit word).
     local function assert_locations(guest, rows)
-        local names = nm_names(guest)
+        local names = helper.nm_names(guest)
         for _, row in ipairs(rows) do
             local name, offset = row.location:match("^(.-)%+0x(%x+)$")
             name, offset = name or row.location, tonumber(offset or "0", 16)
