@@ -215,6 +215,10 @@ void lh_open_modules(lua_State *L, int raw, const qemu_info_t *info);
 bool lh_symbol_name(uint64_t addr, char *buf, size_t size);
 void lh_streams_stats(uint64_t *batches, uint64_t *events);
 
+/* interval.c: hooks every N seconds, on a thread of the host's own. */
+void lh_open_interval(lua_State *L, int raw);
+void lh_interval_start(void);
+
 /* hooks.c: hooks on QEMU's global events. */
 void lh_open_hooks(lua_State *L, int raw);
 void lh_hooks_start(void);

@@ -188,6 +188,7 @@ static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **arg
     }
     lua_setfield(L, raw, "argv");
     lh_open_hooks(L, raw);
+    lh_open_interval(L, raw);
     lh_open_tb(L, raw);
     lh_open_insn(L, raw);
     lh_open_scoreboard(L, raw);
@@ -273,6 +274,7 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
     lh.installing = false;
     if (ok) {
         lh_hooks_start();
+        lh_interval_start();
     }
     lh_leave(saved);
     /*

@@ -24,6 +24,18 @@ luahost.on_exit = hook("atexit", "luahost.on_exit")
 -- Report hooks run after every exit hook: printing what exit hooks filled
 -- (agg's maps print here), whatever the order of registration.
 luahost.on_report = hook("report", "luahost.on_report")
+
+-- luahost.on_interval(seconds, fn): fn() every seconds of wall-clock time
+-- while the guest runs (bpftrace's interval), off any vCPU.
+function luahost.on_interval(seconds, fn)
+    if type(seconds) ~= "number" then
+        error("luahost.on_interval expects a number of seconds, got " .. type(seconds), 2)
+    elseif not (seconds >= 0.01 and seconds <= 86400) then
+        error("bad argument #1 to 'on_interval' (interval must be 0.01 to 86400 seconds)", 2)
+    end
+    check_function(fn, "luahost.on_interval")
+    raw.on_interval(seconds, fn)
+end
 luahost.on_vcpu_init = hook("vcpu_init", "luahost.on_vcpu_init")
 luahost.on_vcpu_exit = hook("vcpu_exit", "luahost.on_vcpu_exit")
 luahost.on_vcpu_idle = hook("vcpu_idle", "luahost.on_vcpu_idle")

@@ -9,7 +9,7 @@ local LAYERS = {
     ["tb.c"] = 2, ["insn.c"] = 2, ["mem.c"] = 2, ["scoreboard.c"] = 2, ["stream.c"] = 2,
     ["registers.c"] = 2, ["guest.c"] = 2, ["clock.c"] = 2, ["disas.c"] = 2,
     ["modules.c"] = 2, ["symtab.c"] = 2, ["maps.c"] = 2, ["process.c"] = 2,
-    ["hooks.c"] = 3,
+    ["hooks.c"] = 3, ["interval.c"] = 3,
     ["lifecycle.c"] = 4,
     ["plugin.c"] = 5,
 }

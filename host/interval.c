@@ -1,0 +1,104 @@
+/*
+ * luahost: interval hooks, fn() every N seconds of wall-clock time while
+ * the guest runs (bpftrace's interval probe), for long runs that report
+ * as they go.
+ *
+ * One thread of the host's own sleeps until the next hook is due and
+ * calls it through the dispatcher, off any vCPU (no guest memory or
+ * registers), taking the Lua lock like every other hook: a hook runs
+ * between two callbacks, never during one. The thread stops when the exit
+ * hooks start; a forked child has none (threads do not survive fork).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "luahost.h"
+
+typedef struct LhInterval {
+    LhHook *hook;
+    gint64 period_us;
+    gint64 due_us;          /* monotonic */
+} LhInterval;
+
+static GMutex lock;
+static GCond changed;
+static GPtrArray *intervals;
+static GThread *thread;
+static bool stopping;
+
+static void *run_intervals(void *unused)
+{
+    g_mutex_lock(&lock);
+    while (!stopping) {
+        gint64 now = g_get_monotonic_time(), next = G_MAXINT64;
+        for (guint i = 0; i < intervals->len && !stopping; i++) {
+            LhInterval *in = g_ptr_array_index(intervals, i);
+            if (in->due_us <= now) {
+                in->due_us = now + in->period_us;
+                g_mutex_unlock(&lock);      /* never hold it while Lua runs */
+                lh_dispatch(in->hook, LH_NO_VCPU, NULL, NULL);
+                g_mutex_lock(&lock);
+            }
+            next = MIN(next, in->due_us);
+        }
+        if (!stopping) {
+            g_cond_wait_until(&changed, &lock, next);
+        }
+    }
+    g_mutex_unlock(&lock);
+    return NULL;
+}
+
+/* LH_AT_EXIT: no interval hook runs once the exit hooks start. */
+static void stop_intervals(int vcpu, const void *data)
+{
+    g_mutex_lock(&lock);
+    stopping = true;
+    g_cond_signal(&changed);
+    g_mutex_unlock(&lock);
+}
+
+/* raw.on_interval(seconds, fn): fn() every seconds (0.01 to 86400). */
+static int on_interval(lua_State *L)
+{
+    lua_Number seconds = luaL_checknumber(L, 1);
+    LhInterval *in;
+
+    luaL_argcheck(L, seconds >= 0.01 && seconds <= 86400, 1, "interval must be 0.01 to 86400 seconds");
+    in = g_new0(LhInterval, 1);
+    in->hook = lh_hook_new(L, 2, 0, "interval hook");
+    in->period_us = (gint64)(seconds * G_USEC_PER_SEC);
+    g_mutex_lock(&lock);
+    in->due_us = g_get_monotonic_time() + in->period_us;
+    g_ptr_array_add(intervals, in);
+    g_cond_signal(&changed);
+    g_mutex_unlock(&lock);
+    if (!lh.installing) {
+        lh_interval_start();
+    }
+    return 0;
+}
+
+/*
+ * Starts the thread once there is a hook and the script has loaded (a
+ * script that fails to load must have no hook called).
+ */
+void lh_interval_start(void)
+{
+    g_mutex_lock(&lock);
+    if (thread == NULL && !stopping && intervals->len > 0) {
+        thread = g_thread_new("luahost-interval", run_intervals, NULL);
+    }
+    g_mutex_unlock(&lock);
+}
+
+static const luaL_Reg interval_functions[] = {
+    { "on_interval", on_interval },
+    { NULL, NULL },
+};
+
+void lh_open_interval(lua_State *L, int raw)
+{
+    intervals = g_ptr_array_new();
+    lh_listen(LH_AT_EXIT, stop_intervals);
+    lh_set_functions(L, raw, interval_functions);
+}
