@@ -168,3 +168,33 @@ luahost.on_exit(function() luahost.printf("exit pid=%d\n", luahost.pid()) end)
         assert.are.equal(1, notices, stderr)
     end)
 end)
+
+describe("interval hooks", function()
+    after_each(helper.cleanup)
+
+    it("run every N seconds while the guest runs, and not after the exit hooks start", function()
+        local script = helper.lua_file([[
+local n = 0
+luahost.on_interval(0.1, function() n = n + 1; luahost.printf("tick %d\n", n) end)
+luahost.on_exit(function() luahost.printf("ticks %d\n", n) end)
+]])
+        local status, _, stderr = helper.sh(("timeout 1.5 %s -plugin %s -d plugin %s wait"):format(
+            helper.quote(helper.qemu_build() .. "/qemu-x86_64"), helper.quote(helper.luahost_plugin(script)),
+            helper.quote(helper.guest("ends", "x86_64"))))
+        assert.are.equal(124, status, stderr)
+        local ticks = tonumber(stderr:match("ticks (%d+)\n"))
+        assert.is_truthy(ticks, stderr)
+        -- about 14 in 1.5 s; a loaded machine may run fewer, never none
+        assert.is_true(ticks >= 2, stderr)
+        local _, printed = stderr:gsub("tick %d+\n", "")
+        assert.are.equal(ticks, printed, "each tick printed once, none after the exit hooks: " .. stderr)
+        assert.is_truthy(stderr:find(("tick %d\nticks %d\n"):format(ticks, ticks), 1, true), stderr)
+    end)
+
+    it("refuse a period out of range, naming the line", function()
+        local r = helper.run_lua("x86_64", "luahost.on_interval(0, function() end)", helper.guest("ends", "x86_64"),
+            { guest_args = { "none" }, status = false })
+        assert.are_not.equal(0, r.status)
+        assert.matches(":1: bad argument #1 to 'on_interval' %(interval must be 0.01 to 86400 seconds%)", r.stderr)
+    end)
+end)
