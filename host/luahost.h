@@ -121,6 +121,12 @@ void lh_listen(LhMoment moment, LhListener fn);
 bool lh_listening(LhMoment moment);
 void lh_notify(LhMoment moment, int vcpu, const void *data);
 
+/* runtime.c: the Linux syscalls the host follows; NULL for a target it does not know. */
+typedef struct LhSyscalls {
+    int mmap, munmap, mremap, mprotect, clone, fork, vfork, clone3, execve, execveat;
+} LhSyscalls;
+const LhSyscalls *lh_syscalls(const char *target);
+
 typedef struct LhSyscallEvent {
     int64_t num;
     const uint64_t *args;   /* its 8 arguments */

@@ -78,7 +78,7 @@ static uint64_t guest_base;
 enum { DIRTY_NEW = 1, DIRTY_GONE = 2 };
 static int dirty = DIRTY_NEW;
 static GPtrArray *module_hooks;     /* luahost.on_module functions */
-static int syscall_mmap = -1, syscall_munmap = -1, syscall_mremap = -1, syscall_mprotect = -1;
+static const LhSyscalls *sys;      /* the target's numbers of mmap and its kin */
 
 static void module_free(LhModule *m)
 {
@@ -383,10 +383,10 @@ static void watch_syscall(int vcpu, const void *data)
     if (!ev->returned) {
         const uint64_t *a = ev->args;
         int kind = 0;
-        if ((ev->num == syscall_mmap && (int64_t)a[4] >= 0 && (a[3] & MAP_ANONYMOUS) == 0) ||
-            (ev->num == syscall_mprotect && (a[2] & PROT_EXEC) != 0)) {
+        if ((ev->num == sys->mmap && (int64_t)a[4] >= 0 && (a[3] & MAP_ANONYMOUS) == 0) ||
+            (ev->num == sys->mprotect && (a[2] & PROT_EXEC) != 0)) {
             kind = DIRTY_NEW;
-        } else if ((ev->num == syscall_munmap || ev->num == syscall_mremap) && touches_module(a[0], a[1])) {
+        } else if ((ev->num == sys->munmap || ev->num == sys->mremap) && touches_module(a[0], a[1])) {
             kind = DIRTY_GONE | DIRTY_NEW;
         }
         if (kind != 0) {
@@ -405,17 +405,6 @@ static void watch_syscall(int vcpu, const void *data)
         if (module_hooks->len > 0) {
             bring_up_to_date(true);
         }
-    }
-}
-
-/* The syscall numbers of the guest's mmap family (Linux, per target). */
-static void set_syscall_numbers(const char *target)
-{
-    if (g_strcmp0(target, "x86_64") == 0) {
-        syscall_mmap = 9, syscall_mprotect = 10, syscall_munmap = 11, syscall_mremap = 25;
-    } else if (g_strcmp0(target, "aarch64") == 0 || g_strcmp0(target, "riscv64") == 0 ||
-               g_strcmp0(target, "loongarch64") == 0) {
-        syscall_munmap = 215, syscall_mremap = 216, syscall_mmap = 222, syscall_mprotect = 226;
     }
 }
 
@@ -673,9 +662,9 @@ void lh_open_modules(lua_State *L, int raw, const qemu_info_t *info)
     pending_refresh = g_hash_table_new(NULL, NULL);
     user_mode = !info->system_emulation;
     if (user_mode) {
-        set_syscall_numbers(info->target_name);
+        sys = lh_syscalls(info->target_name);
         lh_listen(LH_AT_TRANSLATE, watch_translation);
-        if (syscall_mmap >= 0) {
+        if (sys != NULL) {
             lh_listen(LH_AT_SYSCALL, watch_syscall);
             lh_listen(LH_AT_SYSCALL_RETURN, watch_syscall);
         }

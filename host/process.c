@@ -56,9 +56,7 @@ static void take_over_signals(int vcpu, const void *data)
     g_once_init_leave(&done, 1);
 }
 
-/* The syscalls that make a process or replace its program, per target. */
-static int syscall_clone = -1, syscall_fork = -1, syscall_vfork = -1, syscall_clone3 = -1,
-           syscall_execve = -1, syscall_execveat = -1;
+static const LhSyscalls *sys;      /* the target's numbers of clone, exec and kin */
 
 enum { LH_CLONE_VM = 0x100 };
 
@@ -74,10 +72,10 @@ static void watch_process(int vcpu, const void *data)
     const LhSyscallEvent *ev = data;
     static gsize exec_told;
 
-    if ((ev->num == syscall_clone && (ev->args[0] & LH_CLONE_VM) == 0) || ev->num == syscall_fork ||
-        ev->num == syscall_vfork || ev->num == syscall_clone3) {
+    if ((ev->num == sys->clone && (ev->args[0] & LH_CLONE_VM) == 0) || ev->num == sys->fork ||
+        ev->num == sys->vfork || ev->num == sys->clone3) {
         fflush(NULL);
-    } else if ((ev->num == syscall_execve || ev->num == syscall_execveat) &&
+    } else if ((ev->num == sys->execve || ev->num == sys->execveat) &&
                g_once_init_enter(&exec_told)) {
         lh_report("warning: process %d execs another program, which runs without luahost; "
                   "this process's exit hooks will not run", (int)getpid());
@@ -86,22 +84,12 @@ static void watch_process(int vcpu, const void *data)
     }
 }
 
-static void set_syscall_numbers(const char *target)
-{
-    if (g_strcmp0(target, "x86_64") == 0) {
-        syscall_clone = 56, syscall_fork = 57, syscall_vfork = 58, syscall_execve = 59;
-        syscall_execveat = 322, syscall_clone3 = 435;
-    } else if (g_strcmp0(target, "aarch64") == 0 || g_strcmp0(target, "riscv64") == 0) {
-        syscall_clone = 220, syscall_execve = 221, syscall_execveat = 281, syscall_clone3 = 435;
-    }
-}
-
 void lh_open_process(const qemu_info_t *info)
 {
     if (!info->system_emulation) {
         lh_listen(LH_AT_TRANSLATE, take_over_signals);
-        set_syscall_numbers(info->target_name);
-        if (syscall_clone >= 0) {
+        sys = lh_syscalls(info->target_name);
+        if (sys != NULL) {
             lh_listen(LH_AT_SYSCALL, watch_process);
         }
     }

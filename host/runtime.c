@@ -125,6 +125,32 @@ void lh_stop(int status)
 }
 
 /*
+ * The Linux syscalls the host follows (modules.c, process.c), by their
+ * numbers on the guest's target: x86_64's own, and the generic table
+ * of aarch64, riscv64 and loongarch64. -1: the target has no such call.
+ */
+static const LhSyscalls x86_64_syscalls = {
+    .mmap = 9, .mprotect = 10, .munmap = 11, .mremap = 25,
+    .clone = 56, .fork = 57, .vfork = 58, .execve = 59, .execveat = 322, .clone3 = 435,
+};
+static const LhSyscalls generic_syscalls = {
+    .munmap = 215, .mremap = 216, .clone = 220, .execve = 221, .mmap = 222, .mprotect = 226,
+    .execveat = 281, .clone3 = 435, .fork = -1, .vfork = -1,
+};
+
+const LhSyscalls *lh_syscalls(const char *target)
+{
+    if (g_strcmp0(target, "x86_64") == 0) {
+        return &x86_64_syscalls;
+    }
+    if (g_strcmp0(target, "aarch64") == 0 || g_strcmp0(target, "riscv64") == 0 ||
+        g_strcmp0(target, "loongarch64") == 0) {
+        return &generic_syscalls;
+    }
+    return NULL;
+}
+
+/*
  * Listeners: a file below the global events (a stream, say) that must act
  * when a vCPU or the process exits registers here, and the events layer
  * notifies, so that no lower file calls a higher one.
