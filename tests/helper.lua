@@ -107,18 +107,7 @@ end
 -- Runs qemu-ARCH on a guest with the given -plugin arguments. Returns a
 -- table: status, stdout, stderr, log (the -d plugin log).
 function helper.qemu(arch, plugins, guest_path, guest_args)
-    local log = helper.tmpname()
-    local cmd = { helper.quote(helper.qemu_build() .. "/qemu-" .. arch) }
-    for _, p in ipairs(plugins) do
-        cmd[#cmd + 1] = "-plugin " .. helper.quote(p)
-    end
-    cmd[#cmd + 1] = "-d plugin -D " .. helper.quote(log)
-    cmd[#cmd + 1] = helper.quote(guest_path)
-    for _, a in ipairs(guest_args or {}) do
-        cmd[#cmd + 1] = helper.quote(a)
-    end
-    local status, stdout, stderr = helper.sh(table.concat(cmd, " "))
-    return { status = status, stdout = stdout, stderr = stderr, log = helper.read(log) or "" }
+    return helper.qemu_with(arch, {}, plugins, guest_path, guest_args)
 end
 
 -- The machine the system guests are written for: the virt board with two
@@ -174,8 +163,9 @@ end
 
 -- Runs the luahost script at path on a guest, with other plugins in the
 -- same run. opts: args (script arguments), guest_args, plugins (run
--- before ours), status (expected, default 0; false: any). Returns what
--- helper.qemu returns plus report (the outfile).
+-- before ours), qemu_args (QEMU options before the plugins), status
+-- (expected, default 0; false: any). Returns what helper.qemu returns
+-- plus report (the outfile).
 function helper.run_file(arch, path, guest, opts)
     opts = opts or {}
     local outfile = helper.tmpname()
@@ -188,7 +178,7 @@ function helper.run_file(arch, path, guest, opts)
         all[#all + 1] = a
     end
     plugins[#plugins + 1] = helper.luahost_plugin(path, all)
-    local r = helper.qemu(arch, plugins, guest, opts.guest_args)
+    local r = helper.qemu_with(arch, opts.qemu_args or {}, plugins, guest, opts.guest_args)
     r.report = helper.read(outfile) or ""
     if opts.status ~= false then
         assert(r.status == (opts.status or 0),
@@ -315,20 +305,11 @@ end
 -- helper.run_file for a dynamically linked guest: QEMU gets
 -- helper.dynamic_qemu_args[arch]. opts as there.
 function helper.run_dynamic_file(arch, path, guest, opts)
-    opts = opts or {}
-    local outfile = helper.tmpname()
-    local all = { "outfile=" .. outfile }
-    for _, a in ipairs(opts.args or {}) do
-        all[#all + 1] = a
+    local with_args = { qemu_args = helper.dynamic_qemu_args[arch] }
+    for k, v in pairs(opts or {}) do
+        with_args[k] = v
     end
-    local r = helper.qemu_with(arch, helper.dynamic_qemu_args[arch],
-        { helper.luahost_plugin(path, all) }, guest, opts.guest_args)
-    r.report = helper.read(outfile) or ""
-    if opts.status ~= false then
-        assert(r.status == (opts.status or 0),
-            ("qemu exited with %d\n%s"):format(r.status, r.stderr))
-    end
-    return r
+    return helper.run_file(arch, path, guest, with_args)
 end
 
 -- The same with Lua source instead of a file.
@@ -416,6 +397,15 @@ function helper.assert_location(names, guest_path, addr, location)
         end
     end
     error(("0x%x named %s, which nm does not place there"):format(addr, location), 2)
+end
+
+-- The NAME=VALUE fields of a report line, as a table of strings.
+function helper.fields(line)
+    local t = {}
+    for k, v in line:gmatch("([%w_]+)=(%S+)") do
+        t[k] = v
+    end
+    return t
 end
 
 return helper

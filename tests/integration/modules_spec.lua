@@ -10,16 +10,8 @@ local function hex(v)
     return v ~= nil and v ~= "-" and tonumber(v, 16) or nil
 end
 
-local function fields(line)
-    local t = {}
-    for k, v in line:gmatch("([%w_]+)=(%S+)") do
-        t[k] = v
-    end
-    return t
-end
-
 local function module_of(line)
-    local f = fields(line)
+    local f = helper.fields(line)
     return { name = f.name, path = f.path, base = hex(f.base), limit = hex(f.limit), bias = hex(f.bias),
         id = tonumber(f.id), at_base = tonumber(f.at_base), at_last = tonumber(f.at_last), at_limit = f.at_limit }
 end
@@ -195,7 +187,7 @@ describe("modules of a dynamically linked PIE program", function()
         it("are known from the first translated block on (" .. arch .. ")", function()
             local r = helper.run_dynamic_lua(arch, LIST, prog_path, { guest_args = { "3" } })
             local interp = expected_modules(arch, prog_path)[2]
-            local first = fields(r.report:match("first ([^\n]*)"))
+            local first = helper.fields(r.report:match("first ([^\n]*)"))
             assert.are.equal(interp, first["in"], "the first block is the loader's")
             local mods = by_name(parse_list(r.report, "first_module"))
             for _, name in ipairs({ prog, interp, "[vdso]" }) do
@@ -203,7 +195,7 @@ describe("modules of a dynamically linked PIE program", function()
             end
             -- libc comes later, as the loader maps it.
             assert.is_nil(mods["libc.so.6"])
-            local last = fields(r.report:match("last ([^\n]*)"))
+            local last = helper.fields(r.report:match("last ([^\n]*)"))
             assert.is_true(tonumber(last.generation) > tonumber(first.generation), "generation moved")
         end)
     end
@@ -385,7 +377,7 @@ describe("modules opened with dlopen", function()
                 -- inside one (nm's address and size) by its name.
                 local named = {}
                 for line in r.report:gmatch("insn ([^\n]*)") do
-                    local f = fields(line)
+                    local f = helper.fields(line)
                     if tonumber(f.id) == e.id then
                         local offset = hex(f.pc) - hex(f.bias)
                         for name, s in pairs(funcs) do
@@ -419,7 +411,7 @@ describe("modules opened with dlopen", function()
             end
             local names = {}
             for line in r.report:gmatch("insn ([^\n]*)") do
-                local f = fields(line)
+                local f = helper.fields(line)
                 if hex(f.pc) == first then
                     names[#names + 1] = f.module .. " " .. f.symbol
                 end
@@ -470,7 +462,7 @@ describe("modules in a forked child", function()
             assert.are.equal(child, parent_child)
             local reports = {}
             for line in r.report:gmatch("process ([^\n]*)") do
-                local f = fields(line)
+                local f = helper.fields(line)
                 local names = {}
                 for name in f.symbols:gmatch("[^,]+") do
                     names[name] = true

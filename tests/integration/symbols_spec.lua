@@ -70,14 +70,6 @@ luahost.on_exit(function()
 end)
 ]]
 
-local function parse_fields(line)
-    local t = {}
-    for k, v in line:gmatch("([%w_]+)=(%S+)") do
-        t[k] = v
-    end
-    return t
-end
-
 local function hex(v)
     return v ~= nil and v ~= "-" and tonumber(v, 16) or nil
 end
@@ -86,7 +78,7 @@ end
 local function parse_report(report)
     local r = { modules = {}, insns = {}, resolved = {} }
     for kind, rest in report:gmatch("(%a+) ([^\n]*)") do
-        local f = parse_fields(rest)
+        local f = helper.fields(rest)
         if kind == "module" then
             r.modules[f.name] = { name = f.name, path = f.path, base = hex(f.base), limit = hex(f.limit),
                 bias = hex(f.bias) }
@@ -200,6 +192,21 @@ local function our_modules(arch, r)
     return mods
 end
 
+-- Each function's calls, as executions of its first instruction, are the
+-- calls the guest counted itself.
+local function assert_calls_as_guest(r, mods)
+    local calls, counted = guest_calls(r.stdout), {}
+    for _, insn in ipairs(r.parsed.insns) do
+        local f = mods[insn.module].funcs.holding(insn.offset)
+        if f and f.addr == insn.offset then
+            counted[f.name] = (counted[f.name] or 0) + insn.count
+        end
+    end
+    for name, n in pairs(calls) do
+        assert.are.equal(n, counted[name], name)
+    end
+end
+
 describe("symbolize, insn:symbol and describe agree with nm and addr2line", function()
     after_each(helper.cleanup)
 
@@ -271,17 +278,7 @@ describe("symbolize, insn:symbol and describe agree with nm and addr2line", func
         it("count the calls the guest counted, at each function's first instruction (" .. arch .. ")", function()
             local r = run(arch, helper.modules_guest(prog), { "37" })
             local mods = our_modules(arch, r)
-            local calls = guest_calls(r.stdout)
-            local counted = {}
-            for _, insn in ipairs(r.parsed.insns) do
-                local f = mods[insn.module].funcs.holding(insn.offset)
-                if f and f.addr == insn.offset then
-                    counted[f.name] = (counted[f.name] or 0) + insn.count
-                end
-            end
-            for name, n in pairs(calls) do
-                assert.are.equal(n, counted[name], name)
-            end
+            assert_calls_as_guest(r, mods)
         end)
 
         it("name a shared library's functions with insn:symbol() (" .. arch .. ")", function()
@@ -355,16 +352,7 @@ describe("symbolize, insn:symbol and describe agree with nm and addr2line", func
             assert.is_true(unnamed.work, "work ran unnamed")
             assert.is_true(exported.lib_apply, "lib_apply ran named")
             -- And the counts are those of the unstripped run.
-            local calls, counted = guest_calls(r.stdout), {}
-            for _, insn in ipairs(r.parsed.insns) do
-                local f = mods[insn.module].funcs.holding(insn.offset)
-                if f and f.addr == insn.offset then
-                    counted[f.name] = (counted[f.name] or 0) + insn.count
-                end
-            end
-            for name, n in pairs(calls) do
-                assert.are.equal(n, counted[name], name)
-            end
+            assert_calls_as_guest(r, mods)
         end)
     end
 end)
@@ -515,7 +503,7 @@ describe("on Debian's xz", function()
         -- Naming: each listed instruction inside an exported function.
         local by_path, checked = {}, {}
         for line in r.report:gmatch("insn ([^\n]*)") do
-            local f = parse_fields(line)
+            local f = helper.fields(line)
             by_path[f.path] = by_path[f.path] or { module = f.module, insns = {} }
             table.insert(by_path[f.path].insns, f)
         end
