@@ -17,12 +17,14 @@ max_line_length = 120
 std = "lua54"
 
 -- The plugin's Lua: only what both Lua 5.4 and LuaJIT 2.1 have ("min" is
--- the intersection of all Lua versions), plus Debian's LuaJIT's table.move
--- and `jit`, read only to tell the two apart (nil under Lua 5.4).
+-- the intersection of all Lua versions), plus Debian's LuaJIT's table.move,
+-- package.searchpath (both have it) and `jit`, read only to tell the two
+-- apart (nil under Lua 5.4).
 stds.portable = {
     read_globals = {
         jit = { other_fields = true },
         table = { fields = { move = {} } },
+        package = { fields = { searchpath = {} } },
     },
 }
 

@@ -255,6 +255,9 @@ static void on_discon(qemu_plugin_id_t id, unsigned int vcpu_index,
  */
 static void on_atexit(qemu_plugin_id_t id, void *udata)
 {
+    if (lh.refused) {
+        return;     /* a later -plugin of this plugin was refused: nothing ran */
+    }
     lh_notify(LH_AT_EXIT, LH_NO_VCPU, NULL);
     call_hooks(EV_ATEXIT, LH_NO_VCPU, NULL, NULL);
     call_hooks(EV_REPORT, LH_NO_VCPU, NULL, NULL);

@@ -88,6 +88,7 @@ typedef struct LhRuntime {
     LhContext ctx;          /* of the innermost running callback */
     bool installing;        /* the script's main chunk is running */
     bool uninstalled;       /* after luahost.uninstall completed */
+    bool refused;           /* QEMU refused a -plugin of this plugin: it exits */
     bool system_emulation;
     bool stats;             /* stats=on: report costs at exit */
 } LhRuntime;

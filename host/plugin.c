@@ -10,8 +10,10 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "luahost.h"
@@ -76,6 +78,37 @@ static int set_u64_converters(lua_State *L)
     lua_pushvalue(L, 2);
     lh_u64_parts_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
+}
+
+/*
+ * raw.file_kind(path): "file", "directory", "fifo", "socket", "device"
+ * or "other", or nil and why. Boot asks before opening a script: opening
+ * a FIFO would block until something writes to it.
+ */
+static int file_kind(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    if (S_ISREG(st.st_mode)) {
+        lua_pushliteral(L, "file");
+    } else if (S_ISDIR(st.st_mode)) {
+        lua_pushliteral(L, "directory");
+    } else if (S_ISFIFO(st.st_mode)) {
+        lua_pushliteral(L, "fifo");
+    } else if (S_ISSOCK(st.st_mode)) {
+        lua_pushliteral(L, "socket");
+    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+        lua_pushliteral(L, "device");
+    } else {
+        lua_pushliteral(L, "other");
+    }
+    return 1;
 }
 
 /* raw.getpid(): the process's id, which changes in a forked child. */
@@ -169,6 +202,7 @@ static const luaL_Reg raw_functions[] = {
     { "set_u64_converters", set_u64_converters },
     { "num_vcpus", num_vcpus },
     { "getpid", get_pid },
+    { "file_kind", file_kind },
     { NULL, NULL },
 };
 
@@ -204,18 +238,22 @@ static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **arg
 }
 
 /*
- * Runs boot(raw): it returns true, or nil and a message for the user's
- * mistakes (missing script, syntax error, bad argument); a runtime error
- * while the script loads comes with its traceback.
+ * The function that loads the scripts of one -plugin: boot returns it
+ * after loading the first plugin's, and a later -plugin of this same
+ * plugin (QEMU dlopens the library once and installs it again) runs it
+ * with its arguments. Its scripts share the Lua state, the lock and the
+ * QEMU callbacks of the first install.
  */
-static bool boot(lua_State *L, const qemu_info_t *info, int argc, char **argv)
+static int start_scripts_ref = LUA_NOREF;
+
+/*
+ * Calls the boot chunk's result or start_scripts with what is on the
+ * stack: they return true, or nil and a message for the user's mistakes
+ * (missing script, syntax error, bad argument); a runtime error while a
+ * script loads comes with its traceback.
+ */
+static bool started(lua_State *L)
 {
-    lua_pushcfunction(L, load_embedded);
-    lua_pushliteral(L, "boot");
-    if (!lh_pcall(L, 1, 1, "the embedded runtime")) {
-        return false;
-    }
-    push_raw(L, info, argc, argv);
     if (!lh_pcall(L, 1, 2, "the embedded runtime")) {
         return false;
     }
@@ -224,8 +262,35 @@ static bool boot(lua_State *L, const qemu_info_t *info, int argc, char **argv)
         lua_pop(L, 2);
         return false;
     }
-    lua_pop(L, 2);
+    if (lua_isfunction(L, -1)) {
+        start_scripts_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     return true;
+}
+
+static bool boot(lua_State *L, const qemu_info_t *info, int argc, char **argv)
+{
+    lua_pushcfunction(L, load_embedded);
+    lua_pushliteral(L, "boot");
+    if (!lh_pcall(L, 1, 1, "the embedded runtime")) {
+        return false;
+    }
+    push_raw(L, info, argc, argv);
+    return started(L);
+}
+
+static bool start_more(lua_State *L, int argc, char **argv)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, start_scripts_ref);
+    lua_createtable(L, argc, 0);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return started(L);
 }
 
 /*
@@ -246,11 +311,37 @@ static void export_lua_symbols(void)
     }
 }
 
-QEMU_PLUGIN_EXPORT
-int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv)
+/*
+ * Loads the scripts of install; true if all loaded. A plugin that QEMU
+ * refuses leaves nothing behind to run: its registrations wait for a
+ * successful load (hooks.c), and after a later -plugin is refused, QEMU
+ * exits without running the guest and the host's exit work is skipped.
+ */
+static bool load_scripts(bool first, const qemu_info_t *info, int argc, char **argv)
 {
     bool ok;
 
+    LhScope saved = lh_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "the main chunk");
+    lh.installing = true;
+    ok = first ? boot(lh.L, info, argc, argv) : start_more(lh.L, argc, argv);
+    lh.installing = false;
+    if (ok) {
+        lh_hooks_start();
+        lh_interval_start();
+    } else {
+        lh.refused = true;
+    }
+    lh_leave(saved);
+    return ok;
+}
+
+QEMU_PLUGIN_EXPORT
+int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv)
+{
+    if (lh.L != NULL) {
+        /* this plugin again (another -plugin naming it): more scripts */
+        return !lh.refused && load_scripts(false, info, argc, argv) ? 0 : -1;
+    }
     g_rec_mutex_init(&lh.lock);
     lh_open_report_stream();
     lh_open_process(info);
@@ -267,20 +358,10 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
         return -1;
     }
     luaL_openlibs(lh.L);
-
-    LhScope saved = lh_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "the main chunk");
-    lh.installing = true;
-    ok = boot(lh.L, info, argc, argv);
-    lh.installing = false;
-    if (ok) {
-        lh_hooks_start();
-        lh_interval_start();
-    }
-    lh_leave(saved);
     /*
      * On failure the state is left for the process to reclaim: QEMU
      * exits, and callbacks the script registered before failing may
      * still point into it.
      */
-    return ok ? 0 : -1;
+    return load_scripts(true, info, argc, argv) ? 0 : -1;
 }

@@ -1,32 +1,33 @@
 -- boot: run by the host at install time with the private raw table.
--- It builds the public API, takes the host's own arguments (script=,
--- on_error=, outfile=, stats=, e=, symbols=), sets the module path and
--- loads the script. It returns true,
--- or nil and one message for the user's mistakes; the host then makes
--- QEMU refuse the plugin.
+-- It takes the host's own arguments (script=, e=, outfile=, on_error=,
+-- stats=, symbols=) and loads each script given, with a public API, an
+-- environment and a module path of its own (lua/sandbox.lua). It returns
+-- true and the function that loads the scripts of a later -plugin of
+-- this same plugin, or nil and one message for the user's mistakes; the
+-- host then makes QEMU refuse the plugin.
+--
+-- Several scripts share a run: script= (or e=) starts a script, and the
+-- arguments after it, outfile= included, are that script's. With one
+-- script, its arguments may come anywhere. Host arguments of the run
+-- (on_error=, stats=, symbols=) may come anywhere, once each.
 local raw = ...
 
--- e=: Lua source given in the plugin argument itself (one-liners).
-local HOST_ARGS = { script = true, on_error = true, outfile = true, stats = true, e = true,
-    symbols = true }
--- Host arguments that may be given several times, as lists.
+-- Host arguments of the whole run, given at most once; of HOST_LISTS,
+-- as often as needed.
+local HOST_RUN = { on_error = true, stats = true }
 local HOST_LISTS = { symbols = true }
 
 local compat = raw.load_embedded("compat")(raw)
 local args = raw.load_embedded("args")(compat)
-local luahost = raw.load_embedded("luahost")(raw, args, compat)
+local sandbox = raw.load_embedded("sandbox")()
 
 local function dirname(path)
     return path:match("^(.*)/[^/]*$") or "."
 end
 
-local function is_file(path)
-    local f = io.open(path, "r")
-    if f then
-        f:close()
-        return true
-    end
-    return false
+-- Whether path names something (stat, not open: opening a FIFO blocks).
+local function exists(path)
+    return raw.file_kind(path) ~= nil
 end
 
 -- Where the Lua files are: next to the sources for a plugin run from its
@@ -43,21 +44,21 @@ end
 -- A name with a slash is a path; a bare name is looked up in the current
 -- directory, then among the shipped scripts, then the shipped examples.
 local function find_script(name, dirs)
-    if name:find("/", 1, true) or is_file(name) then
+    if name:find("/", 1, true) or exists(name) then
         return name
     end
     for _, dir in ipairs({ dirs.scripts, dirs.examples }) do
         local shipped = dir .. "/" .. name
-        if is_file(shipped) then
+        if exists(shipped) then
             return shipped
         end
     end
     return name
 end
 
--- Explicit search paths, no relative entries (a script must not pick up
--- a stray module from wherever QEMU was started).
-local function set_module_path(script_dir, dirs)
+-- A script's module path and cpath: explicit, no relative entries (a
+-- script must not pick up a stray module from wherever QEMU was started).
+local function module_paths(script_dir, dirs)
     local function absolute_only(path)
         local kept = {}
         for entry in path:gmatch("[^;]+") do
@@ -67,33 +68,98 @@ local function set_module_path(script_dir, dirs)
         end
         return table.concat(kept, ";")
     end
-    package.path = table.concat({
+    local path = table.concat({
         script_dir .. "/?.lua",
         dirs.stdlib .. "/?.lua",
         dirs.stdlib .. "/?/init.lua",
         dirs.scripts .. "/?.lua",
         absolute_only(package.path),
     }, ";")
-    package.cpath = table.concat({ script_dir .. "/?.so", absolute_only(package.cpath) }, ";")
+    return path, table.concat({ script_dir .. "/?.so", absolute_only(package.cpath) }, ";")
 end
 
-local function split_host_args(argv)
-    local host, rest = {}, {}
+-- How a script is named in messages.
+local function script_name(spec)
+    return spec.script and ("script=" .. spec.script) or "e="
+end
+
+-- The host arguments of the run so far (a later -plugin adds to them).
+local run = { symbols = {} }
+
+-- Splits one -plugin's arguments into the run's and each script's:
+-- { script = NAME | e = CODE, argv = {...}, outfile = FILE }.
+local function split_args(argv)
+    local scripts, before, new_symbols = {}, {}, {}
+    local current
     for _, arg in ipairs(argv) do
         local key, value = arg:match("^([^=]*)=(.*)$")
-        if key and HOST_LISTS[key] then
-            host[key] = host[key] or {}
-            table.insert(host[key], value)
-        elseif key and HOST_ARGS[key] then
-            if host[key] then
+        if key == "script" or key == "e" then
+            current = { [key] = value, argv = {} }
+            scripts[#scripts + 1] = current
+        elseif key == "outfile" then
+            local owner = current or run
+            if owner.outfile then
+                return nil, current and ("outfile= given twice for " .. script_name(current))
+                    or "outfile= given twice"
+            end
+            owner.outfile = value
+        elseif key and HOST_LISTS[key] then
+            table.insert(new_symbols, value)
+        elseif key and HOST_RUN[key] then
+            if run[key] then
                 return nil, ("%s= given twice"):format(key)
             end
-            host[key] = value
+            run[key] = value
+        elseif current then
+            table.insert(current.argv, arg)
         else
-            rest[#rest + 1] = arg
+            before[#before + 1] = arg
         end
     end
-    return host, rest
+    if #scripts == 0 then
+        return nil, "no script given: use -plugin libluahost.so,script=FILE.lua[,name=value...]"
+    elseif #scripts == 1 then
+        table.move(scripts[1].argv, 1, #scripts[1].argv, #before + 1, before)
+        scripts[1].argv = before
+    elseif #before > 0 then
+        return nil, ("%s comes before the first script=: with several scripts, each script's "
+            .. "arguments follow its script= (or e=)"):format(before[1])
+    end
+    return scripts, new_symbols
+end
+
+-- outfile=FILE: one writer per FILE, shared by the scripts that name it.
+-- Opened now, so a bad path is refused at load time; flushed by the host
+-- at exit (it always registers its exit work), before any stop and before
+-- the guest forks. With %p (as Valgrind's --log-file) each process writes
+-- a file of its own, named by its id (%% is a %); without, a forked child
+-- writes to the same file.
+local writers = {}
+
+local function outfile_name(pattern, pid)
+    return (pattern:gsub("%%([%%p])", function(c) return c == "p" and tostring(pid) or "%" end))
+end
+
+local function outfile_writer(pattern)
+    if writers[pattern] then
+        return writers[pattern]
+    end
+    local pid = raw.getpid()
+    local f, err = io.open(outfile_name(pattern, pid), "w")
+    if not f then
+        return nil, "cannot open outfile " .. err
+    end
+    f:setvbuf("full")
+    local per_process = pattern:find("%%p") ~= nil
+    writers[pattern] = function(text)
+        if per_process and raw.getpid() ~= pid then
+            pid = raw.getpid()
+            f = assert(io.open(outfile_name(pattern, pid), "w"))    -- the parent's stays open in it
+            f:setvbuf("full")
+        end
+        f:write(text)
+    end
+    return writers[pattern]
 end
 
 -- The script's own traceback, without the frames of this file.
@@ -112,73 +178,78 @@ local function script_traceback(err)
     return table.concat(lines, "\n")
 end
 
-local host, script_argv = split_host_args(raw.argv)
-if not host then
-    return nil, script_argv
-end
-if host.e and host.script then
-    return nil, "script= and e= given: use one of them"
-end
-if not host.e and (not host.script or host.script == "") then
-    return nil, "no script given: use -plugin libluahost.so,script=FILE.lua[,name=value...]"
-end
-if host.on_error then
-    if host.on_error ~= "abort" and host.on_error ~= "disable" then
-        return nil, ("on_error=%s: expected on_error=abort or on_error=disable"):format(host.on_error)
-    end
-    raw.set_error_policy(host.on_error)
-end
 
-if host.stats then
-    if host.stats ~= "on" and host.stats ~= "off" then
-        return nil, ("stats=%s: expected stats=on or stats=off"):format(host.stats)
-    end
-end
+-- Checks the run's host arguments, once each however many -plugin give them.
+local checked = {}
 
-if host.outfile then
-    local ok, err = luahost._set_outfile(host.outfile)
-    if not ok then
-        return nil, err
+local function take_run_args(new_symbols)
+    if run.on_error and not checked.on_error then
+        if run.on_error ~= "abort" and run.on_error ~= "disable" then
+            return nil, ("on_error=%s: expected on_error=abort or on_error=disable"):format(run.on_error)
+        end
+        raw.set_error_policy(run.on_error)
+        checked.on_error = true
     end
-end
-luahost._set_outfile = nil
-
--- symbols=FILE[@BIAS]: an ELF file or a System.map whose addresses, plus
--- BIAS, name the guest's code (a kernel, a bare-metal program).
-for _, spec in ipairs(host.symbols or {}) do
-    local file, bias_text = spec:match("^(.*)@([^@/]*)$")
-    file = file or spec
-    local bias = 0
-    if bias_text then
-        bias = args.parse_u64(bias_text)
-        if not bias then
-            return nil, ("symbols=%s: the bias after @ must be a number (0x hex, decimal)"):format(spec)
+    if run.stats and not checked.stats then
+        if run.stats ~= "on" and run.stats ~= "off" then
+            return nil, ("stats=%s: expected stats=on or stats=off"):format(run.stats)
+        end
+        checked.stats = true
+    end
+    if run.outfile and not checked.outfile then
+        local ok, err = outfile_writer(run.outfile)
+        if not ok then
+            return nil, err
+        end
+        checked.outfile = true
+    end
+    -- symbols=FILE[@BIAS]: an ELF file or a System.map whose addresses,
+    -- plus BIAS, name the guest's code (a kernel, a bare-metal program).
+    for _, spec in ipairs(new_symbols) do
+        local file, bias_text = spec:match("^(.*)@([^@/]*)$")
+        file = file or spec
+        local bias = 0
+        if bias_text then
+            bias = args.parse_u64(bias_text)
+            if not bias then
+                return nil, ("symbols=%s: the bias after @ must be a number (0x hex, decimal)"):format(spec)
+            end
+        end
+        local ok, err = raw.add_symbols(file, bias)
+        if not ok then
+            return nil, ("symbols=%s: %s"):format(spec, err)
         end
     end
-    local ok, err = raw.add_symbols(file, bias)
-    if not ok then
-        return nil, ("symbols=%s: %s"):format(spec, err)
-    end
+    return true
 end
 
-local dirs = data_dirs(raw.info)
-local path, chunk, err
-if host.e then
-    -- e=CODE: the chunk is named "(e)" in messages; require looks in the
-    -- current directory first, as for a script there.
-    path = "./(e)"
-    chunk, err = load(host.e, "=(e)")
-    if not chunk then
-        return nil, err
+-- Where a script's source is, and its chunk loaded in env; or nil and why.
+local function script_path(spec, dirs)
+    if spec.e then
+        -- e=CODE: named "(e)" in messages; require looks in the current
+        -- directory first, as for a script there.
+        return "./(e)"
+    elseif spec.script == "" then
+        return nil, "no script given: use -plugin libluahost.so,script=FILE.lua[,name=value...]"
     end
-else
-    path = find_script(host.script, dirs)
-    chunk, err = loadfile(path)
+    return find_script(spec.script, dirs)
 end
-if not chunk then
+
+local function load_chunk(spec, path, env, dirs)
+    if spec.e then
+        return load(spec.e, "=(e)", "t", env)
+    end
+    local kind = raw.file_kind(path)
+    if kind and kind ~= "file" then
+        return nil, ("cannot open script %s: a %s, not a file"):format(path, kind)
+    end
+    local chunk, err = loadfile(path, nil, env)
+    if chunk then
+        return chunk
+    end
     local f, open_err = io.open(path, "r")
     if not f then
-        if host.script:find("/", 1, true) then
+        if spec.script:find("/", 1, true) then
             return nil, "cannot open script " .. open_err
         end
         return nil, ("cannot open script %s (looked in the current directory, %s and %s)")
@@ -187,20 +258,69 @@ if not chunk then
     f:close()
     return nil, err
 end
-local script_dir = dirname(path)
-if script_dir:sub(1, 1) ~= "/" then
-    script_dir = raw.info.cwd .. "/" .. script_dir
-end
-set_module_path(script_dir, dirs)
-luahost.argv = script_argv
-package.loaded.luahost = luahost
-_G.luahost = luahost
 
-local ok, msg = xpcall(chunk, script_traceback)
+-- Loads and runs one script, with its own luahost, globals and modules.
+local function start_script(spec, dirs)
+    local luahost = raw.load_embedded("luahost")(raw, args, compat)
+    local outfile = spec.outfile or run.outfile
+    if outfile then
+        local write, err = outfile_writer(outfile)
+        if not write then
+            return nil, err
+        end
+        luahost._set_writer(write)
+    end
+    luahost._set_writer = nil
+    luahost.argv = spec.argv
+    local path, err = script_path(spec, dirs)
+    if not path then
+        return nil, err
+    end
+    local script_dir = dirname(path)
+    if script_dir:sub(1, 1) ~= "/" then
+        script_dir = raw.info.cwd .. "/" .. script_dir
+    end
+    local env = sandbox.new(luahost, module_paths(script_dir, dirs))
+    local chunk
+    chunk, err = load_chunk(spec, path, env, dirs)
+    if not chunk then
+        return nil, err
+    end
+    local ok, msg = xpcall(chunk, script_traceback)
+    if not ok then
+        return nil, msg
+    end
+    return true
+end
+
+raw.scripts_in_run = 0
+
+-- Loads the scripts one -plugin names; returns true, or nil and why.
+local function start(argv)
+    local scripts, new_symbols = split_args(argv)
+    if not scripts then
+        return nil, new_symbols
+    end
+    local ok, err = take_run_args(new_symbols)
+    if not ok then
+        return nil, err
+    end
+    raw.scripts_in_run = raw.scripts_in_run + #scripts
+    local dirs = data_dirs(raw.info)
+    for _, spec in ipairs(scripts) do
+        ok, err = start_script(spec, dirs)
+        if not ok then
+            return nil, err
+        end
+    end
+    if run.stats == "on" then     -- only for a plugin that installed
+        raw.enable_stats()
+    end
+    return true
+end
+
+local ok, err = start(raw.argv)
 if not ok then
-    return nil, msg
+    return nil, err
 end
-if host.stats == "on" then     -- only for a plugin that installed
-    raw.enable_stats()
-end
-return true
+return true, start

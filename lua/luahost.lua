@@ -104,11 +104,21 @@ function luahost.on_discontinuity(fn, kinds)
 end
 
 -- Reset drops every hook and callback (QEMU retranslates everything);
--- uninstall unloads the plugin. Both finish later; fn() runs then.
+-- uninstall unloads the plugin. Both finish later; fn() runs then. Both
+-- act on the whole plugin, so on every script of the run: refused when
+-- the run has several.
+local function alone(api_name)
+    if raw.scripts_in_run > 1 then
+        error(("%s: not available when several scripts share the run (it would drop the other "
+            .. "scripts' hooks too)"):format(api_name), 3)
+    end
+end
+
 function luahost.reset(fn)
     if fn ~= nil then
         check_function(fn, "luahost.reset")
     end
+    alone("luahost.reset")
     raw.reset(fn)
 end
 
@@ -116,6 +126,7 @@ function luahost.uninstall(fn)
     if fn ~= nil then
         check_function(fn, "luahost.uninstall")
     end
+    alone("luahost.uninstall")
     raw.uninstall(fn)
 end
 
@@ -301,33 +312,9 @@ local write = raw.outs
 -- process); a forked child has its own.
 luahost.pid = raw.getpid
 
--- outfile=FILE with %p (as Valgrind's --log-file): each process's own
--- file, named by its id; %% is a %.
-local function outfile_name(pattern, pid)
-    return (pattern:gsub("%%([%%p])", function(c) return c == "p" and tostring(pid) or "%" end))
-end
-
--- Called by boot for outfile=FILE: opened now, so a bad path is refused
--- at load time; flushed by the host at exit (it always registers its exit
--- work), before any stop and before the guest forks. A forked child
--- writes to a file of its own when FILE has %p, else to the same file.
-function luahost._set_outfile(pattern)
-    local pid = raw.getpid()
-    local f, err = io.open(outfile_name(pattern, pid), "w")
-    if not f then
-        return nil, "cannot open outfile " .. err
-    end
-    f:setvbuf("full")
-    local per_process = pattern:find("%%p") ~= nil
-    write = function(text)
-        if per_process and raw.getpid() ~= pid then
-            pid = raw.getpid()
-            f = assert(io.open(outfile_name(pattern, pid), "w"))    -- the parent's stays open in it
-            f:setvbuf("full")
-        end
-        f:write(text)
-    end
-    return true
+-- Called by boot for outfile=: where this script's output goes instead.
+function luahost._set_writer(fn)
+    write = fn
 end
 
 function luahost.outs(text)

@@ -62,9 +62,9 @@ describe("load errors make QEMU refuse the plugin", function()
         assert_refused(r, "no script given")
     end)
 
-    it("script= given twice", function()
-        local r = run("return\n", { "script=other.lua" })
-        assert_refused(r, "script= given twice")
+    it("a host argument of the run given twice", function()
+        local r = run("return\n", { "on_error=abort", "on_error=disable" })
+        assert_refused(r, "on_error= given twice")
     end)
 
     it("bad on_error=", function()

@@ -1,0 +1,113 @@
+-- sandbox: each script's own globals, package table and require, so that
+-- several scripts in one run (script= given more than once) keep apart:
+-- a global one script sets is not another's, and a module a script
+-- requires (agg, report, one of its own) is loaded once per script, with
+-- that script's luahost, arguments and output.
+--
+-- Shared by the whole process: the standard libraries, package.preload
+-- and C modules (a shared library is loaded once per process, as by the
+-- stock require). Globals are copied, not inherited through __index, so
+-- that a global read costs what it costs in _G.
+local sandbox = {}
+
+-- load and loadfile of the script's env unless given one (an env given
+-- as nil is nil, as in the stock functions).
+local function env_loaders(env)
+    local function env_load(chunk, chunkname, mode, ...)
+        if select("#", ...) > 0 then
+            return load(chunk, chunkname, mode, ...)
+        end
+        return load(chunk, chunkname, mode, env)
+    end
+    local function env_loadfile(filename, mode, ...)
+        if select("#", ...) > 0 then
+            return loadfile(filename, mode, ...)
+        end
+        return loadfile(filename, mode, env)
+    end
+    local function env_dofile(filename)
+        local chunk, err = env_loadfile(filename)
+        if not chunk then
+            error(err, 2)
+        end
+        return chunk()
+    end
+    return env_load, env_loadfile, env_dofile
+end
+
+-- A C module, a preloaded one or a standard library: the stock require,
+-- given this script's cpath and no Lua path (Lua files are this script's
+-- own, loaded by script_require).
+local function shared_require(name, cpath, lua_misses)
+    local path, saved_cpath = package.path, package.cpath
+    package.path, package.cpath = "", cpath
+    local ok, result, extra = pcall(require, name)
+    package.path, package.cpath = path, saved_cpath
+    if ok then
+        return result, extra
+    end
+    local message = tostring(result)
+    local head, preload, misses = message:match("^(module '.-' not found:)(\n\tno field [^\n]*)(.*)$")
+    if head and lua_misses ~= "" then
+        lua_misses = "\n\t" .. lua_misses:gsub("^\n\t", "")    -- Lua 5.4 leaves out the first
+        message = head .. preload .. lua_misses .. misses
+    elseif head then
+        message = head .. preload .. misses
+    end
+    error(message, 3)
+end
+
+local function script_require(pkg, env)
+    return function(name)
+        if type(name) ~= "string" then
+            error(("bad argument #1 to 'require' (string expected, got %s)"):format(type(name)), 2)
+        end
+        local value = pkg.loaded[name]
+        if value ~= nil then
+            return value
+        end
+        local file, misses = package.searchpath(name, pkg.path)
+        if not file or package.preload[name] then
+            local shared, extra = shared_require(name, pkg.cpath, misses or "")
+            return shared, extra
+        end
+        local chunk, err = loadfile(file, nil, env)
+        if not chunk then
+            error(("error loading module '%s' from file '%s':\n\t%s"):format(name, file, err), 2)
+        end
+        value = chunk(name, file)
+        if value ~= nil then
+            rawset(pkg.loaded, name, value)
+        elseif rawget(pkg.loaded, name) == nil then
+            rawset(pkg.loaded, name, true)
+        end
+        return rawget(pkg.loaded, name), file
+    end
+end
+
+-- A new environment for a script: _G's globals, with luahost, package
+-- (path and cpath the script's own) and require of its own.
+function sandbox.new(luahost, path, cpath)
+    local env = {}
+    for k, v in pairs(_G) do
+        env[k] = v
+    end
+    local pkg = {}
+    for k, v in pairs(package) do
+        pkg[k] = v
+    end
+    pkg.path, pkg.cpath = path, cpath
+    pkg.loaded = setmetatable({ luahost = luahost, _G = env, package = pkg },
+        { __index = package.loaded })
+    env._G = env
+    env.package = pkg
+    env.luahost = luahost
+    env.require = script_require(pkg, env)
+    env.load, env.loadfile, env.dofile = env_loaders(env)
+    if env.loadstring then
+        env.loadstring = env.load       -- LuaJIT
+    end
+    return env
+end
+
+return sandbox
