@@ -14,23 +14,89 @@
 
 #define TRACEBACK_MARK "\nstack traceback:\n"
 
-/*
- * As lua.c's msghandler: a traceback, also for non-string error objects.
- * A message that already carries one (raised again by lh_pcall_nested's
- * caller) is kept as it is: its traceback starts where the error began.
- */
-static int message_handler(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
+/* lua/args.lua's usage errors: their message alone, without a traceback. */
+#define USAGE_ERROR_NAME "luahost.usage_error"
 
-    if (msg != NULL && strstr(msg, TRACEBACK_MARK) != NULL) {
-        return 1;
+static bool push_usage_message(lua_State *L, int idx)
+{
+    bool usage = false;
+
+    if (lua_type(L, idx) == LUA_TTABLE && luaL_getmetafield(L, idx, "__name") != 0) {
+        usage = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), USAGE_ERROR_NAME) == 0;
+        lua_pop(L, 1);
     }
-    if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
+    if (usage) {
+        lua_pushliteral(L, "message");
+        lua_rawget(L, idx);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            usage = false;
+        }
+    }
+    return usage;
+}
+
+/*
+ * Pushes what the error value at idx, not a string, says: a number as
+ * itself, else what its __tostring gives, else its type (its __name, for
+ * a handle). The metamethod is the script's: it is called protected and
+ * its result checked, so that describing the error never raises another.
+ */
+static void push_description(lua_State *L, int idx)
+{
+    int top = lua_gettop(L);
+    const char *type = luaL_typename(L, idx);
+
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        lua_pushvalue(L, idx);
+        lua_tostring(L, -1);
+        return;
+    }
+    if (luaL_getmetafield(L, idx, "__name") != 0 && lua_type(L, -1) == LUA_TSTRING) {
+        type = lua_tostring(L, -1);     /* kept on the stack until the end */
+    }
+    if (luaL_getmetafield(L, idx, "__tostring") == 0) {
+        lua_pushfstring(L, "(error object is a %s value)", type);
+    } else {
+        lua_pushvalue(L, idx);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+            const char *why = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+            lua_pushfstring(L, "(error object is a %s value; its __tostring failed: %s)", type, why);
+        } else if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pushfstring(L, "(error object is a %s value; its __tostring returned a %s)",
+                            type, luaL_typename(L, -1));
+        }
+    }
+    if (lua_gettop(L) > top + 1) {
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+    }
+}
+
+/*
+ * As lua.c's msghandler: a traceback, also for error values that are not
+ * strings, which get the location they were raised at. Only the C API:
+ * the script may have changed any global (debug.traceback, tostring). A
+ * message that already carries a traceback (raised again by
+ * lh_pcall_nested's caller) is kept as it is: its traceback starts where
+ * the error began. Usage errors (lua/args.lua) are their message alone.
+ */
+int lh_message_handler(lua_State *L)
+{
+    const char *msg;
+
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        msg = lua_tostring(L, 1);
+        if (strstr(msg, TRACEBACK_MARK) != NULL) {
             return 1;
         }
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    } else if (push_usage_message(L, 1)) {
+        return 1;
+    } else {
+        lh_push_where(L, 1);
+        push_description(L, 1);
+        lua_concat(L, 2);
+        msg = lua_tostring(L, -1);
     }
     luaL_traceback(L, L, msg, 1);
     return 1;
@@ -45,7 +111,7 @@ static int traced_pcall(lua_State *L, int nargs, int nresults)
     int base = lua_gettop(L) - nargs;
     int status;
 
-    lua_pushcfunction(L, message_handler);
+    lua_pushcfunction(L, lh_message_handler);
     lua_insert(L, base);
     status = lua_pcall(L, nargs, nresults, base);
     lua_remove(L, base);
@@ -173,7 +239,7 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
         int base = lua_gettop(L) + 1;
         int nargs = 0;
 
-        lua_pushcfunction(L, message_handler);
+        lua_pushcfunction(L, lh_message_handler);
         if (hook->via_ref != LUA_NOREF) {
             lua_rawgeti(L, LUA_REGISTRYINDEX, hook->via_ref);
             nargs++;

@@ -137,6 +137,7 @@ typedef struct LhSyscallEvent {
 
 /* call.c: the protected call, hooks and the one dispatcher. */
 typedef int (*LhPushArgs)(lua_State *L, const void *args);
+int lh_message_handler(lua_State *L);
 bool lh_pcall(lua_State *L, int nargs, int nresults, const char *what);
 bool lh_pcall_nested(lua_State *L, int nargs, int nresults);
 LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what);
@@ -165,6 +166,7 @@ typedef struct LhScope {
 /* scope.c: scopes, handles, located errors and shared argument checks. */
 LhScope lh_enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what);
 void lh_leave(LhScope saved);
+void lh_push_where(lua_State *L, int level);
 int lh_error(lua_State *L, const char *fmt, ...);
 int lh_fail(lua_State *L, const char *msg);
 enum qemu_plugin_cb_flags lh_check_regs(lua_State *L, int idx);

@@ -38,26 +38,31 @@ void lh_leave(LhScope saved)
 }
 
 /*
- * Raises an error located at the script's line: the first Lua frame up
- * the stack that is not the embedded runtime (lua/NAME.lua), so a check made
- * under one of the runtime's wrappers still names the caller's file:line.
+ * Pushes "file:line: " of the first Lua frame from level up the stack
+ * that is not the embedded runtime (lua/NAME.lua), so that a check made
+ * under one of the runtime's wrappers still names the caller's line; ""
+ * when there is none.
  */
-int lh_error(lua_State *L, const char *fmt, ...)
+void lh_push_where(lua_State *L, int level)
 {
     lua_Debug ar;
-    va_list ap;
-    bool located = false;
 
-    for (int level = 1; !located && lua_getstack(L, level, &ar); level++) {
+    for (; lua_getstack(L, level, &ar); level++) {
         lua_getinfo(L, "Sl", &ar);
         if (ar.currentline > 0 && strncmp(ar.source, "@lua/", 5) != 0) {
             lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-            located = true;
+            return;
         }
     }
-    if (!located) {
-        lua_pushliteral(L, "");
-    }
+    lua_pushliteral(L, "");
+}
+
+/* Raises an error located at the script's line (lh_push_where). */
+int lh_error(lua_State *L, const char *fmt, ...)
+{
+    va_list ap;
+
+    lh_push_where(L, 1);
     va_start(ap, fmt);
     lua_pushvfstring(L, fmt, ap);
     va_end(ap);

@@ -10,7 +10,11 @@
 local compat = ...
 local args = {}
 
-local UsageError = {}
+-- Taken now: a script may change the globals, and these run in its errors.
+local error, getinfo, getmetatable, setmetatable = error, debug.getinfo, getmetatable, setmetatable
+
+-- __name marks usage errors for the host's message handler (host/call.c).
+local UsageError = { __name = "luahost.usage_error" }
 UsageError.__index = UsageError
 UsageError.__tostring = function(e)
     return e.message
@@ -23,7 +27,7 @@ end
 -- Raised for the user's mistakes: shown as one line, without a traceback.
 function args.usage_error(message, level)
     local where = ""
-    local info = debug.getinfo((level or 1) + 1, "Sl")
+    local info = getinfo((level or 1) + 1, "Sl")
     if info and info.currentline and info.currentline > 0 then
         where = ("%s:%d: "):format(info.short_src, info.currentline)
     end

@@ -161,7 +161,8 @@ luahost.on_exit(function() luahost.outs("calls=" .. calls .. "\n") end)
     it("non-string error objects are reported", function()
         local r = run("luahost.on_exit(function() error({}) end)\n")
         assert.are.equal(1, r.status)
-        assert.matches("error in exit hook: %(error object is a table value%)", r.stderr)
+        assert.matches("error in exit hook: " .. escape(r.name) .. ":1: %(error object is a table value%)\n"
+            .. "stack traceback:\n", r.stderr)
     end)
 end)
 

@@ -70,6 +70,24 @@ describe("args.parse", function()
         assert.matches("expected A:B: pair=12", parse_error(spec, { "pair=12" }))
     end)
 
+    it("makes usage errors after a script took away the globals they use", function()
+        local saved = { error = error, getmetatable = getmetatable, setmetatable = setmetatable, debug = debug }
+        local checked, ok, err, usage = pcall(function()
+            _G.error, _G.getmetatable, _G.setmetatable, _G.debug = nil, nil, nil, nil
+            local ok, err = pcall(function() args.usage_error("bad input") end)
+            return ok, err, args.is_usage_error(err)
+        end)
+        for k, v in pairs(saved) do
+            _G[k] = v
+        end
+        assert.is_true(checked, ok)
+        assert.is_false(ok)
+        assert.is_true(usage)
+        assert.matches("args_spec%.lua:%d+: bad input", err.message)
+        -- the host's message handler knows them by their metatable's name
+        assert.are.equal("luahost.usage_error", getmetatable(err).__name)
+    end)
+
     it("refuses a spec it cannot read", function()
         assert.has_error(function() args.parse({ x = function() end }, {}) end)
     end)

@@ -1,0 +1,85 @@
+-- What a script does wrong, or does in an unusual order, ends in one
+-- readable message and a defined exit status: never a crash of QEMU
+-- (status 128 + N), an assertion inside it, "error in error handling" or
+-- a run that takes minutes. Issue 15.
+local helper = require("helper")
+
+local GUEST = helper.guest("loop", "x86_64")
+
+local function escape(s)
+    return (s:gsub("%p", "%%%0"))
+end
+
+-- Runs the script at path with args on guest (loop 10 by default); the
+-- result has name, the path as messages show it. Killed after 120 s: a
+-- run that would take minutes fails (status 124) instead of holding up
+-- the suite.
+local function run_script(script, args, guest, guest_args)
+    local log = helper.tmpname()
+    local cmd = { "timeout -k 10 120", helper.quote(helper.qemu_build() .. "/qemu-x86_64"),
+        "-plugin", helper.quote(helper.luahost_plugin(script, args)), "-d plugin -D", helper.quote(log),
+        helper.quote(guest or GUEST) }
+    for _, a in ipairs(guest_args or { "10" }) do
+        cmd[#cmd + 1] = helper.quote(a)
+    end
+    local status, stdout, stderr = helper.sh(table.concat(cmd, " "))
+    return { status = status, stdout = stdout, stderr = stderr, log = helper.read(log) or "", name = script }
+end
+
+-- The same with the script's source.
+local function run(source, args, guest, guest_args)
+    return run_script(helper.lua_file(source), args, guest, guest_args)
+end
+
+-- QEMU exited with status (not by a signal: 128 + N), and nothing said
+-- "error in error handling".
+local function assert_status(status, r)
+    assert.are.equal(status, r.status, r.stderr)
+    assert.is_falsy(r.stderr:find("error in error handling", 1, true), r.stderr)
+end
+
+describe("an error value of any type", function()
+    after_each(helper.cleanup)
+
+    -- error(value) in an exit hook, after the script took away the
+    -- globals a handler written in Lua would use.
+    local cases = {
+        { "nil", "%(error object is a nil value%)" },
+        { "true", "%(error object is a boolean value%)" },
+        { "42", "42" },
+        { "{}", "%(error object is a table value%)" },
+        { "setmetatable({}, { __tostring = function() return 'told' end })", "told" },
+        { "setmetatable({}, { __tostring = function() error('inner') end })",
+            "%(error object is a table value; its __tostring failed: FILE:5: inner%)" },
+        { "setmetatable({}, { __tostring = function() return 7 end })",
+            "%(error object is a table value; its __tostring returned a number%)" },
+        { "io.stdout", "file %(0?x?%x+%)" },
+        { "coroutine.create(print)", "%(error object is a thread value%)" },
+        { "print", "%(error object is a function value%)" },
+        { "kept_tb", "tb %(expired%)" },
+    }
+    for _, case in ipairs(cases) do
+        it(("is reported with where it was raised and a traceback: error(%s)"):format(case[1]), function()
+            local r = run(([[
+local kept_tb
+luahost.on_tb_translate(function(tb) kept_tb = tb end)
+debug, tostring, getmetatable, string = nil, nil, nil, nil
+luahost.on_exit(function()
+    error(%s)
+end)
+]]):format(case[1]))
+            assert_status(1, r)
+            local message = case[2]:gsub("FILE", function() return escape(r.name) end)
+            assert.matches("\nluahost: error in exit hook: " .. escape(r.name) .. ":5: " .. message
+                .. "\nstack traceback:\n\t%[C%]: in function 'error'\n", "\n" .. r.stderr)
+            assert.matches("stopping emulation %(on_error=abort%)", r.stderr)
+        end)
+    end
+
+    it("a usage error is its message alone", function()
+        local r = run("tostring = nil\nluahost.on_exit(function()\n    luahost.usage_error('bad input')\nend)\n")
+        assert_status(1, r)
+        assert.matches("^luahost: error in exit hook: " .. escape(r.name) .. ":3: bad input\nluahost: stopping",
+            r.stderr)
+    end)
+end)
