@@ -143,28 +143,47 @@ bool lh_pcall_nested(lua_State *L, int nargs, int nresults)
     return traced_pcall(L, nargs, nresults) == LUA_OK;
 }
 
-/* Function definitions ("source:line") to their LhFunc. */
+/*
+ * Callback functions to their LhFunc: a Lua function by its definition
+ * ("source:line"). A C function has none ("=[C]:-1" for all of them): it
+ * is one callback per function, kind and script line that registered it,
+ * and messages name that line.
+ */
 static GHashTable *funcs;
 
 static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
 {
     lua_Debug ar;
-    char *key;
+    char *key, *c_what = NULL;
     LhFunc *func;
 
     lua_pushvalue(L, fn_idx);
     lua_getinfo(L, ">S", &ar);
-    key = g_strdup_printf("%s:%d", ar.source, ar.linedefined);
+    if (strcmp(ar.what, "C") == 0) {
+        size_t len;
+        const char *where;
+
+        lh_push_where(L, 1);
+        where = lua_tolstring(L, -1, &len);
+        key = g_strdup_printf("[C] %p %s %s", lua_topointer(L, fn_idx), what, where);
+        if (len > 2) {
+            c_what = g_strdup_printf("%s (a C function registered at %.*s)", what, (int)len - 2, where);
+        }
+        lua_pop(L, 1);
+    } else {
+        key = g_strdup_printf("%s:%d", ar.source, ar.linedefined);
+    }
     if (funcs == NULL) {
         funcs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     }
     func = g_hash_table_lookup(funcs, key);
     if (func == NULL) {
         func = g_new0(LhFunc, 1);
-        func->what = what;
+        func->c_what = c_what;
         g_hash_table_insert(funcs, key, func);
     } else {
         g_free(key);
+        g_free(c_what);
     }
     return func;
 }
@@ -177,6 +196,7 @@ LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
     luaL_checktype(L, fn_idx, LUA_TFUNCTION);
     hook = g_new0(LhHook, 1);
     hook->func = func_for(L, fn_idx, what);
+    hook->what = hook->func->c_what != NULL ? hook->func->c_what : what;
     lua_pushvalue(L, fn_idx);
     hook->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (value_idx != 0 && !lua_isnoneornil(L, value_idx)) {
@@ -209,15 +229,15 @@ bool lh_hook_disabled(LhHook *hook)
 }
 
 /* A failed call under the error policy: stop, or disable its function. */
-static void apply_error_policy(LhFunc *func)
+static void apply_error_policy(LhHook *hook)
 {
     if (lh.abort_on_error) {
         lh_report("stopping emulation (on_error=abort); exit hooks are not run");
         lh_stop(EXIT_FAILURE);
     }
-    g_atomic_int_set(&func->disabled, 1);
+    g_atomic_int_set(&hook->func->disabled, 1);
     lh.errors++;
-    lh_report("this %s is disabled (on_error=disable); the exit status will be 1", func->what);
+    lh_report("this %s is disabled (on_error=disable); the exit status will be 1", hook->what);
 }
 
 /*
@@ -232,7 +252,7 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
     if (lh_hook_disabled(hook)) {
         return;
     }
-    LhScope saved = lh_enter(vcpu, hook->regs, hook->func->what);
+    LhScope saved = lh_enter(vcpu, hook->regs, hook->what);
     lua_State *L = lh.L;
 
     if (!lh_hook_disabled(hook)) {
@@ -253,9 +273,9 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
             nargs++;
         }
         if (lua_pcall(L, nargs, 0, base) != LUA_OK) {
-            lh_report("error in %s: %s", hook->func->what, lua_tostring(L, -1));
+            lh_report("error in %s: %s", hook->what, lua_tostring(L, -1));
             lua_settop(L, base - 1);
-            apply_error_policy(hook->func);
+            apply_error_policy(hook);
         } else {
             lua_settop(L, base - 1);
         }

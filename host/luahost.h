@@ -43,15 +43,17 @@
  * A function definition QEMU calls back, keyed by where it is defined:
  * closures made afresh in every translation share one record, so
  * on_error=disable turns them all off and the error is reported once.
+ * A C function, defined nowhere, by where it was registered (call.c).
  */
 typedef struct LhFunc {
-    const char *what;       /* names the hook in error messages */
+    char *c_what;           /* a C function's name in messages, or NULL */
     int disabled;           /* also read before taking the lock: atomic */
 } LhFunc;
 
 /* One registration: the function and the script value it carries. */
 typedef struct LhHook {
     LhFunc *func;
+    const char *what;       /* names the hook in error messages */
     int fn_ref;
     int value_ref;          /* LUA_NOREF when the callback carries none */
     int via_ref;            /* else called as via(fn, args...) (streams) */

@@ -83,3 +83,34 @@ end)
             r.stderr)
     end)
 end)
+
+describe("a callback's identity and name", function()
+    after_each(helper.cleanup)
+
+    it("a C function is a callback of its own, named by the line that registered it", function()
+        -- coroutine.wrap makes a C function: it used to share its identity
+        -- with every other C function, error included
+        local r = run([[
+luahost.on_exit(coroutine.wrap(function() luahost.outs("exit hook ran\n") end))
+luahost.on_vcpu_init(error)
+]], { "on_error=disable" })
+        assert_status(1, r)
+        local what = "vcpu init hook %(a C function registered at " .. escape(r.name) .. ":2%)"
+        assert.matches("^luahost: error in " .. what .. ": 0\n", r.stderr)
+        assert.matches("\nluahost: this " .. what .. " is disabled %(on_error=disable%)", r.stderr)
+        assert.matches("1 callback error%(s%) in this run", r.stderr)
+        assert.matches("exit hook ran\n", r.log)
+    end)
+
+    it("a function registered as two kinds of hook is named by the one that failed", function()
+        local r = run([[
+local function hook(vcpu)
+    if vcpu == nil then error("failed at exit") end
+end
+luahost.on_vcpu_init(hook)
+luahost.on_exit(hook)
+]])
+        assert_status(1, r)
+        assert.matches("^luahost: error in exit hook: " .. escape(r.name) .. ":2: failed at exit\n", r.stderr)
+    end)
+end)
