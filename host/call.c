@@ -188,12 +188,22 @@ static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
     return func;
 }
 
-/* The hooks are kept until exit: QEMU holds their pointers in its TBs. */
+/*
+ * The hooks are kept until exit: QEMU holds their pointers in its TBs.
+ * Once luahost.uninstall was called, the callback that called it and the
+ * completion may register nothing: QEMU ignores a registration, or
+ * crashes once it has removed the plugin. (Another vCPU's callback in
+ * the meantime may: QEMU ignores it, or its block is flushed.)
+ */
 LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
 {
     LhHook *hook;
 
     luaL_checktype(L, fn_idx, LUA_TFUNCTION);
+    if (lh.uninstalling || (lh.uninstall_scope != 0 && lh.uninstall_scope == lh.live_epoch)) {
+        lh_error(L, "no %s can be registered after luahost.uninstall (the plugin is being unloaded)",
+                 what);
+    }
     hook = g_new0(LhHook, 1);
     hook->func = func_for(L, fn_idx, what);
     hook->what = hook->func->c_what != NULL ? hook->func->c_what : what;
@@ -255,7 +265,8 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
     LhScope saved = lh_enter(vcpu, hook->regs, hook->what);
     lua_State *L = lh.L;
 
-    if (!lh_hook_disabled(hook)) {
+    /* Nothing runs after an uninstall (an interval hook that waited for the lock). */
+    if (!lh_hook_disabled(hook) && !lh.uninstalled) {
         int base = lua_gettop(L) + 1;
         int nargs = 0;
 

@@ -7,7 +7,8 @@
  * calls it through the dispatcher, off any vCPU (no guest memory or
  * registers), taking the Lua lock like every other hook: a hook runs
  * between two callbacks, never during one. The thread stops when the exit
- * hooks start; a forked child has none (threads do not survive fork).
+ * hooks start or an uninstall completes; a forked child has none (threads
+ * do not survive fork).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -55,6 +56,18 @@ static void stop_intervals(int vcpu, const void *data)
     stopping = true;
     g_cond_signal(&changed);
     g_mutex_unlock(&lock);
+}
+
+/* When an uninstall completes: the dispatcher runs no hook after it. */
+void lh_interval_stop(void)
+{
+    stop_intervals(LH_NO_VCPU, NULL);
+}
+
+/* Reset and uninstall need a vCPU: QEMU completes them at once off one. */
+bool lh_on_interval_thread(void)
+{
+    return thread != NULL && g_thread_self() == thread;
 }
 
 /* raw.on_interval(seconds, fn): fn() every seconds (0.01 to 86400). */

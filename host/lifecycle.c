@@ -8,6 +8,8 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -15,7 +17,7 @@
 
 static LhHook *reset_done;          /* the script's completion callbacks */
 static LhHook *uninstall_done;
-static bool reset_pending, uninstall_pending;
+static bool reset_pending;
 
 /* Takes the pending completion callback, if any, under the lock. */
 static LhHook *take(LhHook **pending)
@@ -50,7 +52,9 @@ static void on_reset_done(qemu_plugin_id_t id)
  */
 static void on_uninstall_done(qemu_plugin_id_t id)
 {
+    lh_interval_stop();
     lh_lock();
+    lh.uninstalling = true;
     lh_streams_flush_all();
     call_completion(take(&uninstall_done));
     lh.uninstalled = true;
@@ -64,8 +68,12 @@ static LhHook *check_request(lua_State *L, const char *name, const char *what)
         lh_error(L, "luahost.%s cannot be called while the script loads "
                    "(call it from a hook; to refuse to run, raise an error)", name);
     }
-    if (uninstall_pending) {
+    if (lh.uninstall_scope != 0) {
         lh_error(L, "luahost.%s: the plugin is already being uninstalled", name);
+    }
+    if (lh_on_interval_thread()) {
+        lh_error(L, "luahost.%s cannot be called from an interval hook: QEMU completes it "
+                   "on a vCPU (call it from a callback that runs on one)", name);
     }
     if (lua_isnoneornil(L, 1)) {
         return NULL;
@@ -87,13 +95,33 @@ static int reset(lua_State *L)
     return 0;
 }
 
+/*
+ * dlclose leaves the plugin mapped from now on (RTLD_NODELETE): QEMU
+ * unloads it as the uninstall completes, which may be while its code is
+ * still running: at once, inside the very hook that asked, when QEMU has
+ * no current vCPU (system mode exit hooks), or later on the interval
+ * thread, waiting for the lock.
+ */
+static void keep_loaded(void)
+{
+    Dl_info self;
+
+    if (dladdr((void *)keep_loaded, &self) != 0 && self.dli_fname != NULL) {
+        void *handle = dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+        if (handle != NULL) {
+            dlclose(handle);
+        }
+    }
+}
+
 /* raw.uninstall([fn]): unload the plugin; fn() runs just before. */
 static int uninstall(lua_State *L)
 {
     LhHook *hook = check_request(L, "uninstall", "uninstall completion callback");
 
-    uninstall_pending = true;
+    lh.uninstall_scope = lh.live_epoch;
     uninstall_done = hook;
+    keep_loaded();
     qemu_plugin_uninstall(lh.id, on_uninstall_done);
     return 0;
 }

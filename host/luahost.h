@@ -89,6 +89,8 @@ typedef struct LhRuntime {
     uint64_t next_epoch;
     LhContext ctx;          /* of the innermost running callback */
     bool installing;        /* the script's main chunk is running */
+    uint64_t uninstall_scope;   /* the epoch of the scope that asked for an uninstall */
+    bool uninstalling;      /* QEMU has removed the plugin: registering would crash it */
     bool uninstalled;       /* after luahost.uninstall completed */
     bool refused;           /* QEMU refused a -plugin of this plugin: it exits */
     bool system_emulation;
@@ -229,6 +231,8 @@ void lh_streams_stats(uint64_t *batches, uint64_t *events);
 /* interval.c: hooks every N seconds, on a thread of the host's own. */
 void lh_open_interval(lua_State *L, int raw);
 void lh_interval_start(void);
+void lh_interval_stop(void);
+bool lh_on_interval_thread(void);
 
 /* hooks.c: hooks on QEMU's global events. */
 void lh_open_hooks(lua_State *L, int raw);

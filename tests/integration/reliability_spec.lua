@@ -5,6 +5,7 @@
 local helper = require("helper")
 
 local GUEST = helper.guest("loop", "x86_64")
+local API_GUEST = helper.guest("api", "x86_64")
 
 local function escape(s)
     return (s:gsub("%p", "%%%0"))
@@ -112,5 +113,83 @@ luahost.on_exit(hook)
 ]])
         assert_status(1, r)
         assert.matches("^luahost: error in exit hook: " .. escape(r.name) .. ":2: failed at exit\n", r.stderr)
+    end)
+end)
+
+describe("reset and uninstall", function()
+    after_each(helper.cleanup)
+
+    -- source runs in the third syscall hook, with n the syscall count
+    local function on_third_syscall(source, args)
+        return run(([[
+local n = 0
+luahost.on_syscall(function()
+    n = n + 1
+    if n == 3 then
+%s
+    end
+end)
+]]):format(source), args, API_GUEST, {})
+    end
+
+    local function assert_refused(r, line, message)
+        assert_status(1, r)
+        assert.matches("luahost: error in [^\n]*: " .. escape(r.name) .. ":" .. line .. ": " .. message, r.stderr)
+    end
+
+    it("nothing is registered after uninstall in the hook that asked", function()
+        local r = on_third_syscall("luahost.uninstall()\nluahost.on_flush(print)")
+        assert_refused(r, 6, "no flush hook can be registered after luahost%.uninstall %(the plugin is being unloaded%)")
+    end)
+
+    it("nothing is registered in the uninstall's completion", function()
+        local r = on_third_syscall("luahost.uninstall(function()\nluahost.on_flush(print)\nend)")
+        assert_refused(r, 6, "no flush hook can be registered after luahost%.uninstall")
+        assert.matches("error in uninstall completion callback", r.stderr)
+        r = on_third_syscall("luahost.uninstall(function()\nluahost.stream { on_batch = print }\nend)")
+        assert_refused(r, 6, "no stream batch callback can be registered after luahost%.uninstall")
+    end)
+
+    it("no exec callback is registered after uninstall in the translation hook that asked", function()
+        local r = run("luahost.on_tb_translate(function(tb)\n    luahost.uninstall()\n    tb:on_exec(print)\nend)\n")
+        assert_refused(r, 3, "no tb exec callback can be registered after luahost%.uninstall")
+    end)
+
+    it("an uninstall stops the interval hooks", function()
+        -- the interval thread woke up in an unloaded plugin
+        local r = run([[
+local ticks, translations = 0, 0
+luahost.on_interval(0.01, function() ticks = ticks + 1 end)
+luahost.on_tb_translate(function()
+    translations = translations + 1
+    if translations == 100 then
+        luahost.uninstall(function() luahost.outs("uninstalled\n") end)
+    end
+end)
+]], {}, GUEST, { "20000000" })
+        assert_status(0, r)
+        assert.matches("uninstalled\n", r.log)
+        assert.matches("checksum=", r.stdout)
+    end)
+
+    it("neither is asked for from an interval hook", function()
+        for _, fn in ipairs({ "uninstall", "reset" }) do
+            local r = run(("luahost.on_interval(0.01, function()\n    luahost.%s()\nend)\n"):format(fn),
+                {}, GUEST, { "100000000" })
+            assert_refused(r, 2, "luahost%." .. fn .. " cannot be called from an interval hook")
+        end
+    end)
+
+    it("an uninstall from a system-mode exit hook completes at once, in it", function()
+        -- no vCPU is current at exit: QEMU unloaded the plugin under the hook
+        local r = helper.qemu_system({ helper.luahost_plugin(helper.lua_file([[
+luahost.on_exit(function()
+    luahost.uninstall(function() io.stderr:write("uninstalled\n") end)
+    io.stderr:write("back in the exit hook\n")
+end)
+luahost.on_exit(function() io.stderr:write("second exit hook\n") end)
+]])) }, helper.system_guest("sys", "aarch64"))
+        assert_status(0, r)
+        assert.are.equal("uninstalled\nback in the exit hook\n", r.stderr)
     end)
 end)
