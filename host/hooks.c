@@ -42,8 +42,9 @@ static const char *const event_what[] = {
 };
 
 static GPtrArray *hooks[EV_COUNT];
+static GPtrArray *after_reset[EV_COUNT];    /* registered while a reset is pending */
 static bool registered[EV_COUNT];
-static bool wanted[EV_COUNT];       /* asked for while the script loads */
+static bool wanted[EV_COUNT];       /* asked for while the script loads, or a reset is pending */
 
 /*
  * Calls the hooks of ev that want kind (discontinuities; others pass ~0),
@@ -344,7 +345,8 @@ static enum qemu_plugin_cb_flags event_regs(LhEvent ev)
 
 /*
  * raw.register(event, fn [, mask]): adds fn to the event's hooks; mask
- * (discontinuities only) is a bit set of kinds.
+ * (discontinuities only) is a bit set of kinds. While a reset is pending,
+ * a hook is for after it: QEMU is about to drop every callback.
  */
 static int event_register(lua_State *L)
 {
@@ -358,6 +360,10 @@ static int event_register(lua_State *L)
     hook = lh_hook_new(L, 2, 0, event_what[ev]);
     hook->regs = event_regs(ev);
     hook->mask = (unsigned)luaL_optinteger(L, 3, -1);
+    if (lh.reset_pending) {
+        g_ptr_array_add(after_reset[ev], hook);
+        return 0;
+    }
     register_with_qemu(ev);
     g_ptr_array_add(hooks[ev], hook);
     return 0;
@@ -391,13 +397,19 @@ void lh_hooks_start(void)
 
 /*
  * After qemu_plugin_reset QEMU has dropped every callback: forget the
- * hooks too, so that new registrations register again.
+ * hooks too, so that new registrations register again, and register
+ * those made since the reset was asked for.
  */
 void lh_hooks_forget(void)
 {
     for (int ev = 0; ev < EV_COUNT; ev++) {
         g_ptr_array_set_size(hooks[ev], 0);
         registered[ev] = false;
+        for (guint i = 0; i < after_reset[ev]->len; i++) {
+            g_ptr_array_add(hooks[ev], g_ptr_array_index(after_reset[ev], i));
+            wanted[ev] = true;
+        }
+        g_ptr_array_set_size(after_reset[ev], 0);
     }
     lh_hooks_start();
 }
@@ -419,6 +431,7 @@ void lh_open_hooks(lua_State *L, int raw)
 {
     for (int ev = 0; ev < EV_COUNT; ev++) {
         hooks[ev] = g_ptr_array_new();
+        after_reset[ev] = g_ptr_array_new();
     }
     lh_set_functions(L, raw, hooks_functions);
 }

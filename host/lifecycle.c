@@ -17,7 +17,7 @@
 
 static LhHook *reset_done;          /* the script's completion callbacks */
 static LhHook *uninstall_done;
-static bool reset_pending;
+static bool resetting;              /* from the request until its completion returned */
 
 /* Takes the pending completion callback, if any, under the lock. */
 static LhHook *take(LhHook **pending)
@@ -35,15 +35,22 @@ static void call_completion(LhHook *hook)
     }
 }
 
+/*
+ * QEMU ignores a reset asked for in the completion (its own is still
+ * running): one asked for there is refused as pending.
+ */
 static void on_reset_done(qemu_plugin_id_t id)
 {
     lh_lock();
-    reset_pending = false;
     lh_streams_flush_all();     /* QEMU dropped the sites: nothing more comes */
-    lh_hooks_forget();
+    lh_hooks_forget();          /* except those registered since the request */
+    lh.reset_pending = false;
     LhHook *hook = take(&reset_done);
     lh_unlock();
     call_completion(hook);
+    lh_lock();
+    resetting = false;
+    lh_unlock();
 }
 
 /*
@@ -86,10 +93,11 @@ static int reset(lua_State *L)
 {
     LhHook *hook = check_request(L, "reset", "reset completion callback");
 
-    if (reset_pending) {
+    if (resetting) {
         return lh_error(L, "luahost.reset: a reset is already pending");
     }
-    reset_pending = true;
+    resetting = true;
+    lh.reset_pending = true;
     reset_done = hook;
     qemu_plugin_reset(lh.id, on_reset_done);
     return 0;
@@ -114,9 +122,17 @@ static void keep_loaded(void)
     }
 }
 
-/* raw.uninstall([fn]): unload the plugin; fn() runs just before. */
+/*
+ * raw.uninstall([fn]): unload the plugin; fn() runs just before. Not
+ * while a reset is pending: QEMU would assert when the reset completes
+ * (its completion may ask for it).
+ */
 static int uninstall(lua_State *L)
 {
+    if (lh.reset_pending) {
+        return lh_error(L, "luahost.uninstall: a reset is pending (call it from the reset's "
+                           "completion function)");
+    }
     LhHook *hook = check_request(L, "uninstall", "uninstall completion callback");
 
     lh.uninstall_scope = lh.live_epoch;

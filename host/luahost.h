@@ -92,6 +92,7 @@ typedef struct LhRuntime {
     uint64_t uninstall_scope;   /* the epoch of the scope that asked for an uninstall */
     bool uninstalling;      /* QEMU has removed the plugin: registering would crash it */
     bool uninstalled;       /* after luahost.uninstall completed */
+    bool reset_pending;     /* from luahost.reset until QEMU has dropped the callbacks */
     bool refused;           /* QEMU refused a -plugin of this plugin: it exits */
     bool system_emulation;
     bool stats;             /* stats=on: report costs at exit */

@@ -155,6 +155,33 @@ end)
         assert_refused(r, 3, "no tb exec callback can be registered after luahost%.uninstall")
     end)
 
+    it("uninstall is refused while a reset is pending", function()
+        local r = on_third_syscall("luahost.reset()\nluahost.uninstall()")
+        assert_refused(r, 6, "luahost%.uninstall: a reset is pending %(call it from the reset's completion function%)")
+    end)
+
+    it("uninstall in a reset's completion unloads the plugin", function()
+        local r = on_third_syscall([[
+luahost.reset(function()
+    luahost.uninstall(function() luahost.outs("uninstalled\n") end)
+end)]])
+        assert_status(0, r)
+        assert.matches("uninstalled\n", r.log)
+    end)
+
+    it("a reset in a reset's completion is refused as pending", function()
+        local r = on_third_syscall("luahost.reset(function()\nluahost.reset()\nend)")
+        assert_refused(r, 6, "luahost%.reset: a reset is already pending")
+    end)
+
+    it("hooks registered after asking for a reset are kept after it", function()
+        local r = on_third_syscall([[
+luahost.reset(function() luahost.outs("reset done\n") end)
+luahost.on_exit(function() luahost.outs("registered before the reset completed\n") end)]])
+        assert_status(0, r)
+        assert.are.equal("reset done\nregistered before the reset completed\n", r.log)
+    end)
+
     it("an uninstall stops the interval hooks", function()
         -- the interval thread woke up in an unloaded plugin
         local r = run([[
