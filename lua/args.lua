@@ -47,18 +47,39 @@ local function parse_bool(text)
     return value
 end
 
+-- The integers an int argument may be: Lua 5.4's, or under LuaJIT those
+-- its numbers (doubles) hold exactly. Magnitudes as digit strings, to be
+-- compared before converting: a conversion would round or wrap.
+local INT_RANGE, INT_MAX, INT_MIN, INT_MAX_HEX
+if math.maxinteger then
+    INT_RANGE, INT_MAX, INT_MIN, INT_MAX_HEX = "-2^63 to 2^63 - 1", "9223372036854775807",
+        "9223372036854775808", "7fffffffffffffff"
+else
+    INT_RANGE, INT_MAX, INT_MIN, INT_MAX_HEX = "-2^53 to 2^53", "9007199254740992",
+        "9007199254740992", "20000000000000"
+end
+
+-- digits (no sign, no leading zeros) at most limit, both of one base.
+local function within(digits, limit)
+    return #digits < #limit or (#digits == #limit and digits <= limit)
+end
+
 local function parse_int(text)
-    local value
     local hex = text:match("^0[xX](%x+)$")
+    local sign, dec = text:match("^([+-]?)(%d+)$")
     if hex then
-        value = tonumber(hex, 16)
-    elseif text:match("^[+-]?%d+$") then
-        value = tonumber(text, 10)
+        if not within(hex:lower():gsub("^0+", ""), INT_MAX_HEX) then
+            return nil, ("integer argument out of range (%s)"):format(INT_RANGE)
+        end
+        return tonumber(hex, 16)
+    elseif dec then
+        dec = dec:gsub("^0+", "")
+        if not within(dec, sign == "-" and INT_MIN or INT_MAX) then
+            return nil, ("integer argument out of range (%s)"):format(INT_RANGE)
+        end
+        return dec == "" and 0 or tonumber(text, 10)     -- never LuaJIT's -0
     end
-    if value == nil or value ~= math.floor(value) then
-        return nil, "integer argument parsing failed"
-    end
-    return value
+    return nil, "integer argument parsing failed"
 end
 
 local DIGITS = { [8] = "^[0-7]+$", [10] = "^%d+$", [16] = "^%x+$" }

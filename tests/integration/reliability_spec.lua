@@ -220,3 +220,22 @@ luahost.on_exit(function() io.stderr:write("second exit hook\n") end)
         assert.are.equal("uninstalled\nback in the exit hook\n", r.stderr)
     end)
 end)
+
+describe("arguments that do not fit", function()
+    after_each(helper.cleanup)
+
+    local function refused(script, args)
+        local r = run_script(script, args)
+        assert_status(1, r)
+        assert.matches("Could not load plugin", r.stderr)
+        return r.stderr:match("^luahost: [^\n]*" .. escape(script) .. ":%d+: ([^\n]*)\n")
+    end
+
+    it("an integer beyond 64 bits", function()
+        local range = os.getenv("LUAHOST_FLAVOUR") == "luajit" and "-2^53 to 2^53" or "-2^63 to 2^63 - 1"
+        for _, limit in ipairs({ "99999999999999999999", "0x10000000000000000", "-99999999999999999999" }) do
+            local message = refused("hotblocks.lua", { "limit=" .. limit })
+            assert.are.equal(("integer argument out of range (%s): limit=%s"):format(range, limit), message)
+        end
+    end)
+end)

@@ -36,6 +36,42 @@ describe("args.parse", function()
         end
     end)
 
+    it("refuses integers that do not fit, and numbers that are not integers", function()
+        assert.are.equal(math.maxinteger, args.parse({ n = 0 }, { "n=9223372036854775807" }).n)
+        assert.are.equal(math.mininteger, args.parse({ n = 0 }, { "n=-9223372036854775808" }).n)
+        assert.are.equal(math.maxinteger, args.parse({ n = 0 }, { "n=0x7FFFFFFFFFFFFFFF" }).n)
+        assert.are.equal(5, args.parse({ n = 0 }, { "n=000000000000000000000005" }).n)
+        assert.are.equal("integer", math.type(args.parse({ n = 0 }, { "n=-0" }).n))
+        for _, bad in ipairs({ "n=9223372036854775808", "n=-9223372036854775809", "n=99999999999999999999",
+                "n=0x8000000000000000", "n=0x10000000000000000", "n=0xffffffffffffffffff" }) do
+            assert.matches("integer argument out of range %(%-2%^63 to 2%^63 %- 1%): " .. bad:gsub("%p", "%%%0"),
+                parse_error({ n = 0 }, { bad }))
+        end
+        for _, bad in ipairs({ "n=1e3", "n=inf", "n=-inf", "n=nan", "n=0x1p4", "n=1.0" }) do
+            assert.matches("integer argument parsing failed: " .. bad:gsub("%p", "%%%0"),
+                parse_error({ n = 0 }, { bad }))
+        end
+    end)
+
+    it("under LuaJIT, refuses integers its numbers do not hold exactly", function()
+        -- args.lua as LuaJIT loads it: no math.maxinteger
+        local env = setmetatable({ math = { floor = math.floor } }, { __index = _G })
+        local jit_args = assert(loadfile(helper.source_root .. "/lua/args.lua", "t", env))(compat)
+        local function jit_error(argv)
+            local ok, err = pcall(jit_args.parse, { n = 0 }, argv)
+            assert.is_false(ok)
+            return tostring(err)
+        end
+        assert.are.equal(2 ^ 53, jit_args.parse({ n = 0 }, { "n=9007199254740992" }).n)
+        assert.are.equal(-2 ^ 53, jit_args.parse({ n = 0 }, { "n=-9007199254740992" }).n)
+        assert.are.equal(2 ^ 53, jit_args.parse({ n = 0 }, { "n=0x20000000000000" }).n)
+        for _, bad in ipairs({ "n=9007199254740993", "n=-9007199254740993", "n=0x20000000000001",
+                "n=9223372036854775807" }) do
+            assert.matches("integer argument out of range %(%-2%^53 to 2%^53%): " .. bad:gsub("%p", "%%%0"),
+                jit_error({ bad }))
+        end
+    end)
+
     it("keeps repeated names in order for lists", function()
         local opt = args.parse({ addr = args.list(args.int()) }, { "addr=1", "addr=0x2", "addr=3" })
         assert.are.same({ 1, 2, 3 }, opt.addr)
