@@ -71,28 +71,54 @@ end
 
 local random = cachesim.lcg(opt.seed)
 
--- One cache per core, and their access functions (so the hot path
--- indexes a plain array); cache.c's error, on one line, when the geometry
--- cannot be built.
-local function caches(what, size, blksize, assoc)
+-- The geometry arguments of each cache, by cache.c's name for it.
+local GEOMETRY = {
+    dcache = { "dcachesize", "dblksize", "dassoc" },
+    icache = { "icachesize", "iblksize", "iassoc" },
+    ["L2 cache"] = { "l2cachesize", "l2blksize", "l2assoc" },
+}
+
+-- A cache's blocks, or cache.c's error on one line, with the arguments
+-- that made the geometry.
+local function blocks_of(what)
+    local names = GEOMETRY[what]
+    local size, blksize, assoc = opt[names[1]], opt[names[2]], opt[names[3]]
     local why = cachesim.check(size, blksize, assoc)
     if why then
-        luahost.usage_error(("%s cannot be constructed from given parameters: %s"):format(what, why), 2)
+        luahost.usage_error(("%s cannot be constructed from given parameters: %s (%s=%d, %s=%d, %s=%d)")
+            :format(what, why, names[1], size, names[2], blksize, names[3], assoc), 2)
     end
+    return size / blksize
+end
+
+-- Every geometry is checked before any cache is built, and all the
+-- caches of all the cores together hold at most 2^25 blocks (about 1 GiB
+-- of memory under Lua 5.4; cachesim.MAX_BLOCKS bounds one cache).
+local MAX_BLOCKS = 2 * cachesim.MAX_BLOCKS
+local blocks = blocks_of("dcache") + blocks_of("icache") + (use_l2 and blocks_of("L2 cache") or 0)
+if blocks * opt.cores > MAX_BLOCKS then
+    luahost.usage_error(("cores=%d: %d cores of these caches hold %.0f blocks, more than the %d (2^25) simulated")
+        :format(opt.cores, opt.cores, blocks * opt.cores, MAX_BLOCKS))
+end
+
+-- One cache per core, and their access functions (so the hot path
+-- indexes a plain array).
+local function caches(what)
+    local names = GEOMETRY[what]
     local list, access = {}, {}
     for core = 1, opt.cores do
-        list[core] = cachesim.new { size = size, blksize = blksize, assoc = assoc,
+        list[core] = cachesim.new { size = opt[names[1]], blksize = opt[names[2]], assoc = opt[names[3]],
             policy = opt.evict, random = random }
         access[core] = list[core].access
     end
     return list, access
 end
 
-local l1d, dcache = caches("dcache", opt.dcachesize, opt.dblksize, opt.dassoc)
-local l1i, icache = caches("icache", opt.icachesize, opt.iblksize, opt.iassoc)
+local l1d, dcache = caches("dcache")
+local l1i, icache = caches("icache")
 local l2, l2cache = {}, {}
 if use_l2 then
-    l2, l2cache = caches("L2 cache", opt.l2cachesize, opt.l2blksize, opt.l2assoc)
+    l2, l2cache = caches("L2 cache")
 end
 
 local cores = opt.cores

@@ -262,13 +262,23 @@ describe("cache.lua rejects bad arguments", function()
 
     it("where cache.c crashes, aborts or takes a value it cannot use", function()
         local cases = {
-            ["dblksize=48"] = "dcache cannot be constructed from given parameters: block size must be a power of two",
+            ["dblksize=48"] = "dcache cannot be constructed from given parameters: block size must be a power of two"
+                .. " (dcachesize=16384, dblksize=48, dassoc=8)",
             ["iassoc=0"] = "icache cannot be constructed from given parameters: "
-                .. "associativity must be a positive integer",
+                .. "associativity must be a positive integer (icachesize=16384, iblksize=64, iassoc=0)",
             ["dcachesize=0"] = "dcache cannot be constructed from given parameters: "
-                .. "cache size must be a positive integer",
+                .. "cache size must be a positive integer (dcachesize=0, dblksize=64, dassoc=8)",
             ["icachesize=3072"] = "icache cannot be constructed from given parameters: "
-                .. "the number of sets (cache size / (assoc * block size)) must be a power of two",
+                .. "the number of sets (cache size / (assoc * block size)) must be a power of two"
+                .. " (icachesize=3072, iblksize=64, iassoc=8)",
+            ["l2cachesize=68719476736"] = "L2 cache cannot be constructed from given parameters: "
+                .. "cache size / block size is 1073741824 blocks, more than the 16777216 (2^24) simulated"
+                .. " (l2cachesize=68719476736, l2blksize=64, l2assoc=16)",
+            ["l2assoc=9007199254740992"] = "L2 cache cannot be constructed from given parameters: "
+                .. "cache size must be divisible by set size (assoc * block size)"
+                .. " (l2cachesize=2097152, l2blksize=64, l2assoc=9007199254740992)",
+            ["cores=100000"] = "cores=100000: 100000 cores of these caches hold 51200000 blocks, "
+                .. "more than the 33554432 (2^25) simulated",
             ["cores=0"] = "cores must be at least 1: cores=0",
             ["limit=ten"] = "integer argument parsing failed: limit=ten",
             ["seed=x"] = "integer argument parsing failed: seed=x",

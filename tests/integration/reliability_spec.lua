@@ -238,4 +238,15 @@ describe("arguments that do not fit", function()
             assert.are.equal(("integer argument out of range (%s): limit=%s"):format(range, limit), message)
         end
     end)
+
+    it("a cache geometry too large to simulate, at once", function()
+        -- 2^52 bytes (exact in both Lua builds) used to take minutes and all memory
+        local message = refused("cache.lua", { "dcachesize=4503599627370496" })
+        assert.are.equal("dcache cannot be constructed from given parameters: cache size / block size is "
+            .. "70368744177664 blocks, more than the 16777216 (2^24) simulated "
+            .. "(dcachesize=4503599627370496, dblksize=64, dassoc=8)", message)
+        message = refused("cache.lua", { "l2cachesize=1073741824", "cores=2" })
+        assert.are.equal("cores=2: 2 cores of these caches hold 33555456 blocks, more than the 33554432 (2^25) "
+            .. "simulated", message)
+    end)
 end)

@@ -180,6 +180,13 @@ describe("cachesim", function()
             { { 4096, 64, 0 }, "associativity must be a positive integer" },
             { { 0, 64, 2 }, "cache size must be a positive integer" },
             { { -128, 64, 2 }, "cache size must be a positive integer" },
+            -- too large to simulate: 2^62 bytes took minutes and all memory
+            { { 2 ^ 62, 64, 8 },
+                "cache size / block size is 72057594037927936 blocks, more than the 16777216 (2^24) simulated" },
+            { { 2 ^ 24 * 64 * 2, 64, 8 },
+                "cache size / block size is 33554432 blocks, more than the 16777216 (2^24) simulated" },
+            -- more ways than blocks; blksize * assoc would wrap around in Lua 5.4
+            { { 4096, 4, math.tointeger(2 ^ 62) }, "cache size must be divisible by set size (assoc * block size)" },
             { { 384, 64, 2 }, "the number of sets (cache size / (assoc * block size)) must be a power of two" },
         }
         for _, case in ipairs(cases) do
@@ -191,6 +198,7 @@ describe("cachesim", function()
         end
         assert.is_nil(cachesim.check(16384, 64, 8))
         assert.is_nil(cachesim.check(64, 64, 1))
+        assert.is_nil(cachesim.check(2 ^ 24 * 64, 64, 8))
         assert.has_error(function() cachesim.new { size = 128, blksize = 32, assoc = 2, policy = "mru" } end)
     end)
 end)
