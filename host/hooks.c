@@ -178,6 +178,7 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num
 
     lh_notify(LH_AT_SYSCALL, (int)vcpu_index, &ev);
     call_hooks(EV_SYSCALL, (int)vcpu_index, push_syscall, &sc);
+    lh_notify(LH_AT_SYSCALL_HOOKED, (int)vcpu_index, &ev);
 }
 
 typedef struct LhSyscallReturn {
@@ -253,25 +254,52 @@ static void on_discon(qemu_plugin_id_t id, unsigned int vcpu_index,
  * (on_error=disable) may have counted wrong, so it ends with status 1.
  * outfile= output reaches its file here too: a guest's exit_group ends
  * the process without flushing stdio, but plugin atexit runs first.
+ *
+ * It runs once, complete: at QEMU's exit, or earlier when the process
+ * execs a program (process.c, LH_AT_EXEC), after which QEMU's exit never
+ * comes (or, if the exec fails after all, must not report again). Under
+ * the lock throughout, so that an exit racing an exec waits for the
+ * report instead of ending the process in its middle. At an exec the
+ * status is the new program's: the error count is only said.
  */
-static void on_atexit(qemu_plugin_id_t id, void *udata)
+static bool exit_work_done;
+
+static void exit_work(bool at_exec)
 {
-    if (lh.refused) {
-        return;     /* a later -plugin of this plugin was refused: nothing ran */
+    lh_lock();
+    if (exit_work_done) {
+        lh_unlock();
+        return;
     }
+    exit_work_done = true;
     lh_notify(LH_AT_EXIT, LH_NO_VCPU, NULL);
     call_hooks(EV_ATEXIT, LH_NO_VCPU, NULL, NULL);
     call_hooks(EV_REPORT, LH_NO_VCPU, NULL, NULL);
-    lh_lock();
     if (lh.stats) {
         report_stats();
     }
-    if (lh.errors > 0) {
+    if (lh.errors > 0 && at_exec) {
+        lh_report("%d callback error(s) in this program (on_error=disable); it execs another, "
+                  "whose exit status is its own", lh.errors);
+    } else if (lh.errors > 0) {
         lh_report("%d callback error(s) in this run (on_error=disable): exit status 1", lh.errors);
         lh_stop(EXIT_FAILURE);
     }
     fflush(NULL);
     lh_unlock();
+}
+
+static void on_atexit(qemu_plugin_id_t id, void *udata)
+{
+    if (lh.refused) {
+        return;     /* a later -plugin of this plugin was refused: nothing ran */
+    }
+    exit_work(false);
+}
+
+static void exit_work_at_exec(int vcpu, const void *data)
+{
+    exit_work(true);
 }
 
 /*
@@ -389,7 +417,8 @@ void lh_hooks_start(void)
     if (lh_listening(LH_AT_TRANSLATE)) {
         register_with_qemu(EV_TB_TRANS);
     }
-    if (lh_listening(LH_AT_SYSCALL) || lh_listening(LH_AT_SYSCALL_RETURN)) {
+    if (lh_listening(LH_AT_SYSCALL) || lh_listening(LH_AT_SYSCALL_RETURN) ||
+        lh_listening(LH_AT_SYSCALL_HOOKED)) {
         register_with_qemu(EV_SYSCALL);
         register_with_qemu(EV_SYSCALL_RET);
     }
@@ -433,5 +462,6 @@ void lh_open_hooks(lua_State *L, int raw)
         hooks[ev] = g_ptr_array_new();
         after_reset[ev] = g_ptr_array_new();
     }
+    lh_listen(LH_AT_EXEC, exit_work_at_exec);
     lh_set_functions(L, raw, hooks_functions);
 }

@@ -120,6 +120,8 @@ typedef enum {
     LH_AT_TRANSLATE,        /* LH_SOME_VCPU; data the struct qemu_plugin_tb */
     LH_AT_SYSCALL,          /* the vCPU; data an LhSyscallEvent */
     LH_AT_SYSCALL_RETURN,   /* the vCPU; data an LhSyscallEvent */
+    LH_AT_SYSCALL_HOOKED,   /* as LH_AT_SYSCALL, after the script's hooks of it */
+    LH_AT_EXEC,             /* the process execs a program: the exit work runs now; data NULL */
     LH_MOMENTS,
 } LhMoment;
 typedef void (*LhListener)(int vcpu, const void *data);
@@ -211,6 +213,22 @@ const LhSymbol *lh_symtab_at(LhSymtab *t, uint64_t addr);
 const LhSymbol *lh_symtab_named(LhSymtab *t, const char *name, int max_rank);
 bool lh_symtab_line(LhSymtab *t, uint64_t addr, const char **file, int *line);
 bool lh_symtab_extent(LhSymtab *t, uint64_t *low, uint64_t *high);
+
+/* exec.c: what an execve will run, as the kernel finds it (user mode). */
+typedef struct LhExec {
+    char *path;             /* the file, absolute */
+    char *given;            /* the path the guest gave (a script's interpreter gets it) */
+    char *interp;           /* a "#!" script: its interpreter, absolute, */
+    char *interp_given;     /* as the script names it, */
+    char *interp_arg;       /* and its one optional argument, or NULL */
+    const char *arch;       /* qemu-ARCH of the ELF program that runs; NULL: unknown */
+    bool nested;            /* the interpreter is itself a script */
+    GPtrArray *argv, *envp; /* read from the guest */
+} LhExec;
+typedef enum { LH_EXEC_FAILS, LH_EXEC_RUNS, LH_EXEC_UNKNOWN } LhExecFate;
+LhExecFate lh_exec_fate(const uint64_t *args, bool at, const char *own, LhExec *x, const char **why);
+void lh_exec_clear(LhExec *x);
+bool lh_host_runs(const char *arch);
 
 /* process.c: the guest process's signals, forks and execs (user mode). */
 void lh_open_process(const qemu_info_t *info);

@@ -159,13 +159,17 @@ luahost.on_exit(function() luahost.printf("exit pid=%d\n", luahost.pid()) end)
         assert.are.equal(("exit pid=%d\n"):format(child), of_child)
     end)
 
-    it("is not written by a process that execs another program, which a notice says", function()
+    it("is written at the exec by a process that execs another program, which a notice says", function()
         local script = helper.lua_file('luahost.on_exit(function() luahost.warn("exit hook ran") end)')
         local status, _, stderr = helper.sh(("%s -plugin %s /bin/sh -c 'exec /bin/true'"):format(
             helper.quote(helper.qemu_build() .. "/qemu-x86_64"), helper.quote(helper.luahost_plugin(script))))
         assert.are.equal(0, status, stderr)
-        local _, notices = stderr:gsub("execs another program, which runs without luahost", "")
+        local _, ran = stderr:gsub("luahost: warning: exit hook ran\n", "")
+        assert.are.equal(1, ran, stderr)
+        local _, notices = stderr:gsub("execs /bin/true, which runs without luahost", "")
         assert.are.equal(1, notices, stderr)
+        assert.is_truthy(stderr:find("exit hook ran\n.*execs /bin/true"),
+            "the notice comes after the report: " .. stderr)
     end)
 end)
 
