@@ -231,7 +231,7 @@ void lh_exec_clear(LhExec *x);
 bool lh_host_runs(const char *arch);
 
 /* process.c: the guest process's signals, forks and execs (user mode). */
-void lh_open_process(const qemu_info_t *info);
+void lh_open_process(lua_State *L, int raw, const qemu_info_t *info);
 
 /* maps.c: the ELF files the guest has mapped (user mode). */
 typedef struct LhMapped {

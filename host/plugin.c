@@ -233,6 +233,7 @@ static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **arg
     lh_open_lifecycle(L, raw);
     lh_open_stream(L, raw);
     lh_open_modules(L, raw, info);
+    lh_open_process(L, raw, info);
     push_features(L);
     lua_setfield(L, raw, "features");
 }
@@ -344,7 +345,6 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
     }
     g_rec_mutex_init(&lh.lock);
     lh_open_report_stream();
-    lh_open_process(info);
     export_lua_symbols();
     lh.id = id;
     lh.abort_on_error = true;

@@ -21,6 +21,8 @@
  * succeed is found as the kernel would find it (exec.c), so that a shell
  * trying each directory of PATH (most attempts fail with ENOENT) changes
  * nothing. The new program runs without luahost, which one notice says.
+ * A report that another process's may be confused with starts with a
+ * line naming its process (raw.process_note).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -145,6 +147,10 @@ static void read_command_line(void)
     g_free(text);
 }
 
+/* The process a report describes (raw.process_note). */
+static pid_t pid;                  /* as of the last fork */
+static pid_t forked_from;          /* in a forked child: the parent, else 0 */
+static bool has_forked;
 static char *exec_target;          /* the program this one execs, once it does */
 static bool exec_reported;         /* the exit path ran at an exec */
 
@@ -217,18 +223,27 @@ static void watch_process(int vcpu, const void *data)
     const LhSyscallEvent *ev = data;
 
     if (is_fork(ev) || ev->num == sys->clone3) {
+        has_forked = has_forked || is_fork(ev);
         fflush(NULL);
     } else if (is_exec(ev->num)) {
         watch_exec(vcpu, ev);
     }
 }
 
-/* An exec that returns has failed, after the report if the host wrote it. */
+/*
+ * A fork returns in the child too, where the process id has changed; an
+ * exec that returns has failed, after the report if the host wrote it.
+ */
 static void watch_return(int vcpu, const void *data)
 {
     const LhSyscallEvent *ev = data;
     static gsize told;
 
+    if ((ev->num == sys->clone || ev->num == sys->fork || ev->num == sys->vfork ||
+         ev->num == sys->clone3) && getpid() != pid) {
+        forked_from = pid;
+        pid = getpid();
+    }
     if (is_exec(ev->num) && exec_reported && g_once_init_enter(&told)) {
         lh_report("warning: process %d: the exec of %s failed (%s) after luahost wrote this "
                   "program's report; what it does from here is not reported", (int)getpid(),
@@ -237,9 +252,44 @@ static void watch_return(int vcpu, const void *data)
     }
 }
 
-void lh_open_process(const qemu_info_t *info)
+/*
+ * raw.process_note(): which process a report describes, when another's
+ * may go to the same place (this process forked or is a forked child);
+ * else nil.
+ */
+static int process_note(lua_State *L)
+{
+    GString *s;
+
+    if (!has_forked && forked_from == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    s = g_string_new(NULL);
+    g_string_append_printf(s, "process %d", (int)getpid());
+    if (program != NULL) {
+        g_string_append_printf(s, " (%s)", program);
+    }
+    if (forked_from != 0) {
+        g_string_append_printf(s, ", forked from %d", (int)forked_from);
+    }
+    if (exec_target != NULL) {
+        g_string_append_printf(s, ", up to its exec of %s", exec_target);
+    }
+    lua_pushlstring(L, s->str, s->len);
+    g_string_free(s, TRUE);
+    return 1;
+}
+
+static const luaL_Reg process_functions[] = {
+    { "process_note", process_note },
+    { NULL, NULL },
+};
+
+void lh_open_process(lua_State *L, int raw, const qemu_info_t *info)
 {
     if (!info->system_emulation) {
+        pid = getpid();
         read_command_line();
         lh_listen(LH_AT_TRANSLATE, first_translation);
         sys = lh_syscalls(info->target_name);
@@ -248,4 +298,5 @@ void lh_open_process(const qemu_info_t *info)
             lh_listen(LH_AT_SYSCALL_RETURN, watch_return);
         }
     }
+    lh_set_functions(L, raw, process_functions);
 }
