@@ -1,6 +1,6 @@
 -- boot: run by the host at install time with the private raw table.
 -- It takes the host's own arguments (script=, e=, outfile=, on_error=,
--- stats=, symbols=) and loads each script given, with a public API, an
+-- stats=, follow=, symbols=) and loads each script given, with a public API, an
 -- environment and a module path of its own (lua/sandbox.lua). It returns
 -- true and the function that loads the scripts of a later -plugin of
 -- this same plugin, or nil and one message for the user's mistakes; the
@@ -9,12 +9,12 @@
 -- Several scripts share a run: script= (or e=) starts a script, and the
 -- arguments after it, outfile= included, are that script's. With one
 -- script, its arguments may come anywhere. Host arguments of the run
--- (on_error=, stats=, symbols=) may come anywhere, once each.
+-- (on_error=, stats=, follow=, symbols=) may come anywhere, once each.
 local raw = ...
 
 -- Host arguments of the whole run, given at most once; of HOST_LISTS,
 -- as often as needed.
-local HOST_RUN = { on_error = true, stats = true }
+local HOST_RUN = { on_error = true, stats = true, follow = true }
 local HOST_LISTS = { symbols = true }
 
 local compat = raw.load_embedded("compat")(raw)
@@ -133,8 +133,26 @@ end
 -- at exit (it always registers its exit work), before any stop and before
 -- the guest forks. With %p (as Valgrind's --log-file) each process writes
 -- a file of its own, named by its id (%% is a %); without, a forked child
--- writes to the same file.
+-- writes to the same file. Truncated when the run starts, then written
+-- in append mode (O_APPEND): a forked child, or the parent writing after
+-- it, or the program a process exec'd under follow=on (same pid, so the
+-- same %p file), adds to the file instead of writing over what is there.
 local writers = {}
+
+local function open_append(name, truncate)
+    if truncate then
+        local f, err = io.open(name, "w")
+        if not f then
+            return nil, err
+        end
+        f:close()
+    end
+    local f, err = io.open(name, "a")
+    if f then
+        f:setvbuf("full")
+    end
+    return f, err
+end
 
 local function outfile_name(pattern, pid)
     return (pattern:gsub("%%([%%p])", function(c) return c == "p" and tostring(pid) or "%" end))
@@ -145,17 +163,15 @@ local function outfile_writer(pattern)
         return writers[pattern]
     end
     local pid = raw.getpid()
-    local f, err = io.open(outfile_name(pattern, pid), "w")
+    local f, err = open_append(outfile_name(pattern, pid), not raw.execed_by())
     if not f then
         return nil, "cannot open outfile " .. err
     end
-    f:setvbuf("full")
     local per_process = pattern:find("%%p") ~= nil
     writers[pattern] = function(text)
         if per_process and raw.getpid() ~= pid then
             pid = raw.getpid()
-            f = assert(io.open(outfile_name(pattern, pid), "w"))    -- the parent's stays open in it
-            f:setvbuf("full")
+            f = assert(open_append(outfile_name(pattern, pid), true))    -- the parent's stays open in it
         end
         f:write(text)
     end
@@ -195,6 +211,16 @@ local function take_run_args(new_symbols)
             return nil, ("stats=%s: expected stats=on or stats=off"):format(run.stats)
         end
         checked.stats = true
+    end
+    if run.follow and not checked.follow then
+        if run.follow ~= "on" and run.follow ~= "off" then
+            return nil, ("follow=%s: expected follow=on or follow=off"):format(run.follow)
+        end
+        local ok, err = raw.set_follow(run.follow == "on")
+        if not ok then
+            return nil, err
+        end
+        checked.follow = true
     end
     if run.outfile and not checked.outfile then
         local ok, err = outfile_writer(run.outfile)
@@ -272,6 +298,17 @@ local function start_script(spec, dirs)
     end
     luahost._set_writer = nil
     luahost.argv = spec.argv
+    -- When other processes' reports may go to the same place (a fork,
+    -- follow=on), each report starts by naming its process; not in a
+    -- file of its own (outfile=NAME.%p), unless an exec'd program under
+    -- follow=on, with the same pid, adds to it.
+    local own_file = outfile and outfile:find("%%p") and run.follow ~= "on"
+    luahost.on_exit(function()
+        local note = not own_file and raw.process_note()
+        if note then
+            luahost.outs(("== luahost: %s ==\n"):format(note))
+        end
+    end)
     local path, err = script_path(spec, dirs)
     if not path then
         return nil, err

@@ -461,7 +461,7 @@ describe("modules in a forked child", function()
             assert.is_truthy(child, r.stdout)
             assert.are.equal(child, parent_child)
             local reports = {}
-            for line in r.report:gmatch("process ([^\n]*)") do
+            for line in ("\n" .. r.report):gmatch("\nprocess ([^\n]*)") do     -- not the note naming it
                 local f = helper.fields(line)
                 local names = {}
                 for name in f.symbols:gmatch("[^,]+") do
