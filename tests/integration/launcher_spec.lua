@@ -72,7 +72,7 @@ describe("the luahost launcher", function()
     end)
 
     for _, arch in ipairs(helper.arches) do
-        it("picks qemu-" .. arch .. " from the ELF header; -e counts syscalls as libsyscall.so does", function()
+        it("picks qemu-" .. arch .. " from the ELF header; -e counts syscalls as libsyscall.so does #threads", function()
             local out = helper.tmpname()
             local r = luahost({ "-o", out, "-plugin", helper.c_plugin("tests/tcg/plugins/libsyscall.so"),
                 "-D", out .. ".log", "-d", "plugin",
@@ -150,6 +150,18 @@ luahost.on_exit(function() luahost.printf("target=%s\n", luahost.info.target_nam
         assert.are.equal(7, r.status)
         r = luahost({ "-e", "", "--", "/bin/sh", "-c", "kill -TERM $$" })
         assert.are.equal(128 + 15, r.status)
+    end)
+
+    it("with -f runs the programs the guest execs under luahost too, each report naming its process", function()
+        local script = 'luahost.on_exit(function() luahost.outs("report of " .. luahost.info.target_name .. "\\n") end)'
+        local r = luahost({ "-f", "-e", script, "--", "/bin/sh", "-c", "/bin/true; exit 3" })
+        -- the shell, its child up to the exec, and the program it exec'd
+        assert.are.equal(3, r.status, r.stderr)
+        assert.are.equal(3, select(2, r.stderr:gsub("report of x86_64\n", "")), r.stderr)
+        assert.matches("== luahost: process %d+ %(/usr/bin/true%), forked from %d+", r.stderr)
+        r = luahost({ "-e", script, "--", "/bin/sh", "-c", "/bin/true; exit 3" })
+        assert.are.equal(2, select(2, r.stderr:gsub("report of x86_64\n", "")), r.stderr)
+        assert.matches("which runs without luahost %(follow=on would run it under luahost too%)", r.stderr)
     end)
 
     it("passes QEMU options through (-E to the guest's environment)", function()
