@@ -72,7 +72,8 @@ describe("the luahost launcher", function()
     end)
 
     for _, arch in ipairs(helper.arches) do
-        it("picks qemu-" .. arch .. " from the ELF header; -e counts syscalls as libsyscall.so does #threads", function()
+        it("picks qemu-" .. arch .. " from the ELF header; -e counts syscalls as libsyscall.so does"
+            .. " #threads", function()
             local out = helper.tmpname()
             local r = luahost({ "-o", out, "-plugin", helper.c_plugin("tests/tcg/plugins/libsyscall.so"),
                 "-D", out .. ".log", "-d", "plugin",
