@@ -12,6 +12,10 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#define _GNU_SOURCE     /* pthread_setname_np */
+#include <pthread.h>
+#include <signal.h>
+
 #include "luahost.h"
 
 typedef struct LhInterval {
@@ -28,6 +32,7 @@ static bool stopping;
 
 static void *run_intervals(void *unused)
 {
+    pthread_setname_np(pthread_self(), "luahost-ticks");   /* for ps, gdb and the tests */
     g_mutex_lock(&lock);
     while (!stopping) {
         gint64 now = g_get_monotonic_time(), next = G_MAXINT64;
@@ -99,7 +104,16 @@ void lh_interval_start(void)
 {
     g_mutex_lock(&lock);
     if (thread == NULL && !stopping && intervals->len > 0) {
+        /*
+         * The thread takes no signal: QEMU's handler, run on a thread
+         * with no vCPU, dereferences a null CPU (a SIGTERM from timeout
+         * delivered here killed QEMU without a report).
+         */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
         thread = g_thread_new("luahost-interval", run_intervals, NULL);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     g_mutex_unlock(&lock);
 }

@@ -62,7 +62,7 @@ describe("the exit report", function()
         end)
     end
 
-    it("is written once when the guest exits from a second thread", function()
+    it("is written once when the guest exits from a second thread #threads", function()
         local status, _, stderr = helper.sh(qemu_cmd("x86_64", "thread-exit"))
         assert.are.equal(3, status, stderr)
         assert.are.equal(1, reports(stderr), stderr)
@@ -176,7 +176,7 @@ end)
 describe("interval hooks", function()
     after_each(helper.cleanup)
 
-    it("run every N seconds while the guest runs, and not after the exit hooks start", function()
+    it("run every N seconds while the guest runs, and not after the exit hooks start #threads", function()
         local script = helper.lua_file([[
 local n = 0
 luahost.on_interval(0.1, function() n = n + 1; luahost.printf("tick %d\n", n) end)
@@ -193,6 +193,34 @@ luahost.on_exit(function() luahost.printf("ticks %d\n", n) end)
         local _, printed = stderr:gsub("tick %d+\n", "")
         assert.are.equal(ticks, printed, "each tick printed once, none after the exit hooks: " .. stderr)
         assert.is_truthy(stderr:find(("tick %d\nticks %d\n"):format(ticks, ticks), 1, true), stderr)
+    end)
+
+    it("run on a thread that takes no signal: one sent to it stays pending #threads", function()
+        -- A signal the kernel gave the interval thread ran QEMU's handler
+        -- there, with no vCPU: a null dereference, and no report. tgkill
+        -- sends SIGTERM to that thread alone; then kill to the process.
+        local script = helper.lua_file([[
+luahost.on_interval(0.05, function() end)
+luahost.on_exit(function() luahost.printf("report\n") end)
+]])
+        local out = helper.tmpname()
+        local status, _, stderr = helper.sh(([[
+env --default-signal=INT %s -plugin %s -d plugin %s wait >%s &
+pid=$!
+for i in $(seq 200); do grep -q ready %s && break; sleep 0.05; done
+for t in /proc/$pid/task/*; do
+    if [ "$(cat $t/comm)" = luahost-ticks ]; then
+        python3 -c 'import ctypes, sys; ctypes.CDLL(None).syscall(234, int(sys.argv[1]), int(sys.argv[2]), 15)' \
+            $pid "${t##*/}"
+    fi
+done
+sleep 0.3
+kill -TERM $pid
+wait $pid
+]]):format(helper.quote(helper.qemu_build() .. "/qemu-x86_64"), helper.quote(helper.luahost_plugin(script)),
+            helper.quote(helper.guest("ends", "x86_64")), out, out))
+        assert.are.equal(128 + 15, status, stderr)
+        assert.are.equal(1, select(2, stderr:gsub("report\n", "")), stderr)
     end)
 
     it("refuse a period out of range, naming the line", function()
