@@ -501,8 +501,18 @@ static LhColumnData column_of(LhStreamBuf *b, int col)
         lua_rawseti(L, t, (lua_Integer)i + 1);                  \
     }
 
+/*
+ * table[1..n] = the column's values, and nil after n: a batch smaller than
+ * the one before must not show the old one's values past batch.n.
+ */
 static void fill_table(lua_State *L, int t, LhColumnData c, uint32_t n)
 {
+    lua_Integer old_n = (lua_Integer)lh_rawlen(L, t);
+
+    for (lua_Integer i = old_n; i > (lua_Integer)n; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, t, i);
+    }
     switch (c.width) {
     case 1: FILL(uint8_t, lua_pushinteger); break;
     case 2: FILL(uint16_t, lua_pushinteger); break;

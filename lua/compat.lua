@@ -8,8 +8,9 @@
 -- a stream column).
 --
 -- compat.u64(hi, lo): the value with these 32-bit halves.
--- compat.u64_column(pointer): LuaJIT only, a uint64_t * stream column
---     read as numbers where they fit (nil under Lua 5.4).
+-- compat.u64_column(pointer [, count]): LuaJIT only, a uint64_t * stream
+--     column read as numbers where they fit, indexes checked against
+--     count[0] when given (nil under Lua 5.4).
 local raw = ...
 local compat = {}
 
@@ -65,9 +66,21 @@ raw.set_u64_converters(big, parts)
 
 -- Not const: LuaJIT's string.format takes uint64_t values for %x and %d,
 -- but not const uint64_t ones.
-ffi.cdef("typedef struct { uint64_t *p; } luahost_u64_column;")
+-- n, when not NULL, points to the batch's count: reads outside 1..n are
+-- an error instead of a wild read (lua/stream.lua).
+ffi.cdef("typedef struct { uint64_t *p; int32_t *n; } luahost_u64_column;")
+
+function compat.column_range_error(i, n)
+    error(("stream batch column: index %s out of range 1..%d (batch.n)"):format(tostring(i), n), 3)
+end
+local range_error = compat.column_range_error
+
 local U64Column = ffi.metatype("luahost_u64_column", {
     __index = function(column, i)
+        local n = column.n
+        if n ~= nil and not (type(i) == "number" and i >= 1 and i <= n[0]) then
+            range_error(i, n[0])
+        end
         local v = column.p[i]
         if v < EXACT_U64 then
             return tonumber(v)
@@ -76,8 +89,8 @@ local U64Column = ffi.metatype("luahost_u64_column", {
     end,
 })
 
-function compat.u64_column(pointer)
-    return U64Column(pointer)
+function compat.u64_column(pointer, count)
+    return U64Column(pointer, count)
 end
 
 return compat

@@ -4,10 +4,11 @@
 --
 -- Lua 5.4: a column is a table the host fills when the script first reads
 -- it in a batch, and reuses for the next batch of the same vCPU. LuaJIT:
--- a column is an FFI pointer into the buffer itself, shifted so that it
--- too is indexed from 1 (64-bit columns read as plain numbers where they
--- fit, lua/compat.lua). Either way a batch and its columns are valid
--- only during the on_batch call that received them.
+-- a column reads the buffer itself through an FFI pointer, shifted so
+-- that it too is indexed from 1 (64-bit columns read as plain numbers
+-- where they fit, lua/compat.lua), each index checked against batch.n
+-- unless the stream is unchecked. Either way a batch and its columns are
+-- valid only during the on_batch call that received them.
 local raw, compat = ...
 local ffi = jit and require("ffi")
 
@@ -26,11 +27,34 @@ local FFI_TYPES = { kind = "uint8_t *", size = "uint16_t *", device = "uint16_t 
 
 local stream_live, stream_column = raw.stream_live, raw.stream_column
 
+-- LuaJIT: a column checks each index against the batch's count (kept in
+-- C memory the view owns), so that a read past batch.n is an error, not
+-- a wild read; a stream made with unchecked = true hands out the raw
+-- pointers (no check, for the last few percent).
+local checked_types = {}
+local unchecked_fns = setmetatable({}, { __mode = "k" })    -- on_batch functions of such streams
+if ffi then
+    for name, ctype in pairs({ u8 = "uint8_t", u16 = "uint16_t", u32 = "uint32_t" }) do
+        local range_error = compat.column_range_error
+        ffi.cdef(("typedef struct { %s *p; int32_t *n; } luahost_column_%s;"):format(ctype, name))
+        checked_types[ctype .. " *"] = ffi.metatype("luahost_column_" .. name, {
+            __index = function(column, i)
+                if not (type(i) == "number" and i >= 1 and i <= column.n[0]) then
+                    range_error(i, column.n[0])
+                end
+                return column.p[i]
+            end,
+        })
+    end
+end
+
 -- One view per vCPU buffer, made at its first delivery: buffers live as
 -- long as the plugin, and so do their views.
-local function new_view(buf)
+local function new_view(buf, unchecked)
     local view = {}
     local st = { n = 0, gen = -1, cols = {}, filled = {}, view = view }
+    local count = not unchecked and ffi and ffi.new("int32_t[1]")
+    st.count = count
     local function column(name)
         local col = st.cols[name]
         if ffi then
@@ -42,8 +66,11 @@ local function new_view(buf)
                 local narrow = FFI_TYPES[name]
                 if narrow then
                     col = ffi.cast(narrow, p) - 1
+                    if count then
+                        col = checked_types[narrow](col, count)
+                    end
                 else
-                    col = compat.u64_column(ffi.cast("uint64_t *", p) - 1)
+                    col = compat.u64_column(ffi.cast("uint64_t *", p) - 1, count or nil)
                 end
                 st.cols[name] = col
             end
@@ -90,19 +117,27 @@ local views = {}    -- views[buf] = the state of buf's view
 local function deliver(on_batch, vcpu, buf, n, gen)
     local st = views[buf]
     if st == nil then
-        st = new_view(buf)
+        st = new_view(buf, unchecked_fns[on_batch])
         views[buf] = st
     end
     st.n, st.gen = n, gen
-    on_batch(vcpu, st.view)
+    local count = st.count
+    if count then
+        count[0] = n
+        on_batch(vcpu, st.view)
+        count[0] = 0        -- a column kept past the call reads nothing
+    else
+        on_batch(vcpu, st.view)
+    end
 end
 raw.stream_set_deliver(deliver)
 
 local OPTIONS = { on_batch = "function", capacity = "number", values = "boolean", physical = "boolean",
-    coalesce = "table" }
+    coalesce = "table", unchecked = "boolean" }
 
 -- luahost.stream{ on_batch = fn [, capacity = 4096] [, values = false]
--- [, physical = false] [, coalesce = { exec = bytes, mem = bytes }] }: a stream; stream:exec(tb or insn [, id]) and
+-- [, physical = false] [, coalesce = { exec = bytes, mem = bytes }]
+-- [, unchecked = false] }: a stream; stream:exec(tb or insn [, id]) and
 -- stream:mem(insn [, id [, rw]]) add events to it at translation time.
 function stream.new(options)
     if type(options) ~= "table" then
@@ -111,7 +146,8 @@ function stream.new(options)
     for key, value in pairs(options) do
         local want = OPTIONS[key]
         if not want then
-            error(("luahost.stream: unknown option %s (expected on_batch, capacity, values, physical, coalesce)")
+            error(("luahost.stream: unknown option %s (expected on_batch, capacity, values, physical, coalesce, "
+                .. "unchecked)")
                 :format(tostring(key)), 3)
         elseif type(value) ~= want then
             error(("luahost.stream: option %s must be a %s, got %s"):format(key, want, type(value)), 3)
@@ -131,6 +167,9 @@ function stream.new(options)
             error(("luahost.stream: coalesce takes exec = and mem = block sizes, powers of two; got %s = %s")
                 :format(tostring(key), tostring(size)), 3)
         end
+    end
+    if options.unchecked then
+        unchecked_fns[options.on_batch] = true
     end
     return raw.stream_new(options.on_batch, capacity, options.values == true, options.physical == true,
         coalesce.exec, coalesce.mem)

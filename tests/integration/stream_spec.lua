@@ -129,7 +129,7 @@ describe("event streams", function()
             assert.is_nil(r.report:find(",load,", 1, true))
         end)
 
-        it("count exactly what inline counters count, in order, on 8 threads (" .. arch .. ")", function()
+        it("count exactly what inline counters count, in order, on 8 threads (" .. arch .. ") #threads", function()
             for _, capacity in ipairs({ "4096", "13" }) do
                 local r = helper.run_lua(arch, COUNTS, helper.guest("threads", arch), {
                     args = { "capacity=" .. capacity }, guest_args = { "8", "20000" },
@@ -184,6 +184,36 @@ luahost.on_exit(function()
     print(kept.n)
 end)
 ]], ":5: attempt to use a stream batch after the on_batch call that received it returned")
+    end)
+
+    -- A batch smaller than the capacity follows a full one, so that the
+    -- column's storage holds values past batch.n from the batch before.
+    local PAST_N = [[
+local batches = 0
+local s = luahost.stream { capacity = 8, %s on_batch = function(vcpu, batch)
+    batches = batches + 1
+    if batch.n < 8 and batches > 1 then
+        luahost.printf("n=%%d past=%%s\n", batch.n, tostring(batch.addr[batch.n + 1]))
+        luahost.printf("zero=%%s\n", tostring(batch.kind[0]))
+    end
+end }
+luahost.on_tb_translate(function(tb) s:exec(tb) end)
+]]
+
+    it("gives no value past batch.n: an error under LuaJIT, nil under Lua 5.4", function()
+        if os.getenv("LUAHOST_FLAVOUR") == "luajit" then
+            fails(PAST_N:format(""), ":5: stream batch column: index ")
+            local r = fails(PAST_N:format(""), "out of range 1..")
+            assert.matches("%(batch%.n%)", r.stderr)
+        else
+            local r = helper.run_lua("x86_64", PAST_N:format(""), helper.guest("loop", "x86_64"))
+            assert.matches("n=%d past=nil\nzero=nil\n", r.report)
+        end
+    end)
+
+    it("reads raw columns with unchecked = true (LuaJIT: no check at all)", function()
+        local r = helper.run_lua("x86_64", PAST_N:format("unchecked = true,"), helper.guest("loop", "x86_64"))
+        assert.matches("n=%d past=[%d%w]+\nzero=", r.report)
     end)
 
     it("refuses a column the stream does not record, naming the line", function()
