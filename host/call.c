@@ -7,8 +7,11 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#define _GNU_SOURCE
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "luahost.h"
 
@@ -103,6 +106,190 @@ int lh_message_handler(lua_State *L)
 }
 
 /*
+ * Lua runs on a stack big enough for its own limits. QEMU gives guest
+ * threads small stacks (linux-user: 256 KiB), and a recursion through C
+ * functions (string.gsub with a function that calls gsub, a sort
+ * comparator that sorts) ran off them, crashing QEMU, before Lua's limit
+ * stopped it: 200 nested C calls in Lua 5.4, about 2.5 KiB each for gsub.
+ * LuaJIT has no C-call limit below that of its Lua stack, about 6000
+ * levels of gsub of 9 KiB each (its buffer is 8 KiB), more than even a
+ * main thread's 8 MiB. A thread with less than LUA_STACK_NEEDED left gets
+ * a stack of LUA_STACK_SIZE the first time it calls into Lua (reserved,
+ * not committed: pages are used as touched), freed when it ends; a call
+ * on it costs about 50 instructions. Hosts other than x86_64 and aarch64,
+ * or a failed mmap, run Lua on the thread's stack.
+ */
+#if LH_LUAJIT
+#define LUA_STACK_NEEDED SIZE_MAX
+#define LUA_STACK_SIZE ((size_t)128 << 20)
+#else
+#define LUA_STACK_NEEDED ((size_t)1 << 20)
+#define LUA_STACK_SIZE ((size_t)16 << 20)
+#endif
+#define LUA_STACK_GUARD ((size_t)64 << 10)   /* more than one C frame */
+
+#if defined(__x86_64__) || defined(__aarch64__)
+/* call_on_stack(arg, fn, top): fn(arg) with the stack pointer at top. */
+void call_on_stack(void *arg, void (*fn)(void *), void *top);
+#if defined(__x86_64__)
+__asm__(".pushsection .text\n"
+        ".globl call_on_stack\n"
+        ".hidden call_on_stack\n"
+        ".type call_on_stack, @function\n"
+        "call_on_stack:\n"
+        ".cfi_startproc\n"
+        "pushq %rbp\n"
+        ".cfi_def_cfa_offset 16\n"
+        ".cfi_offset %rbp, -16\n"
+        "movq %rsp, %rbp\n"
+        ".cfi_def_cfa_register %rbp\n"
+        "movq %rdx, %rsp\n"
+        "callq *%rsi\n"
+        "movq %rbp, %rsp\n"
+        "popq %rbp\n"
+        ".cfi_def_cfa %rsp, 8\n"
+        "ret\n"
+        ".cfi_endproc\n"
+        ".size call_on_stack, .-call_on_stack\n"
+        ".popsection\n");
+#else
+__asm__(".pushsection .text\n"
+        ".globl call_on_stack\n"
+        ".hidden call_on_stack\n"
+        ".type call_on_stack, %function\n"
+        ".p2align 2\n"
+        "call_on_stack:\n"
+        ".cfi_startproc\n"
+        "stp x29, x30, [sp, #-16]!\n"
+        ".cfi_def_cfa_offset 16\n"
+        ".cfi_offset x29, -16\n"
+        ".cfi_offset x30, -8\n"
+        "mov x29, sp\n"
+        ".cfi_def_cfa_register x29\n"
+        "mov sp, x2\n"
+        "blr x1\n"
+        "mov sp, x29\n"
+        ".cfi_def_cfa_register sp\n"
+        "ldp x29, x30, [sp], #16\n"
+        ".cfi_def_cfa_offset 0\n"
+        ".cfi_restore x29\n"
+        ".cfi_restore x30\n"
+        "ret\n"
+        ".cfi_endproc\n"
+        ".size call_on_stack, .-call_on_stack\n"
+        ".popsection\n");
+#endif
+
+/*
+ * This thread's stack, above its guard; OWN_STACK when the thread's own
+ * is big enough, or none could be made. Initial-exec: every callback
+ * reads it, and so without a call.
+ */
+static __thread char *lua_stack __attribute__((tls_model("initial-exec")));
+static char own_stack;
+#define OWN_STACK (&own_stack)
+static pthread_key_t lua_stack_key;     /* frees it when the thread ends */
+static pthread_once_t lua_stack_once = PTHREAD_ONCE_INIT;
+
+static void lua_stack_free(void *stack)
+{
+    munmap((char *)stack - LUA_STACK_GUARD, LUA_STACK_GUARD + LUA_STACK_SIZE);
+}
+
+static void lua_stack_key_new(void)
+{
+    pthread_key_create(&lua_stack_key, lua_stack_free);
+}
+
+/* What is left of the thread's own stack, from here. */
+static size_t own_stack_left(void)
+{
+    pthread_attr_t attr;
+    void *low;
+    size_t size, left = 0;
+
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        if (pthread_attr_getstack(&attr, &low, &size) == 0) {
+            left = (uintptr_t)__builtin_frame_address(0) - (uintptr_t)low;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    return left;
+}
+
+static G_GNUC_NO_INLINE void lua_stack_new(void)
+{
+    char *map;
+
+    lua_stack = OWN_STACK;
+    if (LUA_STACK_NEEDED != SIZE_MAX && own_stack_left() >= LUA_STACK_NEEDED) {
+        return;
+    }
+    map = mmap(NULL, LUA_STACK_GUARD + LUA_STACK_SIZE, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED) {
+        return;
+    }
+    if (mprotect(map, LUA_STACK_GUARD, PROT_NONE) != 0) {
+        munmap(map, LUA_STACK_GUARD + LUA_STACK_SIZE);
+        return;
+    }
+    lua_stack = map + LUA_STACK_GUARD;
+    pthread_once(&lua_stack_once, lua_stack_key_new);
+    pthread_setspecific(lua_stack_key, lua_stack);
+}
+
+/* The top of this thread's Lua stack; NULL when on it already, or none. */
+static char *lua_stack_top(void)
+{
+    if (G_UNLIKELY(lua_stack == NULL)) {
+        lua_stack_new();
+    }
+    if (lua_stack == OWN_STACK ||
+        (uintptr_t)__builtin_frame_address(0) - (uintptr_t)lua_stack < LUA_STACK_SIZE) {
+        return NULL;
+    }
+    return lua_stack + LUA_STACK_SIZE;
+}
+#endif
+
+typedef struct Pcall {
+    lua_State *L;
+    int nargs, nresults, errfunc, status;
+} Pcall;
+
+static void do_pcall(void *p)
+{
+    Pcall *c = p;
+
+    c->status = lua_pcall(c->L, c->nargs, c->nresults, c->errfunc);
+}
+
+#if defined(__x86_64__) || defined(__aarch64__)
+static G_GNUC_NO_INLINE int pcall_on_stack(char *top, lua_State *L, int nargs, int nresults,
+                                           int errfunc)
+{
+    Pcall c = { L, nargs, nresults, errfunc, LUA_OK };
+
+    call_on_stack(&c, do_pcall, top);
+    return c.status;
+}
+#endif
+
+/* lua_pcall on this thread's Lua stack. */
+static inline int stacked_pcall(lua_State *L, int nargs, int nresults, int errfunc)
+{
+#if defined(__x86_64__) || defined(__aarch64__)
+    char *top = lua_stack_top();
+
+    if (top != NULL) {
+        return pcall_on_stack(top, L, nargs, nresults, errfunc);
+    }
+#endif
+    return lua_pcall(L, nargs, nresults, errfunc);
+}
+
+/*
  * Calls the function below its nargs arguments with the traceback
  * handler; returns lua_pcall's status, the handler removed.
  */
@@ -113,7 +300,7 @@ static int traced_pcall(lua_State *L, int nargs, int nresults)
 
     lua_pushcfunction(L, lh_message_handler);
     lua_insert(L, base);
-    status = lua_pcall(L, nargs, nresults, base);
+    status = stacked_pcall(L, nargs, nresults, base);
     lua_remove(L, base);
     return status;
 }
@@ -283,7 +470,7 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
             lua_rawgeti(L, LUA_REGISTRYINDEX, hook->value_ref);
             nargs++;
         }
-        if (lua_pcall(L, nargs, 0, base) != LUA_OK) {
+        if (stacked_pcall(L, nargs, 0, base) != LUA_OK) {
             lh_report("error in %s: %s", hook->what, lua_tostring(L, -1));
             lua_settop(L, base - 1);
             apply_error_policy(hook);

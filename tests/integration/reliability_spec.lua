@@ -182,7 +182,7 @@ luahost.on_exit(function() luahost.outs("registered before the reset completed\n
         assert.are.equal("reset done\nregistered before the reset completed\n", r.log)
     end)
 
-    it("an uninstall stops the interval hooks", function()
+    it("an uninstall stops the interval hooks #threads", function()
         -- the interval thread woke up in an unloaded plugin
         local r = run([[
 local ticks, translations = 0, 0
@@ -199,7 +199,7 @@ end)
         assert.matches("checksum=", r.stdout)
     end)
 
-    it("neither is asked for from an interval hook", function()
+    it("neither is asked for from an interval hook #threads", function()
         for _, fn in ipairs({ "uninstall", "reset" }) do
             local r = run(("luahost.on_interval(0.01, function()\n    luahost.%s()\nend)\n"):format(fn),
                 {}, GUEST, { "100000000" })
@@ -248,5 +248,61 @@ describe("arguments that do not fit", function()
         message = refused("cache.lua", { "l2cachesize=1073741824", "cores=2" })
         assert.are.equal("cores=2: 2 cores of these caches hold 33555456 blocks, more than the 33554432 (2^25) "
             .. "simulated", message)
+    end)
+end)
+
+describe("a recursion through C functions", function()
+    after_each(helper.cleanup)
+
+    -- rec recurses through string.gsub, sorted through table.sort's
+    -- comparator: each level a C function calling Lua again. Lua's own
+    -- limit stops both with an error ("C stack overflow" in Lua 5.4,
+    -- "stack overflow" in LuaJIT) before the host stack runs out.
+    local RECURSIONS = [[
+local function rec(s)
+    return (s:gsub(".", rec))
+end
+local function sorted()
+    table.sort({ 1, 2, 3 }, function(a, b)
+        sorted()
+        return a < b
+    end)
+end
+local function stopped(fn)
+    local ok, err = pcall(fn, "x")
+    return not ok and tostring(err):match("stack overflow") ~= nil
+end
+]]
+
+    it("is stopped by Lua in an exec callback on a guest thread", function()
+        -- QEMU gives guest threads 256 KiB of host stack
+        local r = run(RECURSIONS .. [[
+local seen = {}
+luahost.on_tb_translate(function(tb)
+    tb:on_exec(function(vcpu)
+        if vcpu > 0 and not seen[vcpu] then
+            seen[vcpu] = true
+            luahost.printf("vcpu %d: %s %s\n", vcpu, stopped(rec), stopped(sorted))
+        end
+    end)
+end)
+]], {}, helper.guest("threads", "x86_64"), { "2", "1000" })
+        assert_status(0, r)
+        -- a vCPU index may be reused by the next thread
+        assert.matches("^vcpu %d: true true\n", r.log)
+        assert.is_falsy(r.log:find("false", 1, true), r.log)
+    end)
+
+    it("is stopped by Lua in the main chunk and in an exit hook", function()
+        -- LuaJIT's limit needs about 50 MiB of host stack, more than a main thread's
+        local r = run(RECURSIONS .. [[
+luahost.printf("main chunk: %s %s\n", stopped(rec), stopped(sorted))
+luahost.on_exit(function()
+    rec("x")
+end)
+]])
+        assert_status(1, r)
+        assert.matches("main chunk: true true\n", r.log)
+        assert.matches("^luahost: error in exit hook: [^\n]*stack overflow", r.stderr)
     end)
 end)
