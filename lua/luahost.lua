@@ -4,6 +4,7 @@
 local raw, args, compat = ...
 
 local luahost = {}
+local getinfo = debug.getinfo       -- the script may take debug away
 
 local function check_function(fn, what)
     if type(fn) ~= "function" then
@@ -46,7 +47,7 @@ luahost.on_vcpu_resume = hook("vcpu_resume", "luahost.on_vcpu_resume")
 -- interpreted). Functions they call are compiled as usual.
 function luahost.on_tb_translate(fn)
     check_function(fn, "luahost.on_tb_translate")
-    if jit then
+    if jit and getinfo(fn, "S").what ~= "C" then     -- coroutine.wrap(f) is a C function
         jit.off(fn, true)
     end
     raw.register("tb_trans", fn)

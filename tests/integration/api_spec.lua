@@ -258,4 +258,18 @@ luahost.printf("%s|%s|%s|%s\n", table.concat(luahost.argv, ";"), table.concat(op
 ]], { "addr=0x10", "verbose=yes", "addr=7", "name=abc" }, "loop", { "10" })
         assert.are.equal("addr=0x10;verbose=yes;addr=7;name=abc|16,7|true|abc\n", r.report)
     end)
+
+    it("takes a C function as a translation hook: coroutine.wrap(f) (LuaJIT: not jit.off'd)", function()
+        local r = run("x86_64", [[
+local seen = 0
+luahost.on_tb_translate(coroutine.wrap(function(tb)
+    while true do
+        seen = seen + 1
+        tb = coroutine.yield()
+    end
+end))
+luahost.on_exit(function() luahost.printf("translated %s\n", tostring(seen > 10)) end)
+]], {}, "loop", { "10" })
+        assert.are.equal("translated true\n", r.report)
+    end)
 end)
