@@ -380,7 +380,10 @@ end
 
 -- Event streams: C records events into per-vCPU buffers, Lua reads them
 -- in batches (lua/stream.lua, docs/api.md "Event streams").
-local stream = raw.load_embedded("stream")(raw, compat)
+-- One for the process, whatever the number of scripts (its FFI types and
+-- the host's delivery function exist once).
+raw.stream_module = raw.stream_module or raw.load_embedded("stream")(raw, compat)
+local stream = raw.stream_module
 
 function luahost.stream(options)
     local s = stream.new(options)   -- not a tail call: error levels count this frame
