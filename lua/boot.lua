@@ -14,7 +14,7 @@ local raw = ...
 
 -- Host arguments of the whole run, given at most once; of HOST_LISTS,
 -- as often as needed.
-local HOST_RUN = { on_error = true, stats = true, follow = true }
+local HOST_RUN = { on_error = true, stats = true, follow = true, bytecode = true }
 local HOST_LISTS = { symbols = true }
 
 local compat = raw.load_embedded("compat")(raw)
@@ -212,6 +212,12 @@ local function take_run_args(new_symbols)
         end
         checked.stats = true
     end
+    if run.bytecode and not checked.bytecode then
+        if run.bytecode ~= "on" and run.bytecode ~= "off" then
+            return nil, ("bytecode=%s: expected bytecode=on or bytecode=off"):format(run.bytecode)
+        end
+        checked.bytecode = true
+    end
     if run.follow and not checked.follow then
         if run.follow ~= "on" and run.follow ~= "off" then
             return nil, ("follow=%s: expected follow=on or follow=off"):format(run.follow)
@@ -249,6 +255,12 @@ local function take_run_args(new_symbols)
     return true
 end
 
+-- How scripts and the modules they require are loaded: "t" (text), or
+-- "bt" with bytecode=on.
+local function load_mode()
+    return run.bytecode == "on" and "bt" or "t"
+end
+
 -- Where a script's source is, and its chunk loaded in env; or nil and why.
 local function script_path(spec, dirs)
     if spec.e then
@@ -269,9 +281,15 @@ local function load_chunk(spec, path, env, dirs)
     if kind and kind ~= "file" then
         return nil, ("cannot open script %s: a %s, not a file"):format(path, kind)
     end
-    local chunk, err = loadfile(path, nil, env)
+    -- Text only, unless bytecode=on: Lua does not verify bytecode, and a
+    -- malformed chunk can crash the host.
+    local chunk, err = loadfile(path, load_mode(), env)
     if chunk then
         return chunk
+    elseif err:find("attempt to load a binary chunk", 1, true)         -- Lua 5.4
+            or err:find("attempt to load chunk with wrong mode", 1, true) then  -- LuaJIT
+        return nil, ("%s is precompiled Lua, which Lua does not check: a bad chunk can crash QEMU. "
+            .. "Load it with bytecode=on, or give the source"):format(path)
     end
     local f, open_err = io.open(path, "r")
     if not f then
@@ -317,7 +335,8 @@ local function start_script(spec, dirs)
     if script_dir:sub(1, 1) ~= "/" then
         script_dir = raw.info.cwd .. "/" .. script_dir
     end
-    local env = sandbox.new(luahost, module_paths(script_dir, dirs))
+    local path_, cpath_ = module_paths(script_dir, dirs)
+    local env = sandbox.new(luahost, path_, cpath_, load_mode())
     local chunk
     chunk, err = load_chunk(spec, path, env, dirs)
     if not chunk then

@@ -57,7 +57,7 @@ local function shared_require(name, cpath, lua_misses)
     error(message, 3)
 end
 
-local function script_require(pkg, env)
+local function script_require(pkg, env, mode)
     return function(name)
         if type(name) ~= "string" then
             error(("bad argument #1 to 'require' (string expected, got %s)"):format(type(name)), 2)
@@ -71,7 +71,7 @@ local function script_require(pkg, env)
             local shared, extra = shared_require(name, pkg.cpath, misses or "")
             return shared, extra
         end
-        local chunk, err = loadfile(file, nil, env)
+        local chunk, err = loadfile(file, mode, env)
         if not chunk then
             error(("error loading module '%s' from file '%s':\n\t%s"):format(name, file, err), 2)
         end
@@ -86,8 +86,9 @@ local function script_require(pkg, env)
 end
 
 -- A new environment for a script: _G's globals, with luahost, package
--- (path and cpath the script's own) and require of its own.
-function sandbox.new(luahost, path, cpath)
+-- (path and cpath the script's own) and require of its own, which loads
+-- Lua modules in mode ("t": text only, "bt").
+function sandbox.new(luahost, path, cpath, mode)
     local env = {}
     for k, v in pairs(_G) do
         env[k] = v
@@ -102,7 +103,7 @@ function sandbox.new(luahost, path, cpath)
     env._G = env
     env.package = pkg
     env.luahost = luahost
-    env.require = script_require(pkg, env)
+    env.require = script_require(pkg, env, mode)
     env.load, env.loadfile, env.dofile = env_loaders(env)
     if env.loadstring then
         env.loadstring = env.load       -- LuaJIT

@@ -204,6 +204,47 @@ luahost.on_vcpu_init(function() luahost.%s() end)
     end)
 end)
 
+describe("precompiled scripts and modules", function()
+    after_each(helper.cleanup)
+
+    -- Compiles source with the Lua of this build: luac5.4, or luajit -b.
+    local function compile(source)
+        local src, out = helper.lua_file(source), helper.tmpname() .. ".luac"
+        local cmd = os.getenv("LUAHOST_FLAVOUR") == "luajit" and "luajit -b %s %s" or "luac5.4 -o %2$s %1$s"
+        cmd = cmd:gsub("%%2%$s", helper.quote(out)):gsub("%%1%$s", helper.quote(src))
+        assert(os.execute(cmd:format(helper.quote(src), helper.quote(out))))
+        return out
+    end
+
+    it("refuses a precompiled script unless bytecode=on", function()
+        local script = compile("luahost.on_exit(function() luahost.outs('ran\\n') end)")
+        local r = run({ plugin("script=" .. script) })
+        assert.are.equal(1, r.status)
+        assert.matches(script:gsub("%p", "%%%0") .. " is precompiled Lua, which Lua does not check: a bad chunk "
+            .. "can crash QEMU%. Load it with bytecode=on, or give the source", r.stderr)
+        r = run({ plugin("script=" .. script, "bytecode=on") })
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("ran\n", r.log)
+    end)
+
+    it("refuses a precompiled module unless bytecode=on", function()
+        local module = compile("return { answer = 42 }")
+        local dir = module:match("^(.*)/")
+        local name = module:match("([^/]*)%.luac$")
+        local script = helper.write(dir .. "/" .. name .. "-user.lua", ([[
+package.path = %q .. "/?.luac;" .. package.path
+luahost.on_exit(function() luahost.printf("answer %%d\n", require(%q).answer) end)
+]]):format(dir, name))
+        local r = run({ plugin("script=" .. script) })
+        assert.are.equal(1, r.status)
+        assert.matches("error loading module '" .. name:gsub("%p", "%%%0") .. "'", r.stderr)
+        r = run({ plugin("script=" .. script, "bytecode=on") })
+        os.remove(script)
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("answer 42\n", r.log)
+    end)
+end)
+
 describe("the launcher with several scripts", function()
     after_each(helper.cleanup)
 
