@@ -51,12 +51,12 @@ end
 -- its numbers (doubles) hold exactly. Magnitudes as digit strings, to be
 -- compared before converting: a conversion would round or wrap.
 local INT_RANGE, INT_MAX, INT_MIN, INT_MAX_HEX
-if math.maxinteger then
-    INT_RANGE, INT_MAX, INT_MIN, INT_MAX_HEX = "-2^63 to 2^63 - 1", "9223372036854775807",
-        "9223372036854775808", "7fffffffffffffff"
-else
+if jit then
     INT_RANGE, INT_MAX, INT_MIN, INT_MAX_HEX = "-2^53 to 2^53", "9007199254740992",
         "9007199254740992", "20000000000000"
+else
+    INT_RANGE, INT_MAX, INT_MIN, INT_MAX_HEX = "-2^63 to 2^63 - 1", "9223372036854775807",
+        "9223372036854775808", "7fffffffffffffff"
 end
 
 -- digits (no sign, no leading zeros) at most limit, both of one base.

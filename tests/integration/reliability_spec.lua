@@ -139,7 +139,8 @@ end)
 
     it("nothing is registered after uninstall in the hook that asked", function()
         local r = on_third_syscall("luahost.uninstall()\nluahost.on_flush(print)")
-        assert_refused(r, 6, "no flush hook can be registered after luahost%.uninstall %(the plugin is being unloaded%)")
+        assert_refused(r, 6,
+            "no flush hook can be registered after luahost%.uninstall %(the plugin is being unloaded%)")
     end)
 
     it("nothing is registered in the uninstall's completion", function()
