@@ -203,6 +203,7 @@ static const luaL_Reg raw_functions[] = {
     { "num_vcpus", num_vcpus },
     { "getpid", get_pid },
     { "file_kind", file_kind },
+    { "message_handler", lh_message_handler },
     { NULL, NULL },
 };
 

@@ -178,22 +178,23 @@ local function outfile_writer(pattern)
     return writers[pattern]
 end
 
--- The script's own traceback, without the frames of this file.
-local function script_traceback(err)
-    if args.is_usage_error(err) then
-        return tostring(err)
-    end
-    local trace = debug.traceback(tostring(err), 2)
+-- What the main chunk's error becomes: the host's message handler (C:
+-- whatever the script did to debug, tostring or the error value), then
+-- the traceback cut where this file's frames begin. The string functions
+-- are taken now: a script may change the shared string table.
+local message_handler = raw.message_handler
+local find, gmatch, concat = string.find, string.gmatch, table.concat
+
+local function without_boot_frames(trace)
     local lines = {}
-    for line in trace:gmatch("[^\n]+") do
-        if line:find("lua/boot.lua", 1, true) or line:find("in function 'xpcall'", 1, true) then
+    for line in gmatch(trace, "[^\n]+") do
+        if find(line, "lua/boot.lua", 1, true) or find(line, "in function 'xpcall'", 1, true) then
             break
         end
         lines[#lines + 1] = line
     end
-    return table.concat(lines, "\n")
+    return concat(lines, "\n")
 end
-
 
 -- Checks the run's host arguments, once each however many -plugin give them.
 local checked = {}
@@ -342,9 +343,9 @@ local function start_script(spec, dirs)
     if not chunk then
         return nil, err
     end
-    local ok, msg = xpcall(chunk, script_traceback)
+    local ok, msg = xpcall(chunk, message_handler)
     if not ok then
-        return nil, msg
+        return nil, without_boot_frames(tostring(msg))
     end
     return true
 end

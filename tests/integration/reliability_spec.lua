@@ -307,3 +307,23 @@ end)
         assert.matches("^luahost: error in exit hook: [^\n]*stack overflow", r.stderr)
     end)
 end)
+
+describe("an error in the main chunk", function()
+    after_each(helper.cleanup)
+
+    it("gets its place, a traceback and no frame of the loader, whatever the script took away", function()
+        local r = run("debug.traceback = nil\ntostring = nil\nlocal function f() error(nil) end\nf()\n")
+        assert_status(1, r)
+        assert.matches("^luahost: " .. escape(r.name) .. ":3: %(error object is a nil value%)\nstack traceback:\n",
+            r.stderr)
+        assert.matches(escape(r.name) .. ":4: in main chunk\nqemu%-x86_64: Could not load plugin", r.stderr)
+        assert.is_nil(r.stderr:find("boot.lua", 1, true), r.stderr)
+    end)
+
+    it("with a __tostring that fails", function()
+        local r = run("local t = setmetatable({}, { __tostring = function() error('inner') end })\nerror(t)\n")
+        assert_status(1, r)
+        assert.matches("^luahost: " .. escape(r.name) .. ":2: %(error object is a table value; its __tostring "
+            .. "failed: " .. escape(r.name) .. ":1: inner%)\n", r.stderr)
+    end)
+end)
