@@ -277,7 +277,7 @@ static G_GNUC_NO_INLINE int pcall_on_stack(char *top, lua_State *L, int nargs, i
 #endif
 
 /* lua_pcall on this thread's Lua stack. */
-static inline int stacked_pcall(lua_State *L, int nargs, int nresults, int errfunc)
+static inline int stack_pcall(lua_State *L, int nargs, int nresults, int errfunc)
 {
 #if defined(__x86_64__) || defined(__aarch64__)
     char *top = lua_stack_top();
@@ -287,6 +287,18 @@ static inline int stacked_pcall(lua_State *L, int nargs, int nresults, int errfu
     }
 #endif
     return lua_pcall(L, nargs, nresults, errfunc);
+}
+
+/* The same, watched by the limits (limits.c): every call into Lua is. */
+static inline int stacked_pcall(lua_State *L, int nargs, int nresults, int errfunc)
+{
+    lua_State *outer = lh_limits_running();
+    int status;
+
+    lh_limits_enter(L);
+    status = stack_pcall(L, nargs, nresults, errfunc);
+    lh_limits_leave(L, outer);
+    return status;
 }
 
 /*
@@ -312,8 +324,11 @@ static int traced_pcall(lua_State *L, int nargs, int nresults)
  */
 bool lh_pcall(lua_State *L, int nargs, int nresults, const char *what)
 {
-    if (traced_pcall(L, nargs, nresults) != LUA_OK) {
-        lh_report("error in %s: %s", what, lua_tostring(L, -1));
+    int status = traced_pcall(L, nargs, nresults);
+
+    if (status != LUA_OK) {
+        lh_report("error in %s: %s%s", what, lua_tostring(L, -1),
+                  status == LUA_ERRMEM ? lh_limits_memory_note() : "");
         lua_pop(L, 1);
         return false;
     }
@@ -470,10 +485,15 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
             lua_rawgeti(L, LUA_REGISTRYINDEX, hook->value_ref);
             nargs++;
         }
-        if (stacked_pcall(L, nargs, 0, base) != LUA_OK) {
-            lh_report("error in %s: %s", hook->what, lua_tostring(L, -1));
+        int status = stacked_pcall(L, nargs, 0, base);
+        if (status != LUA_OK) {
+            lh_report("error in %s: %s%s", hook->what, lua_tostring(L, -1),
+                      status == LUA_ERRMEM ? lh_limits_memory_note() : "");
             lua_settop(L, base - 1);
-            apply_error_policy(hook);
+            /* a signal's interruption is not the script's error: the signal ends the run */
+            if (!lh_limits_took_signal()) {
+                apply_error_policy(hook);
+            }
         } else {
             lua_settop(L, base - 1);
         }

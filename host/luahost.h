@@ -10,7 +10,7 @@
  *   1. base: runtime.c (state, lock, reports, listeners), call.c (the
  *      protected call, the error policy, hooks, the dispatcher and the
  *      exec trampoline), scope.c (scopes, handles, located errors,
- *      argument checks)
+ *      argument checks), limits.c (memlimit=, hook_timeout=, signals)
  *   2. types: tb.c insn.c mem.c scoreboard.c stream.c registers.c
  *      guest.c clock.c disas.c, one per Lua-visible type
  *   3. hooks.c: hooks on QEMU's global events
@@ -141,6 +141,18 @@ typedef struct LhSyscallEvent {
     int64_t ret;            /* once returned */
     bool returned;
 } LhSyscallEvent;
+
+/* limits.c: memlimit=, hook_timeout=, and a signal during a call that does not end. */
+#define LH_DEFAULT_MEMLIMIT ((size_t)1 << 30)
+#define LH_DEFAULT_HOOK_TIMEOUT 60
+void *lh_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+void lh_limits_enter(lua_State *L);
+void lh_limits_leave(lua_State *L, lua_State *outer);
+lua_State *lh_limits_running(void);
+bool lh_limits_took_signal(void);
+const char *lh_limits_memory_note(void);
+void lh_limits_signalled(void);
+void lh_open_limits(lua_State *L, int raw);
 
 /* call.c: the protected call, hooks and the one dispatcher. */
 typedef int (*LhPushArgs)(lua_State *L, const void *args);

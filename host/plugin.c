@@ -232,6 +232,7 @@ static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **arg
     lh_open_guest(L, raw);
     lh_open_clock(L, raw);
     lh_open_lifecycle(L, raw);
+    lh_open_limits(L, raw);
     lh_open_stream(L, raw);
     lh_open_modules(L, raw, info);
     lh_open_process(L, raw, info);
@@ -295,6 +296,14 @@ static bool start_more(lua_State *L, int argc, char **argv)
     return started(L);
 }
 
+/* An error outside any protected call: a bug of the host's; say so and stop. */
+static int panic(lua_State *L)
+{
+    lh_report("Lua error outside a protected call (a bug in luahost): %s",
+              lua_isstring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+    abort();
+}
+
 /*
  * QEMU loads plugins with local symbols, so Lua's C API is not visible
  * to C modules a script requires (lua-cjson, lfs): they would fail with
@@ -353,11 +362,12 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
     lh.ctx.vcpu = LH_NO_VCPU;
     lh.ctx.regs = QEMU_PLUGIN_CB_NO_REGS;
     lh.ctx.what = "the main chunk";
-    lh.L = luaL_newstate();
+    lh.L = lua_newstate(lh_alloc, NULL);    /* counted for memlimit= (limits.c) */
     if (lh.L == NULL) {
         lh_report("cannot create a Lua state (out of memory)");
         return -1;
     }
+    lua_atpanic(lh.L, panic);
     luaL_openlibs(lh.L);
     /*
      * On failure the state is left for the process to reclaim: QEMU

@@ -56,11 +56,26 @@ static bool qemu_handler(struct sigaction *act)
            act->sa_sigaction != NULL;
 }
 
+/*
+ * QEMU's handler, after telling the limits (limits.c): a call into Lua
+ * that does not end, stuck in a loop, would keep QEMU from acting on the
+ * signal, so it is interrupted.
+ */
+static void (*qemu_action)(int, siginfo_t *, void *);
+
+static void on_ending_signal(int sig, siginfo_t *info, void *uc)
+{
+    lh_limits_signalled();
+    qemu_action(sig, info, uc);
+}
+
 static void take_over_signals(void)
 {
     struct sigaction qemu;
 
     if (qemu_handler(&qemu)) {
+        qemu_action = qemu.sa_sigaction;
+        qemu.sa_sigaction = on_ending_signal;
         for (size_t i = 0; i < G_N_ELEMENTS(reported_signals); i++) {
             struct sigaction old;
             if (sigaction(reported_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) {

@@ -14,7 +14,8 @@ local raw = ...
 
 -- Host arguments of the whole run, given at most once; of HOST_LISTS,
 -- as often as needed.
-local HOST_RUN = { on_error = true, stats = true, follow = true, bytecode = true }
+local HOST_RUN = { on_error = true, stats = true, follow = true, bytecode = true, memlimit = true,
+    hook_timeout = true }
 local HOST_LISTS = { symbols = true }
 
 local compat = raw.load_embedded("compat")(raw)
@@ -196,6 +197,40 @@ local function without_boot_frames(trace)
     return concat(lines, "\n")
 end
 
+-- memlimit=SIZE (bytes, or with K, M, G; 0 or off: none) and
+-- hook_timeout=SECONDS (0 or off: none); the defaults are the host's.
+local SIZE_UNITS = { [""] = 1, K = 2 ^ 10, M = 2 ^ 20, G = 2 ^ 30 }
+
+local function set_limits()
+    local bytes, seconds = -1, -1       -- -1: the default
+    if run.memlimit then
+        local number, unit = run.memlimit:match("^(%d+)([KMG]?)$")
+        if run.memlimit == "off" then
+            bytes = 0
+        elseif not number or #number > 13 then
+            return nil, ("memlimit=%s: expected a size such as 512M or 2G (K, M, G: 2^10, 2^20, 2^30 bytes), "
+                .. "or off"):format(run.memlimit)
+        else
+            bytes = math.floor(tonumber(number) * SIZE_UNITS[unit])
+        end
+        if bytes > 0 and bytes < 2 ^ 24 then
+            return nil, ("memlimit=%s: at least 16M (the host and its modules need some)"):format(run.memlimit)
+        end
+    end
+    if run.hook_timeout then
+        local number = run.hook_timeout:match("^%d+$")
+        if run.hook_timeout == "off" then
+            seconds = 0
+        elseif not number or tonumber(number) > 86400 then
+            return nil, ("hook_timeout=%s: expected seconds, 1 to 86400, or 0 or off"):format(run.hook_timeout)
+        else
+            seconds = tonumber(number)
+        end
+    end
+    raw.set_limits(bytes, seconds)
+    return true
+end
+
 -- Checks the run's host arguments, once each however many -plugin give them.
 local checked = {}
 
@@ -212,6 +247,13 @@ local function take_run_args(new_symbols)
             return nil, ("stats=%s: expected stats=on or stats=off"):format(run.stats)
         end
         checked.stats = true
+    end
+    if (run.memlimit or run.hook_timeout) and not checked.limits then
+        local ok, err = set_limits()
+        if not ok then
+            return nil, err
+        end
+        checked.limits = true
     end
     if run.bytecode and not checked.bytecode then
         if run.bytecode ~= "on" and run.bytecode ~= "off" then
