@@ -11,7 +11,7 @@
  *      protected call, the error policy, hooks, the dispatcher and the
  *      exec trampoline), scope.c (scopes, handles, located errors,
  *      argument checks), limits.c (memlimit=, hook_timeout=, signals)
- *   2. types: tb.c insn.c mem.c scoreboard.c stream.c registers.c
+ *   2. types: tb.c insn.c mem.c scoreboard.c stream.c callstack.c registers.c
  *      guest.c clock.c disas.c, one per Lua-visible type
  *   3. hooks.c: hooks on QEMU's global events
  *   4. lifecycle.c: reset, uninstall, exit
@@ -38,6 +38,7 @@
 #define LH_HWADDR_MT "luahost.hwaddr"
 #define LH_CLOCK_MT "luahost.clock"
 #define LH_STREAM_MT "luahost.stream"
+#define LH_CALLSTACK_MT "luahost.callstack"
 
 /*
  * A function definition QEMU calls back, keyed by where it is defined:
@@ -208,6 +209,9 @@ void lh_open_guest(lua_State *L, int raw);
 void lh_open_clock(lua_State *L, int raw);
 void lh_open_lifecycle(lua_State *L, int raw);
 void lh_open_stream(lua_State *L, int raw);
+
+/* callstack.c: shadow call stacks and calling-context trees, per vCPU. */
+void lh_open_callstack(lua_State *L, int raw);
 
 /* stream.c: what the host delivers of streams outside their own callbacks. */
 void lh_streams_flush_all(void);

@@ -333,6 +333,10 @@ function luahost.printf(fmt, ...)
     write(text)
 end
 
+-- luahost.callstack(max_depth): the host's shadow call stacks (the
+-- mechanism; stdlib/callstack.lua is the module to use).
+luahost.callstack = raw.callstack_new
+
 -- luahost.scoreboard(): one u64 per vCPU.
 -- luahost.scoreboard{"hits", "misses"}: a per-vCPU struct; returns a
 -- table of its fields by name. Each entry has get/set/add/sum and can be

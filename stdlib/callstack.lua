@@ -1,0 +1,209 @@
+-- callstack: who called what. A shadow call stack per vCPU and a
+-- calling-context tree (how often each chain of calls was made, and the
+-- instructions executed in each), kept by the host at execution with one
+-- C callback per block (host/callstack.c); this module decides, at
+-- translation, what each block's last instruction is (a call, a return,
+-- a jump) and whether the block starts a function, and turns the tree
+-- into profiles, call edges and folded stacks.
+--
+--     local callstack = require("callstack")
+--     local cs = callstack.new()            -- follows every block from now on
+--     cs:stack()                            -- in a vCPU callback: the frames, outermost first
+--     luahost.on_exit(function()
+--         for _, line in ipairs(cs:folded()) do luahost.outs(line .. "\n") end
+--     end)
+--
+-- Robust to tail calls (a jump to the start of a function replaces the
+-- innermost frame), longjmp, exceptions and signal handlers (a return
+-- pops to the frame whose return address it reaches; one that matches no
+-- frame pops nothing), and never deeper than max_depth. Function starts
+-- come from the symbols (luahost.symbolize): in code without any, tail
+-- calls are counted in their caller.
+local luahost = require("luahost")
+
+local callstack = {}
+
+-- The last instruction of a block, per target: "call", "ret", "jump" or
+-- "none". capstone's groups name calls and returns on x86; on aarch64 it
+-- puts bl and blr among the jumps, so mnemonics decide there.
+local AARCH64 = {
+    bl = "call", blr = "call", blraa = "call", blrab = "call", blraaz = "call", blrabz = "call",
+    ret = "ret", retaa = "ret", retab = "ret",
+    b = "jump", br = "jump", braa = "jump", brab = "jump", braaz = "jump", brabz = "jump",
+    cbz = "jump", cbnz = "jump", tbz = "jump", tbnz = "jump",
+}
+
+local CLASSIFY = {
+    x86_64 = function(insn)
+        local kind = "none"
+        for _, group in ipairs(insn:groups()) do
+            if group == "call" or group == "ret" then
+                return group
+            elseif group == "jump" then
+                kind = "jump"
+            end
+        end
+        return kind
+    end,
+    aarch64 = function(insn)
+        local mnemonic = insn:disas():match("^(%S+)") or ""
+        return AARCH64[mnemonic] or (mnemonic:match("^b%.") and "jump") or "none"
+    end,
+}
+CLASSIFY.i386 = CLASSIFY.x86_64
+
+local CallStack = {}
+CallStack.__index = CallStack
+
+-- callstack.new{ max_depth = 1024 }: starts following calls at once.
+function callstack.new(options)
+    options = options or {}
+    local max_depth = options.max_depth or 1024
+    if type(max_depth) ~= "number" or max_depth < 1 or max_depth > 2 ^ 20 or max_depth % 1 ~= 0 then
+        error("callstack.new: max_depth must be an integer from 1 to 2^20", 2)
+    end
+    local classify = CLASSIFY[luahost.info.target_name]
+    if not classify then
+        error(("callstack: no call and return instructions known for %s (known: x86_64, i386, aarch64)")
+            :format(luahost.info.target_name), 2)
+    end
+    local raw_cs = luahost.callstack(max_depth)
+    local self = setmetatable({ raw = raw_cs, names = {} }, CallStack)
+    luahost.on_tb_translate(function(tb)
+        local n = tb:n_insns()
+        local last = tb:insn(n)
+        local kind = classify(last)
+        local pc = tb:vaddr()
+        local s = luahost.symbolize(pc)
+        local entry = s ~= nil and s.symbol ~= nil and s.symbol_offset == 0
+        if kind == "call" then
+            raw_cs:block(tb, kind, entry, last:vaddr() + last:size())
+        else
+            raw_cs:block(tb, kind, entry)
+        end
+    end)
+    return self
+end
+
+-- The name of the function starting at pc, as luahost.describe gives it.
+function CallStack:name(pc)
+    local name = self.names[pc]
+    if not name then
+        name = pc == 0 and "[outside calls]" or luahost.describe(pc)
+        self.names[pc] = name
+    end
+    return name
+end
+
+-- The current vCPU's stack, outermost first: { pc, name } per frame.
+function CallStack:stack()
+    local frames = {}
+    for i, pc in ipairs(self.raw:frames()) do
+        frames[i] = { pc = pc, name = self:name(pc) }
+    end
+    return frames
+end
+
+-- The tree, with each node's inclusive instructions (itself and every
+-- callee) and name; at exit.
+function CallStack:tree()
+    local t = self.raw:tree()
+    local inclusive, name = {}, {}
+    for id = 1, t.n do
+        inclusive[id] = t.insns[id]
+        name[id] = self:name(t.pc[id])
+    end
+    for id = t.n, 1, -1 do      -- children come after their parents
+        local p = t.parent[id]
+        if p ~= 0 then
+            inclusive[p] = inclusive[p] + inclusive[id]
+        end
+    end
+    t.inclusive, t.name = inclusive, name
+    return t
+end
+
+-- Per function (by name) and per call edge ("caller\0callee"): calls,
+-- self and inclusive instructions. Inclusive counts a recursion once: a
+-- context whose function (or edge) is already on the path above it adds
+-- nothing. total: every instruction counted.
+function CallStack:profile()
+    local t = self:tree()
+    local functions, edges = {}, {}
+    local total = 0
+    local function get(map, key)
+        local e = map[key]
+        if not e then
+            e = { calls = 0, self = 0, inclusive = 0 }
+            map[key] = e
+        end
+        return e
+    end
+    -- The path from a root to the node at hand (nodes come in depth-first
+    -- order), with how many times each function and edge is on it.
+    local path, keys, on_path = {}, {}, {}
+    for id = 1, t.n do
+        local p = t.parent[id]
+        while #path > 0 and path[#path] ~= p do
+            local k = keys[#path]
+            on_path[k.name] = on_path[k.name] - 1
+            if k.edge then
+                on_path[k.edge] = on_path[k.edge] - 1
+            end
+            path[#path], keys[#path] = nil, nil
+        end
+        local name = t.name[id]
+        local edge = p ~= 0 and (t.name[p] .. "\0" .. name) or nil
+        total = total + t.insns[id]
+        local f = get(functions, name)
+        f.calls = f.calls + t.calls[id]
+        f.self = f.self + t.insns[id]
+        if (on_path[name] or 0) == 0 then
+            f.inclusive = f.inclusive + t.inclusive[id]
+        end
+        if edge then
+            local e = get(edges, edge)
+            e.calls = e.calls + t.calls[id]
+            e.self = e.self + t.insns[id]
+            if (on_path[edge] or 0) == 0 then
+                e.inclusive = e.inclusive + t.inclusive[id]
+            end
+            on_path[edge] = (on_path[edge] or 0) + 1
+        end
+        on_path[name] = (on_path[name] or 0) + 1
+        path[#path + 1], keys[#path + 1] = id, { name = name, edge = edge }
+    end
+    return { functions = functions, edges = edges, total = total, truncated = t.truncated }
+end
+
+-- Folded stacks, as flamegraph.pl, inferno and speedscope read them: one
+-- line per chain of calls that executed instructions, "a;b;c N", sorted;
+-- the same chain on several vCPUs is one line. With per_vcpu = true,
+-- each line starts with its vCPU ("vcpu 1;a;b N").
+function CallStack:folded(per_vcpu)
+    local t = self:tree()
+    local path, counts = {}, {}
+    for id = 1, t.n do
+        local p = t.parent[id]
+        if p == 0 then
+            path[id] = per_vcpu and ("vcpu " .. t.vcpu[id]) or nil
+            if t.insns[id] > 0 then
+                local key = path[id] and (path[id] .. ";" .. t.name[id]) or t.name[id]
+                counts[key] = (counts[key] or 0) + t.insns[id]
+            end
+        else
+            path[id] = path[p] and (path[p] .. ";" .. t.name[id]) or t.name[id]
+            if t.insns[id] > 0 then
+                counts[path[id]] = (counts[path[id]] or 0) + t.insns[id]
+            end
+        end
+    end
+    local lines = {}
+    for key, n in pairs(counts) do
+        lines[#lines + 1] = ("%s %d"):format(key, n)
+    end
+    table.sort(lines)
+    return lines
+end
+
+return callstack
