@@ -22,7 +22,9 @@
  * is counted as truncated.
  *
  * Each vCPU touches only its own stack and tree; they are read at exit,
- * or by the vCPU itself (cs:frames() in its callbacks).
+ * or by the vCPU itself (cs:frames() in its callbacks). When a vCPU
+ * exits (a guest thread ends) its stack is emptied, its tree kept: the
+ * next thread QEMU gives its index starts from nothing.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -278,6 +280,21 @@ static void on_call(unsigned int vcpu_index, void *udata)
     v->pending_sp = read_sp(v);
 }
 
+static GPtrArray *callstacks;      /* every one made: a vCPU's exit empties its stacks */
+
+static void on_vcpu_exit(int vcpu, const void *data)
+{
+    for (guint i = 0; i < callstacks->len; i++) {
+        LhCallstack *cs = g_ptr_array_index(callstacks, i);
+        if (vcpu >= 0 && vcpu < cs->n_vcpus && cs->vcpus[vcpu] != NULL) {
+            CsVcpu *v = cs->vcpus[vcpu];
+            v->depth = 0;
+            v->current = &v->root;
+            v->pending = KIND_NONE;
+        }
+    }
+}
+
 static LhCallstack *check_cs(lua_State *L)
 {
     return luaL_checkudata(L, 1, LH_CALLSTACK_MT);
@@ -295,6 +312,7 @@ static int callstack_new(lua_State *L)
     cs->max_depth = (int)max_depth;
     g_mutex_init(&cs->grow_lock);
     luaL_setmetatable(L, LH_CALLSTACK_MT);
+    g_ptr_array_add(callstacks, cs);
     lua_pushvalue(L, -1);
     luaL_ref(L, LUA_REGISTRYINDEX);     /* its blocks point to it: it lives until exit */
     return 1;
@@ -443,6 +461,8 @@ static const luaL_Reg callstack_functions[] = {
 
 void lh_open_callstack(lua_State *L, int raw)
 {
+    callstacks = g_ptr_array_new();
+    lh_listen(LH_AT_VCPU_EXIT, on_vcpu_exit);
     lh_new_type(L, LH_CALLSTACK_MT, callstack_methods, callstack_meta);
     lh_set_functions(L, raw, callstack_functions);
 }

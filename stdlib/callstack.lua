@@ -89,7 +89,7 @@ end
 function CallStack:name(pc)
     local name = self.names[pc]
     if not name then
-        name = pc == 0 and "[outside calls]" or luahost.describe(pc)
+        name = pc == 0 and "[outside-calls]" or luahost.describe(pc)
         self.names[pc] = name
     end
     return name
