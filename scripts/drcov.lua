@@ -1,0 +1,121 @@
+-- drcov: block coverage in DynamoRIO's drcov format, which Lighthouse,
+-- bncov and Cartographer load. A port of QEMU's contrib/plugins/drcov.c
+-- (QEMU 10.0 and 10.2): the same argument and, by default, the same file:
+-- a module table of one module (the program), and every translated block
+-- that executed, by its address (truncated to 32 bits, as drcov.c writes
+-- it) and size in bytes, in translation order.
+--
+--   filename=FILE      the file to write (default file.drcov.trace)
+--   modules=one|all    our extension: all writes a module table of every
+--                      module mapped at exit (the program, the dynamic
+--                      loader, each library, the vDSO), each block as an
+--                      offset in its module, so that coverage of shared
+--                      libraries loads too; blocks in no module are left
+--                      out (default one: as drcov.c)
+--
+-- Where drcov.c takes a lock per executed block, each block here has a
+-- scoreboard entry QEMU sets inline: no callback while the program runs.
+local opt = luahost.args {
+    filename = "file.drcov.trace",
+    modules = luahost.args.choice({ "one", "all" }, "one"),
+}
+
+local file, err = io.open(opt.filename, "wb")
+if not file then
+    luahost.usage_error("filename=" .. opt.filename .. ": " .. tostring(err))
+end
+
+local FIELDS = 64
+local pool = {}
+local function new_entry()
+    if #pool == 0 then
+        local names = {}
+        for i = 1, FIELDS do
+            names[i] = "b" .. i
+        end
+        local board = luahost.scoreboard(names)
+        for i = FIELDS, 1, -1 do
+            pool[#pool + 1] = board["b" .. i]
+        end
+    end
+    return table.remove(pool)
+end
+
+local blocks = {}       -- { pc, size, entry } in translation order
+local program           -- { path, start, end, entry } of the program (drcov.c's module 0)
+
+luahost.on_tb_translate(function(tb)
+    if not program and not luahost.info.system_emulation then
+        if luahost.has("code_layout") then
+            program = { path = luahost.path_to_binary(), start = luahost.start_code(),
+                stop = luahost.end_code(), entry = luahost.entry_code() }
+        else
+            local main = luahost.modules()[1]
+            program = main and { path = main.path, start = main.base, stop = main.limit, entry = 0 } or {}
+        end
+    end
+    local size = 0
+    for _, insn in tb:insns() do
+        size = size + insn:size()
+    end
+    local entry = new_entry()
+    tb:inline("store", entry, 1)
+    blocks[#blocks + 1] = { pc = tb:vaddr(), size = size, entry = entry }
+end)
+
+-- Little-endian bytes of an unsigned value below 2^(8 * n), in Lua 5.4
+-- and LuaJIT alike (string.pack is 5.3+).
+local function le(value, n)
+    local bytes = {}
+    for i = 1, n do
+        bytes[i] = string.char(value % 256)
+        value = math.floor(value / 256)
+    end
+    return table.concat(bytes)
+end
+
+local TWO32 = 4294967296
+
+local function write_one()
+    local p = program or {}
+    local executed = {}
+    for _, b in ipairs(blocks) do
+        if b.entry:sum() > 0 then
+            executed[#executed + 1] = le(b.pc % TWO32, 4) .. le(b.size % 65536, 2) .. le(0, 2)
+        end
+    end
+    file:write("DRCOV VERSION: 2\nDRCOV FLAVOR: drcov-64\nModule Table: version 2, count 1\n",
+        "Columns: id, base, end, entry, path\n",
+        ("0, 0x%x, 0x%x, 0x%x, %s\n"):format(p.start or 0, p.stop or 0, p.entry or 0, p.path or "(null)"),
+        ("BB Table: %d bbs\n"):format(#executed), table.concat(executed))
+end
+
+local function write_all()
+    local modules = luahost.modules()
+    local rows, executed = {}, {}
+    for i, m in ipairs(modules) do
+        rows[i] = ("%d, 0x%x, 0x%x, 0x%x, %s\n"):format(i - 1, m.base, m.limit, 0, m.path or m.name)
+    end
+    for _, b in ipairs(blocks) do
+        if b.entry:sum() > 0 then
+            for i, m in ipairs(modules) do
+                if b.pc >= m.base and b.pc < m.limit then
+                    executed[#executed + 1] = le(b.pc - m.base, 4) .. le(b.size % 65536, 2) .. le(i - 1, 2)
+                    break
+                end
+            end
+        end
+    end
+    file:write("DRCOV VERSION: 2\nDRCOV FLAVOR: drcov-64\n",
+        ("Module Table: version 2, count %d\n"):format(#modules), "Columns: id, base, end, entry, path\n",
+        table.concat(rows), ("BB Table: %d bbs\n"):format(#executed), table.concat(executed))
+end
+
+luahost.on_exit(function()
+    if opt.modules == "all" then
+        write_all()
+    else
+        write_one()
+    end
+    file:close()
+end)
