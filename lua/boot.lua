@@ -358,6 +358,7 @@ local function start_script(spec, dirs)
         luahost._set_writer(write)
     end
     luahost._set_writer = nil
+    luahost.outfile = outfile       -- its name, for ports whose own argument it is (bbv.lua)
     luahost.argv = spec.argv
     -- When other processes' reports may go to the same place (a fork,
     -- follow=on), each report starts by naming its process; not in a
