@@ -10,6 +10,9 @@
 local report = require("report")
 
 local opt = luahost.args { limit = 20, format = report.format_arg() }
+if opt.limit < 0 then
+    luahost.usage_error(("limit must be at least 0: limit=%d"):format(opt.limit))
+end
 
 -- x86: jcc, jrcxz, loop (not jmp); aarch64: b.cond, cbz, cbnz, tbz, tbnz
 local function is_conditional(mnemonic)

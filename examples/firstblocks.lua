@@ -9,6 +9,9 @@
 local report = require("report")
 
 local opt = luahost.args { n = 20, format = report.format_arg() }
+if opt.n < 0 then
+    luahost.usage_error(("n must be at least 0: n=%d"):format(opt.n))
+end
 
 local rows = {}
 

@@ -17,6 +17,9 @@ local opt = luahost.args {
     limit = 10,
     format = report.format_arg(),
 }
+if opt.limit < 0 then
+    luahost.usage_error(("limit must be at least 0: limit=%d"):format(opt.limit))
+end
 agg.set_format(opt.format)
 
 local NO_SYMBOL = "(no symbol)"

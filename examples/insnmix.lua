@@ -8,6 +8,9 @@ local agg = require("agg")
 local report = require("report")
 
 local opt = luahost.args { limit = 20, format = report.format_arg() }
+if opt.limit < 0 then
+    luahost.usage_error(("limit must be at least 0: limit=%d"):format(opt.limit))
+end
 agg.set_format(opt.format)
 
 local mix = agg.count("insns", { limit = opt.limit })

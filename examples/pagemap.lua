@@ -6,6 +6,9 @@
 local report = require("report")
 
 local opt = luahost.args { page = 4096, format = report.format_arg() }
+if opt.page < 1 then
+    luahost.usage_error(("page must be at least 1: page=%d"):format(opt.page))
+end
 
 local pages = {}            -- page number -> { loads, stores }
 

@@ -100,6 +100,9 @@ if blocks * opt.cores > MAX_BLOCKS then
     luahost.usage_error(("cores=%d: %d cores of these caches hold %.0f blocks, more than the %d (2^25) simulated")
         :format(opt.cores, opt.cores, blocks * opt.cores, MAX_BLOCKS))
 end
+if opt.limit < 0 then
+    luahost.usage_error(("limit must be at least 0: limit=%d"):format(opt.limit))
+end
 
 -- One cache per core, and their access functions (so the hot path
 -- indexes a plain array).

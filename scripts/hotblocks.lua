@@ -24,6 +24,9 @@ local opt = luahost.args {
     format = report.format_arg(),
     symbolize = false,
 }
+if opt.limit < 0 then
+    luahost.usage_error(("limit must be at least 0: limit=%d"):format(opt.limit))
+end
 
 local blocks = {}   -- blocks[pc][insns] = record
 local entries = 0
