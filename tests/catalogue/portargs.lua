@@ -103,6 +103,12 @@ bad("scripts/stoptrigger.lua", 25, { "icount=5:x" },
 bad("scripts/stoptrigger.lua", 38, { "addr=0x401000:999" }, "addr parsing failed: exit code '999' is not 0 to 255")
 never_named("scripts/stoptrigger.lua", { "addr=zz" }, "addr=zz", "zz")
 
+bad("scripts/drcov.lua", 18, { "colour=red" }, "option parsing failed: colour=red (known options: filename, modules)")
+bad("scripts/drcov.lua", 18, { "modules=some" }, "expected one of one, all: modules=some")
+bad("scripts/drcov.lua", 25, { "filename=TMP/no/x.trace" },
+    "filename=TMP/no/x.trace: TMP/no/x.trace: No such file or directory")
+bad("scripts/drcov.lua", 25, { "filename=TMP" }, "filename=TMP: TMP: Is a directory")
+
 bad("examples/between.lua", 16, {}, "give from=ADDR and to=ADDR")
 bad("examples/between.lua", 16, { "from=main" }, "give from=ADDR and to=ADDR")
 bad("examples/between.lua", 18, { "from=0xzz", "to=main" }, "not a number (decimal, 0x hex or 0 octal): from=0xzz")
@@ -113,6 +119,12 @@ bad("examples/callcount.lua", 16, {}, "give fn=NAME (repeat it for several funct
 never_named("examples/callcount.lua", { "fn=nope_fn" }, "fn=nope_fn", "nope_fn", { "@calls[nope_fn]: 0\n" })
 bad("examples/firstblocks.lua", 11, { "n=x" }, "integer argument parsing failed: n=x")
 bad("examples/firstblocks.lua", 13, { "n=-3" }, "n must be at least 0: n=-3")
+bad("examples/callgrind.lua", 17, { "x=1" }, "option parsing failed: x=1 (known options: none)")
+bad("examples/flamegraph.lua", 15, { "format=png" }, "expected one of svg, folded: format=png")
+bad("examples/flamegraph.lua", 15, { "per_vcpu=2" }, "boolean argument parsing failed: per_vcpu=2")
+bad("examples/flamegraph.lua", 15, { "width=x" }, "integer argument parsing failed: width=x")
+bad("examples/flamegraph.lua", 29, { "width=5" }, "width must be 100 to 100000 pixels")
+bad("examples/flamegraph.lua", 15, { "min_width=-1" }, "min_width must be a number of pixels, 0 or more: min_width=-1")
 bad("examples/hotfuncs.lua", 15, { "by=file" }, "expected one of function, module: by=file")
 bad("examples/hotfuncs.lua", 21, { "limit=-1" }, "limit must be at least 0: limit=-1")
 bad("examples/insnmix.lua", 10, { "format=yaml" }, "expected one of text, csv, json: format=yaml")
