@@ -46,6 +46,13 @@ local function geometry(cache, size, block, assoc, why)
     return ("%s cannot be constructed from given parameters: %s (%scachesize=%s, %sblksize=%s, %sassoc=%s)"):format(
         cache, why, prefix, size, prefix, block, prefix, assoc)
 end
+bad("scripts/bbv.lua", 20, { "outfile=OUTFILE", "colour=red" },
+    "option parsing failed: colour=red (known options: interval)")
+bad("scripts/bbv.lua", 20, { "outfile=OUTFILE", "interval=zz" },
+    "unsigned 64-bit argument parsing failed (not a number (decimal, 0x hex or 0 octal)): interval=zz")
+bad("scripts/bbv.lua", 28, { "outfile=OUTFILE", "interval=0" }, "interval must be at least 1")
+bad("scripts/bbv.lua", 25, { "interval=5" }, "outfile unspecified")
+
 bad("scripts/cache.lua", 37, { "colour=red" }, "option parsing failed: colour=red (known options: cores, dassoc, "
     .. "dblksize, dcachesize, evict, iassoc, iblksize, icachesize, l2, l2assoc, l2blksize, l2cachesize, limit, "
     .. "seed, symbolize)")
