@@ -26,6 +26,9 @@ end
 
 -- Raised for the user's mistakes: shown as one line, without a traceback.
 function args.usage_error(message, level)
+    if type(message) ~= "string" and type(message) ~= "number" then
+        error("luahost.usage_error expects a message, got " .. type(message), 2)
+    end
     local where = ""
     local info = getinfo((level or 1) + 1, "Sl")
     if info and info.currentline and info.currentline > 0 then
@@ -189,6 +192,9 @@ end
 -- has every name of the spec, with its default where not given.
 function args.parse(spec, argv, level)
     level = (level or 1) + 1
+    if type(spec) ~= "table" then
+        error("luahost.args expects a table of argument specs, got " .. type(spec), level)
+    end
     local specs, result = {}, {}
     for name, v in pairs(spec) do
         specs[name] = args.spec_of(v, level)

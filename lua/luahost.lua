@@ -134,6 +134,9 @@ end
 -- Ends the process with status (0-255) once every plugin's exit callbacks,
 -- this script's exit hooks included, have run: a C plugin's exit().
 function luahost.exit(status)
+    if type(status) ~= "number" or status ~= math.floor(status) or status < 0 or status > 255 then
+        error("bad argument #1 to 'exit' (exit status must be 0 to 255)", 2)
+    end
     raw.exit(status)
 end
 
@@ -212,6 +215,9 @@ end
 -- address, global definitions before local ones. nil and why when
 -- nothing mapped now matches.
 function luahost.resolve(text, base)
+    if type(text) ~= "string" then
+        error("luahost.resolve expects a string, got " .. type(text), 2)
+    end
     local loc, why = luahost.parse_location(text, base)
     if not loc then
         return nil, ("%s: %s"):format(text, why)
@@ -242,6 +248,9 @@ end
 -- luahost.describe(addr): "symbol+0xOFF", "module+0xOFF" (no symbol) or
 -- "0xADDR" (no module): a name that stays the same from run to run.
 function luahost.describe(addr)
+    if type(addr) ~= "number" and type(addr) ~= "cdata" then
+        error("luahost.describe expects an address, got " .. type(addr), 2)
+    end
     local s = raw.symbolize(addr)
     if not s then
         return ("0x%x"):format(addr)

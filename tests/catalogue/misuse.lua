@@ -202,5 +202,14 @@ misuse("interval", "luahost.reset()",
     "luahost.reset cannot be called from an interval hook: QEMU completes it on a vCPU (call it from a callback that "
     .. "runs on one)")
 misuse("exit", "luahost.vcpu_for_each(42)", "luahost.vcpu_for_each expects a function, got number")
+-- wrong values, located at the script's line (not inside luahost's own files)
+misuse("exit", "luahost.exit(300)", "bad argument #1 to 'exit' (exit status must be 0 to 255)")
+misuse("exit", "luahost.exit(-1)", "bad argument #1 to 'exit' (exit status must be 0 to 255)")
+misuse("exit", "luahost.exit(1.5)", "bad argument #1 to 'exit' (exit status must be 0 to 255)")
+misuse("exit", "luahost.exit('x')", "bad argument #1 to 'exit' (exit status must be 0 to 255)")
+misuse("exit", "luahost.resolve(42)", "luahost.resolve expects a string, got number")
+misuse("exit", "luahost.describe('x')", "luahost.describe expects an address, got string")
+misuse("main", "luahost.usage_error()", "luahost.usage_error expects a message, got nil")
+misuse("main", "luahost.args(42)", "luahost.args expects a table of argument specs, got number")
 
 return cases
