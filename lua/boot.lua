@@ -169,12 +169,18 @@ local function outfile_writer(pattern)
         return nil, "cannot open outfile " .. err
     end
     local per_process = pattern:find("%%p") ~= nil
+    -- A write that fails (a full disk, /dev/full) is an error where the
+    -- script wrote (luahost.outs or printf, two levels up): a report must
+    -- not vanish in silence.
     writers[pattern] = function(text)
         if per_process and raw.getpid() ~= pid then
             pid = raw.getpid()
             f = assert(open_append(outfile_name(pattern, pid), true))    -- the parent's stays open in it
         end
-        f:write(text)
+        local ok, write_err = f:write(text)
+        if not ok then
+            error(("cannot write outfile %s: %s"):format(outfile_name(pattern, pid), tostring(write_err)), 3)
+        end
     end
     return writers[pattern]
 end
