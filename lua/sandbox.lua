@@ -73,6 +73,11 @@ local function script_require(pkg, env, mode)
         end
         local chunk, err = loadfile(file, mode, env)
         if not chunk then
+            if err:find("attempt to load a binary chunk", 1, true)
+                    or err:find("attempt to load chunk with wrong mode", 1, true) then
+                err = "it is precompiled Lua, which Lua does not check: a bad chunk can crash QEMU. "
+                    .. "Load it with bytecode=on, or give the source"
+            end
             error(("error loading module '%s' from file '%s':\n\t%s"):format(name, file, err), 2)
         end
         value = chunk(name, file)
@@ -83,6 +88,47 @@ local function script_require(pkg, env, mode)
         end
         return rawget(pkg.loaded, name), file
     end
+end
+
+-- LuaJIT does not bound nested coroutine resumes (each takes host stack:
+-- a coroutine that resumes a coroutine, without end, crashes QEMU); Lua
+-- 5.4 stops them at 200 C levels. The same bound, with Lua 5.4's error.
+local MAX_NESTED_RESUMES = 200
+local nested = 0
+local unpack = rawget(table, "unpack") or rawget(_G, "unpack")     -- 5.4, LuaJIT
+
+local function pack(...)
+    return { n = select("#", ...), ... }
+end
+
+local function guarded_coroutines()
+    local co = {}
+    for k, v in pairs(coroutine) do
+        co[k] = v
+    end
+    local resume, create = coroutine.resume, coroutine.create
+    local function checked_resume(thread, ...)
+        if nested >= MAX_NESTED_RESUMES then
+            return false, "C stack overflow (coroutines resumed more than 200 deep)"
+        end
+        nested = nested + 1
+        local results = pack(resume(thread, ...))
+        nested = nested - 1
+        return unpack(results, 1, results.n)
+    end
+    co.resume = checked_resume
+    co.wrap = function(fn)
+        local thread = create(fn)
+        return function(...)
+            local results = pack(checked_resume(thread, ...))
+            if not results[1] then
+                -- as the stock wrap: a string gets the caller's place
+                error(results[2], type(results[2]) == "string" and 2 or 0)
+            end
+            return unpack(results, 2, results.n)
+        end
+    end
+    return co
 end
 
 -- A new environment for a script: _G's globals, with luahost, package
@@ -105,6 +151,9 @@ function sandbox.new(luahost, path, cpath, mode)
     env.luahost = luahost
     env.require = script_require(pkg, env, mode)
     env.load, env.loadfile, env.dofile = env_loaders(env)
+    if jit then
+        env.coroutine = guarded_coroutines()
+    end
     if env.loadstring then
         env.loadstring = env.load       -- LuaJIT
     end

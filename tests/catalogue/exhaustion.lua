@@ -117,6 +117,13 @@ luahost.on_exit(function() t = nil luahost.outs("report ran\n") end)
             .. "    for i = 1, 1e9 do t[i] = { i } end\nend)\n",
         stderr = lib.aborted("exit hook", "SCRIPT:3: memory limit reached: the script's Lua holds 32 MiB "
             .. "(memlimit=32M)") },
+    { name = "outfile=/dev/full: the write error where the script wrote", args = { "outfile=/dev/full" },
+        source = "luahost.on_exit(function()\n    luahost.outs(('x'):rep(20000))\nend)\n",
+        stderr = lib.aborted("exit hook", "SCRIPT:2: cannot write outfile /dev/full: No space left on device") },
+    { name = "coroutines resumed without end: LuaJIT bounded as Lua 5.4", flavours = { "luajit" }, status = 1,
+        source = "local function f() return coroutine.wrap(f)() end\nf()\n",
+        stderr = { "luahost: SCRIPT:2: C stack overflow (coroutines resumed more than 200 deep)\n"
+            .. "stack traceback:\n" } },
     { name = "a stream of capacity 2^24 on 4 threads", guest = "threads", guest_args = { "4", "1000" }, status = 0,
         stderr_is = "", log = { { pattern = "^batches=%d+ events=%d+\n$" } }, source = [[
 local batches, events = 0, 0

@@ -128,6 +128,11 @@ return {
     refused(PRECOMPILED:format("script.luac"),
         { name = "a precompiled script", plugin = { "script=TMP/script.luac" },
             setup = compiled("script.luac", HOOKED) }),
+    traced("SCRIPT:2: error loading module 'bcmod' from file 'TMP/bcmod.luac':\n\tit is precompiled Lua, which "
+        .. "Lua does not check: a bad chunk can crash QEMU. Load it with bytecode=on, or give the source",
+        { "\tSCRIPT:2: in main chunk\n" },
+        { name = "a precompiled module", setup = compiled("bcmod.luac", "return {}\n"),
+            source = "package.path = 'TMP/?.luac;' .. package.path\nrequire('bcmod')\n" }),
     refused({ "TMP/script.luac: bad binary format (not a binary chunk)",
         "TMP/script.luac: cannot load incompatible bytecode" },
         { name = "bytecode=on, the other Lua's bytecode", plugin = { "script=TMP/script.luac", "bytecode=on" },
