@@ -285,9 +285,39 @@ bool lh_symtab_extent(LhSymtab *t, uint64_t *low, uint64_t *high)
 }
 
 /*
+ * One System.map line, "ADDRESS TYPE NAME" (hex, a letter, a name without
+ * blanks; /proc/kallsyms adds "\t[module]"), strictly: a file of other
+ * lines (/etc/passwd's "daemon:x:1:1" read as address da, type e) is not
+ * one.
+ */
+static bool map_line(const char *line, uint64_t *addr, char *type, char *name, size_t size)
+{
+    char *end;
+    size_t n;
+
+    if (!g_ascii_isxdigit(line[0])) {
+        return false;
+    }
+    *addr = g_ascii_strtoull(line, &end, 16);
+    if (*end != ' ' || !g_ascii_isalpha(end[1]) || end[2] != ' ') {
+        return false;
+    }
+    *type = end[1];
+    line = end + 3;
+    n = strcspn(line, " \t\r\n");
+    if (n == 0 || n >= size) {
+        return false;
+    }
+    memcpy(name, line, n);
+    name[n] = '\0';
+    line += n;
+    return line[strspn(line, "\r\n")] == '\0' || line[0] == '\t';
+}
+
+/*
  * A System.map ("ADDRESS TYPE NAME" lines) as symbols, and their range
- * [low, high); NULL if it has none. Text symbols name code before data
- * ones at the same address.
+ * [low, high); NULL if it has none or a line that is not one. Text
+ * symbols name code before data ones at the same address.
  */
 LhSymtab *lh_symtab_system_map(FILE *f, const char *path, uint64_t *low, uint64_t *high)
 {
@@ -299,10 +329,15 @@ LhSymtab *lh_symtab_system_map(FILE *f, const char *path, uint64_t *low, uint64_
     t->system_map = true;
     t->syms = g_array_new(FALSE, FALSE, sizeof(LhSym));
     while (fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, "%" SCNx64 " %c %511s", &addr, &type, name) == 3) {
-            LhSym s = { { addr, 0, g_strdup(name) }, strchr("TtWw", type) != NULL ? 0 : 1, false };
-            g_array_append_val(t->syms, s);
+        if (line[strspn(line, " \t\r\n")] == '\0') {
+            continue;
         }
+        if (!map_line(line, &addr, &type, name, sizeof(name))) {
+            g_array_set_size(t->syms, 0);       /* not a System.map */
+            break;
+        }
+        LhSym s = { { addr, 0, g_strdup(name) }, strchr("TtWw", type) != NULL ? 0 : 1, false };
+        g_array_append_val(t->syms, s);
     }
     g_array_sort(t->syms, sym_order);
     if (t->syms->len == 0) {

@@ -50,6 +50,8 @@ return {
         { name = "outfile= a directory", source = OK, args = { "outfile=TMP" } }),
     refused("outfile= given twice for script=SCRIPT",
         { name = "outfile= twice for one script", source = OK, args = { "outfile=TMP/a", "outfile=TMP/b" } }),
+    refused("symbols=/etc/passwd: neither an ELF file with loadable segments nor a System.map",
+        { name = "symbols= a text file of other lines (/etc/passwd)", source = OK, args = { "symbols=/etc/passwd" } }),
     refused("symbols=TMP/nope: No such file or directory",
         { name = "symbols= missing file", source = OK, args = { "symbols=TMP/nope" } }),
     refused("symbols=: No such file or directory",
