@@ -292,12 +292,13 @@ static inline int stack_pcall(lua_State *L, int nargs, int nresults, int errfunc
 /* The same, watched by the limits (limits.c): every call into Lua is. */
 static inline int stacked_pcall(lua_State *L, int nargs, int nresults, int errfunc)
 {
-    lua_State *outer = lh_limits_running();
+    LhThread *t = lh_thread();
+    lua_State *outer = t->running;
     int status;
 
-    lh_limits_enter(L);
+    lh_limits_enter(t, L);
     status = stack_pcall(L, nargs, nresults, errfunc);
-    lh_limits_leave(L, outer);
+    lh_limits_leave(t, outer);
     return status;
 }
 
@@ -402,7 +403,8 @@ LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
     LhHook *hook;
 
     luaL_checktype(L, fn_idx, LUA_TFUNCTION);
-    if (lh.uninstalling || (lh.uninstall_scope != 0 && lh.uninstall_scope == lh.live_epoch)) {
+    if (lh.uninstalling ||
+        (lh.uninstall_scope != 0 && lh.uninstall_scope == lh_thread()->live_epoch)) {
         lh_error(L, "no %s can be registered after luahost.uninstall (the plugin is being unloaded)",
                  what);
     }
@@ -465,7 +467,7 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
         return;
     }
     LhScope saved = lh_enter(vcpu, hook->regs, hook->what);
-    lua_State *L = lh.L;
+    lua_State *L = lh_thread()->L;
 
     /* Nothing runs after an uninstall (an interval hook that waited for the lock). */
     if (!lh_hook_disabled(hook) && !lh.uninstalled) {

@@ -352,7 +352,7 @@ static int callstack_frames(lua_State *L)
     CsVcpu *v;
 
     lh_check_vcpu_context(L, "callstack:frames()");
-    v = vcpu_of(cs, (unsigned int)lh.ctx.vcpu);
+    v = vcpu_of(cs, (unsigned int)lh_thread()->ctx.vcpu);
     lua_createtable(L, v->depth, 0);
     for (int k = 0; k < v->depth; k++) {
         lh_push_u64(L, v->frames[k].node->pc);

@@ -171,7 +171,7 @@ static int insn_tostring(lua_State *L)
 {
     LhHandle *h = luaL_checkudata(L, 1, LH_INSN_MT);
 
-    if (h->epoch != lh.live_epoch) {
+    if (h->epoch != lh_thread()->live_epoch) {
         lua_pushliteral(L, "insn (expired)");
     } else {
         char *text = qemu_plugin_insn_disas(h->ptr);

@@ -135,7 +135,7 @@ static int uninstall(lua_State *L)
     }
     LhHook *hook = check_request(L, "uninstall", "uninstall completion callback");
 
-    lh.uninstall_scope = lh.live_epoch;
+    lh.uninstall_scope = lh_thread()->live_epoch;
     uninstall_done = hook;
     keep_loaded();
     qemu_plugin_uninstall(lh.id, on_uninstall_done);

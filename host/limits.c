@@ -43,17 +43,19 @@ static bool mem_over;
 static size_t mem_refused;              /* the size of the last allocation refused */
 
 /*
- * The call in progress: written under the Lua lock (every call into Lua
- * holds it), read by the watchdog without it (a stale read only delays
- * an interrupt by a tick). Plain stores: this is on every callback's path.
+ * Calls into Lua are counted per thread (LhThread: calls, in_lua), which
+ * writes its own without atomics: this is on every callback's path. The
+ * watchdog reads them without the Lua lock (a stale read only delays an
+ * interrupt by a tick), and watches the thread that holds the lock
+ * (lh_owner) while it runs Lua: a thread that has let go of the lock for
+ * a call into QEMU is not running Lua, and its time waiting there is not
+ * counted against it. LhThreads are never freed, so a stale pointer is
+ * harmless.
  */
-static lua_State *volatile running;
-static volatile int calls_in_progress;
-static volatile guint call_count;
-static volatile gint pending;           /* the limit the hook raises */
-static volatile sig_atomic_t signalled; /* a signal arrived during the call numbered signalled_at */
-static volatile guint signalled_at;
-static bool took_signal;                /* the error just raised was a signal's interruption */
+static volatile gint n_pending;         /* threads with an interrupt pending */
+static volatile sig_atomic_t signalled; /* a signal arrived during the call ... */
+static LhThread *volatile signalled_thread;     /* ... of this thread, */
+static volatile guint signalled_at;     /* ... numbered this */
 static gint64 timeout_us = (gint64)LH_DEFAULT_HOOK_TIMEOUT * G_USEC_PER_SEC;
 
 static GThread *watchdog;
@@ -66,14 +68,37 @@ static size_t hard_limit(size_t limit)
     return limit == 0 ? 0 : limit + margin;
 }
 
-/* Raises the pending limit's error, located where Lua was (the hook's ar). */
+static void limit_hook(lua_State *L, lua_Debug *ar);
+
+/*
+ * Takes back t's pending interrupt, if any; true if there was one. The
+ * hook is per Lua thread in Lua 5.4, but one for every coroutine in
+ * LuaJIT: there it stays while another thread's interrupt is pending.
+ */
+static bool take_pending(LhThread *t, lua_State *L, int *why)
+{
+    *why = g_atomic_int_exchange(&t->pending, LIMIT_NONE);
+    if (*why != LIMIT_NONE) {
+        g_atomic_int_add(&n_pending, -1);
+    }
+    if (lua_gethook(L) == limit_hook && (!LH_LUAJIT || g_atomic_int_get(&n_pending) == 0)) {
+        lua_sethook(L, NULL, 0, 0);
+    }
+    return *why != LIMIT_NONE;
+}
+
+/*
+ * Raises the calling thread's pending limit's error, located where Lua
+ * was (the hook's ar). LuaJIT runs the hook on whichever thread runs Lua
+ * next: one with nothing pending carries on.
+ */
 static void limit_hook(lua_State *L, lua_Debug *ar)
 {
-    int why = g_atomic_int_exchange(&pending, LIMIT_NONE);
+    LhThread *t = lh_thread();
+    int why = LIMIT_NONE;
     int seconds = (int)(timeout_us / G_USEC_PER_SEC);
 
-    lua_sethook(L, NULL, 0, 0);
-    if (why == LIMIT_NONE) {
+    if (t == NULL || !take_pending(t, L, &why)) {
         return;
     }
     lh_push_where(L, 0);   /* the first Lua frame's line: Lua may be in string.rep */
@@ -87,7 +112,7 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
                         seconds, seconds);
         break;
     default:
-        took_signal = true;
+        t->took_signal = true;
         lua_pushliteral(L, "interrupted! (a signal ends the run: the exit hooks still run)");
         break;
     }
@@ -95,15 +120,18 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
     lua_error(L);
 }
 
-/* Makes Lua raise why at its next instruction, if a call is running. */
-static void interrupt(int why)
+/* Makes t's Lua raise why at its next instruction, if it runs a call. */
+static void interrupt(LhThread *t, int why)
 {
-    lua_State *L = running;
+    lua_State *L = t->running;
 
-    if (L != NULL) {
-        g_atomic_int_set(&pending, why);
-        lua_sethook(L, limit_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    if (L == NULL) {
+        return;
     }
+    if (g_atomic_int_exchange(&t->pending, why) == LIMIT_NONE) {
+        g_atomic_int_inc(&n_pending);
+    }
+    lua_sethook(L, limit_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
 void *lh_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -124,9 +152,10 @@ void *lh_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (p != NULL) {
         mem_used = mem_used - old + nsize;
         if (mem_limit != 0 && mem_used > mem_limit) {
-            if (!mem_over) {
+            LhThread *t = lh_thread();
+            if (!mem_over && t != NULL && t->in_lua > 0) {
                 mem_over = true;
-                interrupt(LIMIT_MEMORY);
+                interrupt(t, LIMIT_MEMORY);
             }
         } else {
             mem_over = false;
@@ -135,41 +164,55 @@ void *lh_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+/* Whether the call a signal arrived in has ended (or there was none). */
+static bool signalled_call_ended(void)
+{
+    LhThread *t = signalled_thread;
+
+    return t == NULL || t->calls != signalled_at;
+}
+
+/* One tick of the watchdog on t, which holds the Lua lock and runs Lua. */
+static void watch_thread(LhThread *t)
+{
+    guint count = t->calls;
+
+    if (count != t->seen) {
+        t->seen = count;
+        t->still = 0;
+        t->since_interrupt = -1;
+        return;
+    }
+    t->still += WATCH_TICK_US;
+    if (t->since_interrupt >= 0) {
+        t->since_interrupt += WATCH_TICK_US;
+        if (LH_LUAJIT && t->since_interrupt >= JIT_GRACE_US) {
+            lh_report("a call into Lua has run for %d s in code LuaJIT compiled, which cannot be "
+                      "interrupted: ending the process (the exit hooks cannot run)",
+                      (int)(t->still / G_USEC_PER_SEC));
+            fflush(NULL);
+            _exit(EXIT_FAILURE);
+        }
+    } else if (signalled && signalled_thread == t && t->still >= SIGNAL_GRACE_US) {
+        interrupt(t, LIMIT_SIGNAL);
+        t->since_interrupt = 0;
+    } else if (timeout_us > 0 && t->still >= timeout_us) {
+        interrupt(t, LIMIT_TIME);
+        t->since_interrupt = 0;
+    }
+}
+
 /* The watchdog: interrupts a call that runs too long, or past a signal. */
 static gpointer watch(gpointer unused)
 {
-    guint last = 0;
-    gint64 still = 0;       /* how long the call in progress has run */
-    gint64 since_interrupt = -1;
-
     for (;;) {
         g_usleep(WATCH_TICK_US);
-        guint count = call_count;
-        if (signalled && count != signalled_at) {
+        if (signalled && signalled_call_ended()) {
             signalled = 0;      /* that call ended: the signal does its work */
         }
-        if (calls_in_progress == 0 || count != last) {
-            last = count;
-            still = 0;
-            since_interrupt = -1;
-            continue;
-        }
-        still += WATCH_TICK_US;
-        if (since_interrupt >= 0) {
-            since_interrupt += WATCH_TICK_US;
-            if (LH_LUAJIT && since_interrupt >= JIT_GRACE_US) {
-                lh_report("a call into Lua has run for %d s in code LuaJIT compiled, which cannot be "
-                          "interrupted: ending the process (the exit hooks cannot run)",
-                          (int)(still / G_USEC_PER_SEC));
-                fflush(NULL);
-                _exit(EXIT_FAILURE);
-            }
-        } else if (signalled && still >= SIGNAL_GRACE_US) {
-            interrupt(LIMIT_SIGNAL);
-            since_interrupt = 0;
-        } else if (timeout_us > 0 && still >= timeout_us) {
-            interrupt(LIMIT_TIME);
-            since_interrupt = 0;
+        LhThread *t = lh_owner;
+        if (t != NULL && t->in_lua > 0) {
+            watch_thread(t);
         }
     }
     return NULL;
@@ -190,39 +233,40 @@ static void after_fork_in_child(void)
     forked = 1;
 }
 
-/* Around every call into Lua, under the Lua lock. */
-void lh_limits_enter(lua_State *L)
+/*
+ * Around every call into Lua, under the Lua lock: t is the calling
+ * thread's, L the Lua thread the call runs on, outer what t->running was.
+ */
+void lh_limits_enter(LhThread *t, lua_State *L)
 {
     if (G_UNLIKELY(forked)) {
         forked = 0;
         start_watchdog();
     }
-    running = L;
-    call_count++;
-    calls_in_progress++;
+    t->running = L;
+    t->calls++;
+    t->in_lua++;
 }
 
-void lh_limits_leave(lua_State *L, lua_State *outer)
+void lh_limits_leave(LhThread *t, lua_State *outer)
 {
-    if (--calls_in_progress == 0 && lua_gethook(L) == limit_hook) {
-        lua_sethook(L, NULL, 0, 0);     /* an interrupt that came too late */
-        g_atomic_int_set(&pending, LIMIT_NONE);
+    lua_State *L = t->running;
+    int why;
+
+    if (--t->in_lua == 0 && G_UNLIKELY(t->pending != LIMIT_NONE || lua_gethook(L) == limit_hook)) {
+        take_pending(t, L, &why);       /* an interrupt that came too late */
     }
-    call_count++;
-    running = outer;
-}
-
-lua_State *lh_limits_running(void)
-{
-    return running;
+    t->calls++;
+    t->running = outer;
 }
 
 /* Whether the error the dispatcher just got was a signal's interruption (once). */
 bool lh_limits_took_signal(void)
 {
-    bool took = took_signal;
+    LhThread *t = lh_thread();
+    bool took = t->took_signal;
 
-    took_signal = false;
+    t->took_signal = false;
     return took;
 }
 
@@ -246,7 +290,10 @@ const char *lh_limits_memory_note(void)
  */
 void lh_limits_signalled(void)
 {
-    signalled_at = call_count;
+    LhThread *t = lh_owner;
+
+    signalled_thread = t;
+    signalled_at = t != NULL ? t->calls : 0;
     signalled = 1;
 }
 

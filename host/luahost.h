@@ -79,16 +79,17 @@ typedef struct LhContext {
     const char *what;       /* the running callback, for error messages */
 } LhContext;
 
-/* The one Lua state and what guards it (see docs/threading.md). */
+/*
+ * The one Lua state and what the Lua lock guards (see docs/threading.md).
+ * L runs no code of its own after install: each OS thread runs its
+ * callbacks on a Lua thread of its own (LhThread).
+ */
 typedef struct LhRuntime {
     lua_State *L;
-    GRecMutex lock;
     qemu_plugin_id_t id;
     bool abort_on_error;    /* on_error=abort (default) or disable */
     int errors;             /* callback errors so far (on_error=disable) */
-    uint64_t live_epoch;    /* handles of this epoch are alive */
     uint64_t next_epoch;
-    LhContext ctx;          /* of the innermost running callback */
     bool installing;        /* the script's main chunk is running */
     uint64_t uninstall_scope;   /* the epoch of the scope that asked for an uninstall */
     bool uninstalling;      /* QEMU has removed the plugin: registering would crash it */
@@ -101,7 +102,46 @@ typedef struct LhRuntime {
 
 extern LhRuntime lh;
 
-/* runtime.c: the lock, reports, stopping, listeners. */
+/*
+ * One OS thread's side of the runtime: the Lua thread its callbacks run
+ * on, and the scope of its innermost callback. Callbacks of two OS threads
+ * interleave where one leaves the Lua lock for a call into QEMU, so none
+ * of this may be shared. Made when the thread first takes the Lua lock;
+ * when the thread ends it goes to the next new thread, Lua thread and
+ * all, and is never freed (the watchdog may read one at any time).
+ */
+typedef struct LhThread {
+    lua_State *L;           /* anchored in the registry */
+    uint64_t live_epoch;    /* handles of this epoch are alive */
+    LhContext ctx;          /* of the innermost running callback */
+    GByteArray *buffer;     /* guest memory read or written (guest.c) */
+    /* limits.c: written by the thread, read by the watchdog */
+    lua_State *volatile running;    /* the innermost call's Lua thread (L, or a coroutine) */
+    volatile guint calls;   /* bumped as a call into Lua starts and as it ends */
+    volatile int in_lua;    /* calls into Lua in progress, nested */
+    volatile gint pending;  /* the limit the hook raises, or 0 */
+    bool took_signal;       /* the error just raised was a signal's interruption */
+    /* limits.c: the watchdog's own */
+    guint seen;
+    gint64 still, since_interrupt;
+    struct LhThread *next_free;
+} LhThread;
+
+/* The calling thread's LhThread: valid once it holds the Lua lock. */
+extern __thread LhThread *lh_self __attribute__((tls_model("initial-exec")));
+
+static inline LhThread *lh_thread(void)
+{
+    return lh_self;
+}
+
+/* The thread that holds the Lua lock, or NULL (read by limits.c without it). */
+extern LhThread *volatile lh_owner;
+
+/*
+ * runtime.c: the lock, reports, stopping, listeners. The Lua lock is
+ * recursive.
+ */
 void lh_lock(void);
 void lh_unlock(void);
 void lh_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -147,9 +187,8 @@ typedef struct LhSyscallEvent {
 #define LH_DEFAULT_MEMLIMIT ((size_t)1 << 30)
 #define LH_DEFAULT_HOOK_TIMEOUT 60
 void *lh_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
-void lh_limits_enter(lua_State *L);
-void lh_limits_leave(lua_State *L, lua_State *outer);
-lua_State *lh_limits_running(void);
+void lh_limits_enter(LhThread *t, lua_State *L);
+void lh_limits_leave(LhThread *t, lua_State *outer);
 bool lh_limits_took_signal(void);
 const char *lh_limits_memory_note(void);
 void lh_limits_signalled(void);

@@ -32,7 +32,7 @@ static void push_mem(lua_State *L, qemu_plugin_meminfo_t info, uint64_t vaddr)
     LhMem *m = lua_newuserdata(L, sizeof(*m));
 
     m->h.ptr = NULL;
-    m->h.epoch = lh.live_epoch;
+    m->h.epoch = lh_thread()->live_epoch;
     m->info = info;
     m->vaddr = vaddr;
     luaL_getmetatable(L, LH_MEM_MT);
@@ -137,7 +137,7 @@ static int mem_hwaddr(lua_State *L)
     LhMem *m = check_mem(L);
     struct qemu_plugin_hwaddr *hw;
 
-    if (lh.ctx.vcpu == LH_NO_VCPU) {
+    if (lh_thread()->ctx.vcpu == LH_NO_VCPU) {
         return lh_error(L, "mem:hwaddr() needs the vCPU of its memory callback");
     }
     hw = qemu_plugin_get_hwaddr(m->info, m->vaddr);
@@ -153,7 +153,7 @@ static int mem_tostring(lua_State *L)
 {
     LhMem *m = luaL_checkudata(L, 1, LH_MEM_MT);
 
-    if (m->h.epoch != lh.live_epoch) {
+    if (m->h.epoch != lh_thread()->live_epoch) {
         lua_pushliteral(L, "mem (expired)");
     } else {
         lua_pushfstring(L, "mem (%s of %d bytes)",

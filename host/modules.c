@@ -330,7 +330,7 @@ static void bring_up_to_date_for(uint64_t addr, bool on_vcpu)
 
 static bool on_vcpu_now(void)
 {
-    return lh.ctx.vcpu != LH_NO_VCPU;
+    return lh_thread()->ctx.vcpu != LH_NO_VCPU;
 }
 
 /*

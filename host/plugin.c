@@ -334,8 +334,10 @@ static bool load_scripts(bool first, const qemu_info_t *info, int argc, char **a
     bool ok;
 
     LhScope saved = lh_enter(LH_NO_VCPU, QEMU_PLUGIN_CB_NO_REGS, "the main chunk");
+    lua_State *L = lh_thread()->L;
+
     lh.installing = true;
-    ok = first ? boot(lh.L, info, argc, argv) : start_more(lh.L, argc, argv);
+    ok = first ? boot(L, info, argc, argv) : start_more(L, argc, argv);
     lh.installing = false;
     if (ok) {
         lh_hooks_start();
@@ -354,15 +356,11 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
         /* this plugin again (another -plugin naming it): more scripts */
         return !lh.refused && load_scripts(false, info, argc, argv) ? 0 : -1;
     }
-    g_rec_mutex_init(&lh.lock);
     lh_open_report_stream();
     export_lua_symbols();
     lh.id = id;
     lh.abort_on_error = true;
     lh.system_emulation = info->system_emulation;
-    lh.ctx.vcpu = LH_NO_VCPU;
-    lh.ctx.regs = QEMU_PLUGIN_CB_NO_REGS;
-    lh.ctx.what = "the main chunk";
     lh.L = lua_newstate(lh_alloc, NULL);    /* counted for memlimit= (limits.c) */
     if (lh.L == NULL) {
         lh_report("cannot create a Lua state (out of memory)");

@@ -6,6 +6,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,18 +19,114 @@ LhRuntime lh;
 int lh_u64_new_ref = LUA_NOREF;
 int lh_u64_parts_ref = LUA_NOREF;
 
+__thread LhThread *lh_self __attribute__((tls_model("initial-exec")));
+LhThread *volatile lh_owner;
+
 /*
- * Recursive, because a script may call into QEMU from a callback and QEMU
- * may call back synchronously on the same thread (vcpu_for_each, reset).
+ * Threads that have ended leave their LhThread here for the next new
+ * one: the pool holds as many as ever ran Lua at once.
  */
+static GMutex pool_lock;
+static LhThread *pool;
+static pthread_key_t thread_key;    /* gives the LhThread back when its thread ends */
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+
+static void thread_end(void *p)
+{
+    LhThread *t = p;
+
+    g_mutex_lock(&pool_lock);
+    t->next_free = pool;
+    pool = t;
+    g_mutex_unlock(&pool_lock);
+}
+
+static void thread_key_new(void)
+{
+    pthread_key_create(&thread_key, thread_end);
+}
+
+/* On L (lh.L): a Lua thread, anchored in the registry; its reference. */
+static int new_lua_thread(lua_State *L)
+{
+    lua_newthread(L);
+    lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
+    return 1;
+}
+
+/*
+ * The calling thread's LhThread, under the Lua lock. Made on lh.L, which
+ * runs nothing else, in a protected call: past memlimit= the allocation
+ * may fail (a full collection first, then a second try).
+ */
+static G_GNUC_NO_INLINE LhThread *thread_new(void)
+{
+    LhThread *t;
+
+    g_mutex_lock(&pool_lock);
+    t = pool;
+    if (t != NULL) {
+        pool = t->next_free;
+    }
+    g_mutex_unlock(&pool_lock);
+    if (t == NULL) {
+        int ref = LUA_NOREF;
+        for (int attempt = 0; attempt < 2 && ref == LUA_NOREF; attempt++) {
+            lua_pushcfunction(lh.L, new_lua_thread);
+            if (lua_pcall(lh.L, 0, 1, 0) == LUA_OK) {
+                ref = (int)lua_tointeger(lh.L, -1);
+            } else {
+                lua_gc(lh.L, LUA_GCCOLLECT, 0);
+            }
+            lua_pop(lh.L, 1);
+        }
+        if (ref == LUA_NOREF) {
+            lh_report("cannot make a Lua thread for a new thread (out of memory): stopping");
+            lh_stop(EXIT_FAILURE);
+        }
+        t = g_new0(LhThread, 1);
+        lua_rawgeti(lh.L, LUA_REGISTRYINDEX, ref);
+        t->L = lua_tothread(lh.L, -1);
+        lua_pop(lh.L, 1);
+        t->buffer = g_byte_array_new();
+        t->since_interrupt = -1;
+    }
+    t->live_epoch = 0;
+    t->ctx.vcpu = LH_NO_VCPU;
+    t->ctx.regs = QEMU_PLUGIN_CB_NO_REGS;
+    t->ctx.what = "the host";
+    pthread_once(&thread_key_once, thread_key_new);
+    pthread_setspecific(thread_key, t);
+    lh_self = t;
+    return t;
+}
+
+/*
+ * The Lua lock: one mutex, and how deep this thread holds it. Recursive,
+ * because QEMU may call back on the same thread from inside a script's
+ * call into it (vcpu_for_each, a reset before any vCPU exists), and exit
+ * work runs hooks under it.
+ */
+static GMutex lua_lock;
+static __thread int held __attribute__((tls_model("initial-exec")));
+
 void lh_lock(void)
 {
-    g_rec_mutex_lock(&lh.lock);
+    if (held++ == 0) {
+        g_mutex_lock(&lua_lock);
+        if (G_UNLIKELY(lh_self == NULL)) {
+            thread_new();
+        }
+        lh_owner = lh_self;
+    }
 }
 
 void lh_unlock(void)
 {
-    g_rec_mutex_unlock(&lh.lock);
+    if (--held == 0) {
+        lh_owner = NULL;
+        g_mutex_unlock(&lua_lock);
+    }
 }
 
 /*

@@ -16,24 +16,28 @@
  * Every entry into Lua takes the lock and opens a scope: a fresh epoch
  * for the handles it is given, and the context that says what it may
  * touch. Scopes nest (a script's call into QEMU may call back on the same
- * thread).
+ * thread), and are the calling thread's own: another thread's callbacks
+ * may run while this one waits in QEMU with the lock let go.
  */
 LhScope lh_enter(int vcpu, enum qemu_plugin_cb_flags regs, const char *what)
 {
     lh_lock();
-    LhScope saved = { .epoch = lh.live_epoch, .ctx = lh.ctx };
+    LhThread *t = lh_thread();
+    LhScope saved = { .epoch = t->live_epoch, .ctx = t->ctx };
 
-    lh.live_epoch = ++lh.next_epoch;
-    lh.ctx.vcpu = vcpu;
-    lh.ctx.regs = regs;
-    lh.ctx.what = what;
+    t->live_epoch = ++lh.next_epoch;
+    t->ctx.vcpu = vcpu;
+    t->ctx.regs = regs;
+    t->ctx.what = what;
     return saved;
 }
 
 void lh_leave(LhScope saved)
 {
-    lh.live_epoch = saved.epoch;
-    lh.ctx = saved.ctx;
+    LhThread *t = lh_thread();
+
+    t->live_epoch = saved.epoch;
+    t->ctx = saved.ctx;
     lh_unlock();
 }
 
@@ -81,26 +85,29 @@ int lh_fail(lua_State *L, const char *msg)
 /* Guest memory and code queries need QEMU's current vCPU. */
 void lh_check_vcpu_context(lua_State *L, const char *what)
 {
-    if (lh.ctx.vcpu == LH_NO_VCPU) {
+    const LhContext *ctx = &lh_thread()->ctx;
+
+    if (ctx->vcpu == LH_NO_VCPU) {
         lh_error(L, "%s needs a vCPU: call it from a callback that runs on a vCPU "
                    "(translation, execution, memory, syscall or vcpu init), not from %s",
-                   what, lh.ctx.what);
+                   what, ctx->what);
     }
 }
 
 /* Registers: only where QEMU allows them (docs/api.md, "Registers"). */
 void lh_check_regs_context(lua_State *L, bool write)
 {
+    const LhContext *ctx = &lh_thread()->ctx;
     enum qemu_plugin_cb_flags need = write ? QEMU_PLUGIN_CB_RW_REGS : QEMU_PLUGIN_CB_R_REGS;
 
-    if (lh.ctx.vcpu == LH_NO_VCPU || lh.ctx.regs == QEMU_PLUGIN_CB_NO_REGS) {
+    if (ctx->vcpu == LH_NO_VCPU || ctx->regs == QEMU_PLUGIN_CB_NO_REGS) {
         lh_error(L, "cannot %s registers in %s: register it with regs=\"%s\" "
                    "(or use a vcpu init, syscall or discontinuity hook)",
-                   write ? "write" : "read", lh.ctx.what, write ? "rw" : "r");
+                   write ? "write" : "read", ctx->what, write ? "rw" : "r");
     }
-    if (lh.ctx.regs < need) {
+    if (ctx->regs < need) {
         lh_error(L, "cannot write registers in %s: it was registered with regs=\"r\", "
-                   "not regs=\"rw\"", lh.ctx.what);
+                   "not regs=\"rw\"", ctx->what);
     }
 }
 
@@ -110,7 +117,7 @@ void lh_push_handle(lua_State *L, void *ptr, const char *mt)
     LhHandle *h = lua_newuserdata(L, sizeof(*h));
 
     h->ptr = ptr;
-    h->epoch = lh.live_epoch;
+    h->epoch = lh_thread()->live_epoch;
     luaL_getmetatable(L, mt);
     lua_setmetatable(L, -2);
 }
@@ -119,7 +126,7 @@ void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
 {
     LhHandle *h = luaL_checkudata(L, idx, mt);
 
-    if (h->epoch != lh.live_epoch) {
+    if (h->epoch != lh_thread()->live_epoch) {
         lh_error(L, "attempt to use %s handle after the callback that provided it returned", kind);
     }
     return h->ptr;

@@ -377,17 +377,18 @@ static int stream_mem(lua_State *L)
 static int stream_flush(lua_State *L)
 {
     LhStream *s = check_stream(L);
+    int vcpu = lh_thread()->ctx.vcpu;
 
-    if (lh.ctx.vcpu < 0) {
+    if (vcpu < 0) {
         return lh_error(L, "stream:flush() delivers the running vCPU's events: call it from "
                            "a callback with a vCPU index (execution, memory, syscall), not from %s",
-                        lh.ctx.what);
+                        lh_thread()->ctx.what);
     }
-    LhStreamBuf *b = buf_of(s, (unsigned int)lh.ctx.vcpu);
+    LhStreamBuf *b = buf_of(s, (unsigned int)vcpu);
     if (b->delivering) {
         return lh_error(L, "stream:flush() called from this vCPU's own on_batch");
     }
-    deliver(s, b, (unsigned int)lh.ctx.vcpu, lh.ctx.vcpu);
+    deliver(s, b, (unsigned int)vcpu, vcpu);
     return 0;
 }
 

@@ -106,7 +106,7 @@ static int tb_tostring(lua_State *L)
 {
     LhHandle *h = luaL_checkudata(L, 1, LH_TB_MT);
 
-    if (h->epoch != lh.live_epoch) {
+    if (h->epoch != lh_thread()->live_epoch) {
         lua_pushliteral(L, "tb (expired)");
     } else {
         lua_pushfstring(L, "tb (%d insns)", (int)qemu_plugin_tb_n_insns(h->ptr));
