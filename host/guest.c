@@ -7,6 +7,11 @@
  * unmapped address) return nil and a message; a script's mistakes (a bad
  * length, the wrong place) raise.
  *
+ * Reading and writing take QEMU's locks (user mode: mmap_lock, which a
+ * translating thread holds while it waits for the Lua lock; system mode:
+ * the BQL for device memory): the Lua lock is let go meanwhile, and the
+ * bytes go through the calling thread's own buffer.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #define _GNU_SOURCE
@@ -20,7 +25,16 @@
 /* A sane bound on one read: larger dumps are loops in the script. */
 #define LH_MAX_READ (1 << 20)
 
-static GByteArray *buffer;
+/* Past this, a thread's buffer is freed after use instead of kept. */
+#define LH_KEPT_BUFFER (64 << 10)
+
+static void buffer_done(GByteArray *buffer)
+{
+    if (buffer->len > LH_KEPT_BUFFER) {
+        g_byte_array_free(buffer, TRUE);
+        lh_thread()->buffer = g_byte_array_new();
+    }
+}
 
 static size_t check_length(lua_State *L, int idx)
 {
@@ -37,15 +51,23 @@ static int read_memory(lua_State *L)
     uint64_t vaddr = lh_check_u64(L, 1);
     size_t len = check_length(L, 2);
 
+    GByteArray *buffer = lh_thread()->buffer;
+    bool ok;
+
     lh_check_vcpu_context(L, "luahost.read_memory");
     g_byte_array_set_size(buffer, 0);
-    if (!qemu_plugin_read_memory_vaddr(vaddr, buffer, len)) {
+    int depth = lh_release();
+    ok = qemu_plugin_read_memory_vaddr(vaddr, buffer, len);
+    lh_reacquire(depth);
+    if (!ok) {
         char msg[80];
+        buffer_done(buffer);
         snprintf(msg, sizeof(msg), "cannot read %zu bytes of guest memory at 0x%" PRIx64,
                  len, vaddr);
         return lh_fail(L, msg);
     }
     lua_pushlstring(L, (const char *)buffer->data, buffer->len);
+    buffer_done(buffer);
     return 1;
 }
 
@@ -68,8 +90,10 @@ static const char *hwaddr_result(enum qemu_plugin_hwaddr_operation_result r)
     }
 }
 
-static void fill_buffer(lua_State *L, int idx)
+/* The string at idx in the thread's buffer. */
+static GByteArray *fill_buffer(lua_State *L, int idx)
 {
+    GByteArray *buffer = lh_thread()->buffer;
     size_t len;
     const char *data = luaL_checklstring(L, idx, &len);
 
@@ -77,16 +101,22 @@ static void fill_buffer(lua_State *L, int idx)
                   "data must be from 1 to 1048576 bytes");
     g_byte_array_set_size(buffer, 0);
     g_byte_array_append(buffer, (const guint8 *)data, (guint)len);
+    return buffer;
 }
 
 /* raw.write_memory(vaddr, data): true, or nil and a message. */
 static int write_memory(lua_State *L)
 {
     uint64_t vaddr = lh_check_u64(L, 1);
+    GByteArray *buffer = fill_buffer(L, 2);
+    bool ok;
 
-    fill_buffer(L, 2);
     lh_check_vcpu_context(L, "luahost.write_memory");
-    if (!qemu_plugin_write_memory_vaddr(vaddr, buffer)) {
+    int depth = lh_release();
+    ok = qemu_plugin_write_memory_vaddr(vaddr, buffer);
+    lh_reacquire(depth);
+    buffer_done(buffer);
+    if (!ok) {
         return lh_fail(L, "cannot write guest memory there");
     }
     lua_pushboolean(L, 1);
@@ -98,15 +128,20 @@ static int read_memory_hwaddr(lua_State *L)
 {
     uint64_t paddr = lh_check_u64(L, 1);
     size_t len = check_length(L, 2);
+    GByteArray *buffer = lh_thread()->buffer;
     enum qemu_plugin_hwaddr_operation_result r;
 
     lh_check_vcpu_context(L, "luahost.read_memory_hwaddr");
     g_byte_array_set_size(buffer, 0);
+    int depth = lh_release();
     r = qemu_plugin_read_memory_hwaddr(paddr, buffer, len);
+    lh_reacquire(depth);
     if (r != QEMU_PLUGIN_HWADDR_OPERATION_OK) {
+        buffer_done(buffer);
         return lh_fail(L, hwaddr_result(r));
     }
     lua_pushlstring(L, (const char *)buffer->data, buffer->len);
+    buffer_done(buffer);
     return 1;
 }
 
@@ -114,11 +149,14 @@ static int read_memory_hwaddr(lua_State *L)
 static int write_memory_hwaddr(lua_State *L)
 {
     uint64_t paddr = lh_check_u64(L, 1);
+    GByteArray *buffer = fill_buffer(L, 2);
     enum qemu_plugin_hwaddr_operation_result r;
 
-    fill_buffer(L, 2);
     lh_check_vcpu_context(L, "luahost.write_memory_hwaddr");
+    int depth = lh_release();
     r = qemu_plugin_write_memory_hwaddr(paddr, buffer);
+    lh_reacquire(depth);
+    buffer_done(buffer);
     if (r != QEMU_PLUGIN_HWADDR_OPERATION_OK) {
         return lh_fail(L, hwaddr_result(r));
     }
@@ -131,9 +169,13 @@ static int translate_vaddr(lua_State *L)
 {
     uint64_t vaddr = lh_check_u64(L, 1);
     uint64_t paddr;
+    bool ok;
 
     lh_check_vcpu_context(L, "luahost.translate_vaddr");
-    if (!qemu_plugin_translate_vaddr(vaddr, &paddr)) {
+    int depth = lh_release();   /* it walks the guest's page tables */
+    ok = qemu_plugin_translate_vaddr(vaddr, &paddr);
+    lh_reacquire(depth);
+    if (!ok) {
         return lh_fail(L, "no translation (unmapped, or user mode)");
     }
     lh_push_u64(L, paddr);
@@ -231,7 +273,6 @@ static const luaL_Reg guest_functions[] = {
 
 void lh_open_guest(lua_State *L, int raw)
 {
-    buffer = g_byte_array_new();
     find_layout_functions();
     lua_pushboolean(L, entry_code_fn != NULL);
     lua_setfield(L, raw, "have_code_layout");

@@ -257,21 +257,50 @@ static void on_discon(qemu_plugin_id_t id, unsigned int vcpu_index,
  *
  * It runs once, complete: at QEMU's exit, or earlier when the process
  * execs a program (process.c, LH_AT_EXEC), after which QEMU's exit never
- * comes (or, if the exec fails after all, must not report again). Under
- * the lock throughout, so that an exit racing an exec waits for the
- * report instead of ending the process in its middle. At an exec the
- * status is the new program's: the error count is only said.
+ * comes (or, if the exec fails after all, must not report again). An
+ * exit racing an exec waits for the report instead of ending the process
+ * in its middle (a hook may let go of the Lua lock to call QEMU, so the
+ * lock alone does not keep it out), with the Lua lock let go. At an exec
+ * the status is the new program's: the error count is only said.
  */
-static bool exit_work_done;
+enum { EXIT_WORK_NONE, EXIT_WORK_RUNNING, EXIT_WORK_DONE };
+static int exit_work_state;         /* under the Lua lock and exit_work_lock */
+static LhThread *exit_work_thread;
+static GMutex exit_work_lock;
+static GCond exit_work_done;
+
+static void set_exit_work_state(int state)
+{
+    g_mutex_lock(&exit_work_lock);
+    exit_work_state = state;
+    g_cond_broadcast(&exit_work_done);
+    g_mutex_unlock(&exit_work_lock);
+}
+
+static void wait_for_exit_work(void)
+{
+    int depth = lh_release();
+
+    g_mutex_lock(&exit_work_lock);
+    while (exit_work_state != EXIT_WORK_DONE) {
+        g_cond_wait(&exit_work_done, &exit_work_lock);
+    }
+    g_mutex_unlock(&exit_work_lock);
+    lh_reacquire(depth);
+}
 
 static void exit_work(bool at_exec)
 {
     lh_lock();
-    if (exit_work_done) {
-        lh_unlock();
+    if (exit_work_state == EXIT_WORK_RUNNING && exit_work_thread != lh_thread()) {
+        wait_for_exit_work();
+    }
+    if (exit_work_state != EXIT_WORK_NONE) {
+        lh_unlock();    /* done, or running further up this thread's stack (luahost.exit) */
         return;
     }
-    exit_work_done = true;
+    exit_work_thread = lh_thread();
+    set_exit_work_state(EXIT_WORK_RUNNING);
     lh_notify(LH_AT_EXIT, LH_NO_VCPU, NULL);
     call_hooks(EV_ATEXIT, LH_NO_VCPU, NULL, NULL);
     call_hooks(EV_REPORT, LH_NO_VCPU, NULL, NULL);
@@ -286,6 +315,7 @@ static void exit_work(bool at_exec)
         lh_stop(EXIT_FAILURE);
     }
     fflush(NULL);
+    set_exit_work_state(EXIT_WORK_DONE);
     lh_unlock();
 }
 
@@ -305,7 +335,9 @@ static void exit_work_at_exec(int vcpu, const void *data)
 /*
  * Registers ev's QEMU callback, once. While the script loads, only notes
  * it: a script that fails to load must leave no callback behind (QEMU
- * runs exit callbacks even of a plugin it refused).
+ * runs exit callbacks even of a plugin it refused). Registering takes
+ * QEMU's plugin lock, which QEMU holds while it waits for the Lua lock
+ * (a reset's completion): the Lua lock is let go meanwhile.
  */
 static void register_with_qemu(LhEvent ev)
 {
@@ -317,6 +349,7 @@ static void register_with_qemu(LhEvent ev)
         return;
     }
     registered[ev] = true;
+    int depth = lh_release();
     switch (ev) {
     case EV_ATEXIT:
         qemu_plugin_register_atexit_cb(lh.id, on_atexit, NULL);
@@ -355,6 +388,7 @@ static void register_with_qemu(LhEvent ev)
     default:
         g_assert_not_reached();
     }
+    lh_reacquire(depth);
 }
 
 /* Hooks on a vCPU's own thread may read and write its registers. */
@@ -392,8 +426,8 @@ static int event_register(lua_State *L)
         g_ptr_array_add(after_reset[ev], hook);
         return 0;
     }
+    g_ptr_array_add(hooks[ev], hook);   /* first: a reset while QEMU registers drops it */
     register_with_qemu(ev);
-    g_ptr_array_add(hooks[ev], hook);
     return 0;
 }
 
@@ -426,8 +460,8 @@ void lh_hooks_start(void)
 
 /*
  * After qemu_plugin_reset QEMU has dropped every callback: forget the
- * hooks too, so that new registrations register again, and register
- * those made since the reset was asked for.
+ * hooks too, so that new registrations register again, and keep those
+ * made since the reset was asked for, which lh_hooks_start registers.
  */
 void lh_hooks_forget(void)
 {
@@ -440,7 +474,6 @@ void lh_hooks_forget(void)
         }
         g_ptr_array_set_size(after_reset[ev], 0);
     }
-    lh_hooks_start();
 }
 
 /* raw.enable_stats(): for stats=on. */

@@ -44,7 +44,8 @@ static void on_reset_done(qemu_plugin_id_t id)
     lh_lock();
     lh_streams_flush_all();     /* QEMU dropped the sites: nothing more comes */
     lh_hooks_forget();          /* except those registered since the request */
-    lh.reset_pending = false;
+    lh.reset_pending = false;   /* before registering them: that lets go of the lock */
+    lh_hooks_start();
     LhHook *hook = take(&reset_done);
     lh_unlock();
     call_completion(hook);
@@ -99,7 +100,9 @@ static int reset(lua_State *L)
     resetting = true;
     lh.reset_pending = true;
     reset_done = hook;
+    int depth = lh_release();   /* QEMU's plugin lock; it may complete at once, here */
     qemu_plugin_reset(lh.id, on_reset_done);
+    lh_reacquire(depth);
     return 0;
 }
 
@@ -138,47 +141,58 @@ static int uninstall(lua_State *L)
     lh.uninstall_scope = lh_thread()->live_epoch;
     uninstall_done = hook;
     keep_loaded();
+    int depth = lh_release();   /* as for a reset */
     qemu_plugin_uninstall(lh.id, on_uninstall_done);
+    lh_reacquire(depth);
     return 0;
 }
 
 /*
  * raw.vcpu_for_each(fn): fn(vcpu_index) for every vCPU, now. QEMU holds
- * its own lock around the loop, so a Lua error must not unwind through
- * it: the first error is kept and raised once QEMU has returned.
+ * its plugin lock around the loop, so the Lua lock is let go before it
+ * and taken again for each call, after it (docs/threading.md, "Lock
+ * order"); a Lua error must not unwind through QEMU: the first error is
+ * kept and raised once QEMU has returned. The loop's state is the
+ * calling thread's: QEMU calls back on it.
  */
-static lua_State *for_each_L;
-static bool for_each_failed;
+typedef struct ForEach {
+    lua_State *L;
+    int depth;              /* of the Lua lock, let go */
+    bool failed;
+} ForEach;
+static __thread ForEach *for_each;
 
 static void for_each_cb(qemu_plugin_id_t id, unsigned int vcpu_index)
 {
-    lua_State *L = for_each_L;
+    ForEach *f = for_each;
 
-    if (for_each_failed) {
+    if (f == NULL || f->failed) {
         return;
     }
-    lua_pushvalue(L, 1);
-    lua_pushinteger(L, vcpu_index);
-    if (!lh_pcall_nested(L, 1, 0)) {
-        for_each_failed = true;     /* the error, traced, stays on the stack */
+    lh_reacquire(f->depth);
+    lua_pushvalue(f->L, 1);
+    lua_pushinteger(f->L, vcpu_index);
+    if (!lh_pcall_nested(f->L, 1, 0)) {
+        f->failed = true;           /* the error, traced, stays on the stack */
     }
+    lh_release();
 }
 
 static int vcpu_for_each(lua_State *L)
 {
-    lua_State *outer_L = for_each_L;    /* fn may itself call vcpu_for_each */
-    bool outer_failed = for_each_failed;
-    bool failed;
+    ForEach f = { .L = L }, *outer = for_each;  /* fn may itself call vcpu_for_each */
 
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_settop(L, 1);
-    for_each_L = L;
-    for_each_failed = false;
+    if (lh.uninstalled) {
+        return 0;                   /* QEMU has forgotten the plugin */
+    }
+    for_each = &f;
+    f.depth = lh_release();
     qemu_plugin_vcpu_for_each(lh.id, for_each_cb);
-    failed = for_each_failed;
-    for_each_L = outer_L;
-    for_each_failed = outer_failed;
-    if (failed) {
+    lh_reacquire(f.depth);
+    for_each = outer;
+    if (f.failed) {
         return lua_error(L);
     }
     return 0;

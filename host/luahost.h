@@ -139,11 +139,17 @@ static inline LhThread *lh_thread(void)
 extern LhThread *volatile lh_owner;
 
 /*
- * runtime.c: the lock, reports, stopping, listeners. The Lua lock is
- * recursive.
+ * runtime.c: the lock, reports, stopping, listeners.
+ *
+ * The Lua lock is recursive. lh_release lets go of it entirely, however
+ * deep the calling thread holds it, for a call into QEMU that may wait for
+ * one of QEMU's locks (docs/threading.md, "Lock order"), and returns the
+ * depth for lh_reacquire; 0, and nothing done, if the thread holds none.
  */
 void lh_lock(void);
 void lh_unlock(void);
+int lh_release(void);
+void lh_reacquire(int depth);
 void lh_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 void lh_open_report_stream(void);
 FILE *lh_report_stream(void);

@@ -19,8 +19,9 @@
  * that watch modules come and go).
  *
  * Locks: the table has its own mutex, taken after the Lua lock when both
- * are held; guest memory is never read under it (reading takes QEMU's
- * mmap_lock, which a translating thread holds before either).
+ * are held and held over no call into Lua or QEMU; guest memory is read
+ * under neither (reading takes QEMU's mmap_lock, which a translating
+ * thread holds before either).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -247,7 +248,9 @@ static void refresh(void)
     bool *kept_found;
 
     g_atomic_int_set(&dirty, 0);    /* before reading: what changes after is seen next time */
+    int depth = lh_release();       /* reading guest memory takes mmap_lock */
     found = lh_maps_scan(guest_base);
+    lh_reacquire(depth);
     kept_found = g_new0(bool, found->len + 1);
     g_mutex_lock(&table_lock);
     for (guint i = 0; i < table->len; i++) {

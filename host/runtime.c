@@ -129,6 +129,27 @@ void lh_unlock(void)
     }
 }
 
+int lh_release(void)
+{
+    int depth = held;
+
+    if (depth > 0) {
+        held = 0;
+        lh_owner = NULL;
+        g_mutex_unlock(&lua_lock);
+    }
+    return depth;
+}
+
+void lh_reacquire(int depth)
+{
+    if (depth > 0) {
+        g_mutex_lock(&lua_lock);
+        held = depth;
+        lh_owner = lh_self;
+    }
+}
+
 /*
  * Errors always reach stderr: QEMU's log is off unless -d plugin is given.
  * A copy of it, taken at install: in user mode the guest shares QEMU's

@@ -74,7 +74,9 @@ static int scoreboard_new(lua_State *L)
     struct qemu_plugin_scoreboard *score;
 
     luaL_argcheck(L, n >= 1 && n <= 64, 1, "a scoreboard has 1 to 64 fields");
+    int depth = lh_release();   /* QEMU's plugin lock (docs/threading.md) */
     score = qemu_plugin_scoreboard_new((size_t)n * sizeof(uint64_t));
+    lh_reacquire(depth);
     if (anchors_ref == LUA_NOREF) {
         lua_newtable(L);
         anchors_ref = luaL_ref(L, LUA_REGISTRYINDEX);

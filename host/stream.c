@@ -443,7 +443,9 @@ static int stream_new(lua_State *L)
     s->capacity = (uint32_t)capacity;
     s->values = lua_toboolean(L, 3);
     s->physical = lua_toboolean(L, 4);
+    int depth = lh_release();   /* QEMU's plugin lock (docs/threading.md) */
     s->bufs = qemu_plugin_scoreboard_new(sizeof(LhStreamBuf *));
+    lh_reacquire(depth);
     *(LhStream **)lua_newuserdata(L, sizeof(LhStream *)) = s;
     luaL_setmetatable(L, LH_STREAM_MT);
     g_ptr_array_add(streams, s);

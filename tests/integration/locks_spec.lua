@@ -1,0 +1,157 @@
+-- Lock order (issue 15, docs/threading.md).
+--
+-- The guest (tests/guests/jit.c) keeps writing new code on its threads, so
+-- that QEMU keeps translating, under its mmap_lock in user mode, while
+-- callbacks on other threads read and write guest memory (which takes
+-- mmap_lock too). Before the host let go of the Lua lock around those
+-- calls, the first run of these hung for good, every time: a translating
+-- thread held mmap_lock and waited for the Lua lock, a callback held the
+-- Lua lock and waited for mmap_lock. Each run is killed after LIMIT s, so
+-- a deadlock fails the test instead of hanging the suite.
+local helper = require("helper")
+
+local LIMIT = 60
+local RUNS = 10         -- per architecture
+
+-- Runs the luahost script source on the jit guest under timeout(1).
+local function run(arch, source, guest_args, qemu_args)
+    local outfile = helper.tmpname()
+    local cmd = { "timeout -s KILL " .. LIMIT, helper.quote(helper.qemu_build() .. "/qemu-" .. arch) }
+    for _, a in ipairs(qemu_args or {}) do
+        cmd[#cmd + 1] = helper.quote(a)
+    end
+    cmd[#cmd + 1] = "-plugin " .. helper.quote(helper.luahost_plugin(helper.lua_file(source),
+        { "outfile=" .. outfile }))
+    cmd[#cmd + 1] = helper.quote(helper.guest("jit", arch))
+    for _, a in ipairs(guest_args) do
+        cmd[#cmd + 1] = helper.quote(a)
+    end
+    local status, stdout, stderr = helper.sh(table.concat(cmd, " "))
+    return { status = status, stdout = stdout, stderr = stderr, report = helper.read(outfile) or "" }
+end
+
+-- Every block reads 4 bytes at its pc when it runs (the reproduction of
+-- the deadlock); every memory access is read again; the guest's
+-- write(-1, scratch, 16) tells a syscall callback where bytes of the
+-- thread's own are, which these callbacks write (QEMU 10.1+).
+local READ_WRITE = [[
+local write_nr = ({ x86_64 = 1, aarch64 = 64 })[luahost.info.target_name]
+local can_write = luahost.has("write_memory")
+local scratch = {}              -- per vCPU
+local reads, writes, failed = 0, 0, 0
+local function read(addr, n)
+    if luahost.read_memory(addr, n) then reads = reads + 1 else failed = failed + 1 end
+end
+local function write(vcpu)
+    if can_write and scratch[vcpu] ~= nil then
+        if luahost.write_memory(scratch[vcpu], "luahost!") then writes = writes + 1 else failed = failed + 1 end
+    end
+end
+luahost.on_tb_translate(function(tb)
+    local pc = tb:vaddr()
+    tb:on_exec(function(vcpu)
+        read(pc, 4)
+        write(vcpu)
+    end)
+    for _, insn in tb:insns() do
+        insn:on_mem(function(vcpu, mem, vaddr)
+            read(vaddr, mem:size())
+            write(vcpu)
+        end)
+    end
+end)
+luahost.on_syscall(function(vcpu, num, _, buf, len)
+    if num == write_nr and len == 16 then
+        scratch[vcpu] = buf
+        read(buf, 16)
+        write(vcpu)
+    end
+end)
+luahost.on_exit(function()
+    luahost.printf("reads=%d writes=%d failed=%d\n", reads, writes, failed)
+end)
+]]
+
+-- The plugin lock: QEMU holds it while a reset's completion waits for the
+-- Lua lock; making a scoreboard takes it. One guest thread runs new code,
+-- whose blocks ask for resets, another makes syscalls in a loop, whose
+-- hook holds the Lua lock a while and then makes a scoreboard: a
+-- completion comes in the meantime. Before, 8 runs of 10 hung.
+local RESETS = [[
+local write_nr = ({ x86_64 = 1, aarch64 = 64 })[luahost.info.target_name]
+local MAX = 50
+local resets, boards, pending = 0, 0, false
+local function spin(seconds)
+    local stop = os.clock() + seconds
+    while os.clock() < stop do end
+end
+local install
+local function on_syscall(_, num)
+    if num == write_nr and resets < MAX then
+        spin(0.002)
+        luahost.scoreboard()
+        boards = boards + 1
+    end
+end
+local function on_exec()
+    if not pending and resets < MAX and boards > resets then
+        pending = true
+        luahost.reset(function()
+            resets = resets + 1
+            pending = false
+            install()
+        end)
+    end
+end
+install = function()   -- a reset drops every hook: the completion registers them again
+    luahost.on_exit(function() luahost.printf("resets=%d boards=%d\n", resets, boards) end)
+    luahost.on_syscall(on_syscall)
+    luahost.on_tb_translate(function(tb)
+        if tb:vaddr() > 0x10000000 then     -- the generated code, not the program's
+            tb:on_exec(on_exec)
+        end
+    end)
+end
+install()
+]]
+
+describe("lock order", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        it(("8 threads read and write guest memory while code is translated, %d runs (%s)")
+            :format(RUNS, arch), function()
+            for i = 1, RUNS do
+                local r = run(arch, READ_WRITE, { "8", "20", "64" })
+                assert(r.status ~= 137, ("run %d: killed after %d s: a deadlock"):format(i, LIMIT))
+                assert.are.equal(0, r.status, r.stderr)
+                assert.is_truthy(r.stdout:find("threads=8 rounds=20 funcs=64 ok", 1, true), r.stdout)
+                local reads, writes, failed = r.report:match("reads=(%d+) writes=(%d+) failed=(%d+)")
+                assert.is_true(tonumber(reads) > 8 * 20 * 64, r.report)
+                assert.are.equal("0", failed, r.report)
+                if r.report:find("writes=0", 1, true) == nil then
+                    assert.is_true(tonumber(writes) > 8 * 20, r.report)
+                end
+            end
+        end)
+    end
+end)
+
+describe("the plugin lock", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        it(("a reset completes while a syscall hook makes scoreboards, %d runs (%s)")
+            :format(RUNS, arch), function()
+            for i = 1, RUNS do
+                local r = run(arch, RESETS, { "1", "300", "16", "1" })
+                assert(r.status ~= 137, ("run %d: killed after %d s: a deadlock"):format(i, LIMIT))
+                assert.are.equal(0, r.status, r.stderr)
+                local resets, boards = r.report:match("resets=(%d+) boards=(%d+)")
+                assert.is_true(tonumber(resets) >= 10, r.report)
+                assert.is_true(tonumber(boards) >= tonumber(resets), r.report)
+            end
+        end)
+    end
+end)
+
