@@ -392,8 +392,9 @@ static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
 }
 
 /*
- * The hooks are kept until exit: QEMU holds their pointers in its TBs.
- * Once luahost.uninstall was called, the callback that called it and the
+ * A hook of a global event is kept until exit; one that QEMU holds in a
+ * translated block until QEMU flushes it (lh_callback_new). Once
+ * luahost.uninstall was called, the callback that called it and the
  * completion may register nothing: QEMU ignores a registration, or
  * crashes once it has removed the plugin. (Another vCPU's callback in
  * the meantime may: QEMU ignores it, or its block is flushed.)
@@ -425,8 +426,61 @@ LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
 }
 
 /*
+ * What QEMU holds in the code it translates (the hooks of exec and memory
+ * callbacks, the sites of streams, the blocks of callstacks), made at
+ * translation: freed when QEMU flushes its code cache, in its flush
+ * callback (lh_flush_records). QEMU calls that with no vCPU in translated
+ * code (tb_flush runs in an exclusive section, or with a single thread
+ * from which no translated code runs then) and frees its own arrays of
+ * our pointers there (qemu_plugin_flush_cb), so nothing refers to a
+ * record made before it. Blocks QEMU drops one by one (the guest wrote
+ * over their code, or unmapped it) may still be running on another vCPU:
+ * theirs are kept until the next flush, which comes at the latest when
+ * the code cache fills up. Under the Lua lock, as translation hooks run.
+ */
+typedef struct LhRecord {
+    void *record;
+    void (*free)(void *record);
+} LhRecord;
+static GArray *records;
+
+void lh_keep_until_flush(void *record, void (*free_fn)(void *record))
+{
+    LhRecord r = { record, free_fn };
+
+    if (records == NULL) {
+        records = g_array_new(FALSE, FALSE, sizeof(LhRecord));
+    }
+    g_array_append_val(records, r);
+}
+
+void lh_flush_records(void)
+{
+    if (records == NULL) {
+        return;
+    }
+    for (guint i = 0; i < records->len; i++) {
+        LhRecord *r = &g_array_index(records, LhRecord, i);
+        r->free(r->record);
+    }
+    g_array_set_size(records, 0);
+}
+
+/* A hook of lh_callback_new's, once QEMU has flushed its code. */
+static void callback_free(void *p)
+{
+    LhHook *hook = p;
+    lua_State *L = lh_thread()->L;
+
+    luaL_unref(L, LUA_REGISTRYINDEX, hook->fn_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, hook->value_ref);
+    g_free(hook);
+}
+
+/*
  * The hook of an exec, conditional or memory callback: fn at fn_idx, its
- * value after it, and the register access asked for at regs_idx.
+ * value after it, and the register access asked for at regs_idx. Made
+ * at translation, kept until QEMU flushes the code that calls it.
  */
 LhHook *lh_callback_new(lua_State *L, int fn_idx, int regs_idx, const char *what)
 {
@@ -434,6 +488,7 @@ LhHook *lh_callback_new(lua_State *L, int fn_idx, int regs_idx, const char *what
     LhHook *hook = lh_hook_new(L, fn_idx, fn_idx + 1, what);
 
     hook->regs = regs;
+    lh_keep_until_flush(hook, callback_free);
     return hook;
 }
 

@@ -329,14 +329,16 @@ static int callstack_block(lua_State *L)
     LhCallstack *cs = check_cs(L);
     struct qemu_plugin_tb *tb = lh_check_handle(L, 2, LH_TB_MT, "a tb");
     int kind = luaL_checkoption(L, 3, NULL, kinds);
+    uint64_t ret_addr = kind == KIND_CALL ? lh_check_u64(L, 5) : 0;
     CsBlock *b = g_new0(CsBlock, 1);
 
+    lh_keep_until_flush(b, g_free);     /* QEMU holds it in the block */
     b->cs = cs;
     b->pc = qemu_plugin_tb_vaddr(tb);
     b->insns = (uint32_t)qemu_plugin_tb_n_insns(tb);
     b->kind = (uint8_t)kind;
     b->entry = lua_toboolean(L, 4);
-    b->ret_addr = kind == KIND_CALL ? lh_check_u64(L, 5) : 0;
+    b->ret_addr = ret_addr;
     qemu_plugin_register_vcpu_tb_exec_cb(tb, on_block, QEMU_PLUGIN_CB_NO_REGS, b);
     if (kind == KIND_CALL) {
         struct qemu_plugin_insn *last = qemu_plugin_tb_get_insn(tb, b->insns - 1);

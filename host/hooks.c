@@ -146,9 +146,16 @@ static void report_stats(void)
     fflush(out);
 }
 
+/*
+ * QEMU has flushed its code cache: what it held of ours in translated
+ * code is freed (call.c), then the script's flush hooks run.
+ */
 static void on_flush(qemu_plugin_id_t id)
 {
+    lh_lock();
+    lh_flush_records();
     call_hooks(EV_FLUSH, LH_NO_VCPU, NULL, NULL);
+    lh_unlock();
 }
 
 typedef struct LhSyscall {
@@ -432,11 +439,13 @@ static int event_register(lua_State *L)
 }
 
 /*
- * The host's own work at a vCPU's exit and at exit (listeners, stats=,
- * outfile=, on_error=disable), and the translations and syscalls
- * listeners watch, run whatever the script registered: from a successful
- * install on, and again after a reset. (A translation callback costs
- * QEMU a little per translated block and nothing per executed one.)
+ * The host's own work at a vCPU's exit, at a flush and at exit
+ * (listeners, records of translated code, stats=, outfile=,
+ * on_error=disable), and the translations and syscalls listeners watch,
+ * run whatever the script registered: from a successful install on, and
+ * again after a reset. (A translation callback costs QEMU a little per
+ * translated block and nothing per executed one; a flush callback,
+ * nothing until a flush.)
  */
 void lh_hooks_start(void)
 {
@@ -448,6 +457,7 @@ void lh_hooks_start(void)
     }
     register_with_qemu(EV_ATEXIT);
     register_with_qemu(EV_VCPU_EXIT);
+    register_with_qemu(EV_FLUSH);
     if (lh_listening(LH_AT_TRANSLATE)) {
         register_with_qemu(EV_TB_TRANS);
     }
