@@ -41,9 +41,14 @@ static void thread_end(void *p)
     g_mutex_unlock(&pool_lock);
 }
 
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
+
 static void thread_key_new(void)
 {
     pthread_key_create(&thread_key, thread_end);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* On L (lh.L): a Lua thread, anchored in the registry; its reference. */
@@ -148,6 +153,37 @@ void lh_reacquire(int depth)
         held = depth;
         lh_owner = lh_self;
     }
+}
+
+/*
+ * A fork while another thread holds the Lua lock would leave the child a
+ * lock that nobody can let go (the child has only the forking thread), and
+ * the child's first callback would hang: the forking thread takes it
+ * first. In user mode QEMU forks with its own locks held (fork_start:
+ * exclusive, mmap_lock, the plugin lock), which is the order of
+ * docs/threading.md; the holder finishes or lets go of it at its next call
+ * into QEMU.
+ */
+static int held_at_fork;
+
+static void fork_prepare(void)
+{
+    held_at_fork = held;
+    lh_lock();
+}
+
+static void fork_parent(void)
+{
+    lh_unlock();
+}
+
+static void fork_child(void)
+{
+    g_mutex_init(&lua_lock);
+    g_mutex_init(&pool_lock);
+    held = 0;
+    lh_owner = NULL;
+    lh_reacquire(held_at_fork);
 }
 
 /*
