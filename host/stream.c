@@ -552,14 +552,14 @@ static int stream_column(lua_State *L)
 static int stream_device_name(lua_State *L)
 {
     lua_Integer k = luaL_checkinteger(L, 1);
+    const char *name = NULL;
 
-    g_mutex_lock(&device_lock);
+    g_mutex_lock(&device_lock);     /* no Lua under it: the collector may run a finalizer */
     if (k >= 1 && k <= (lua_Integer)device_names->len) {
-        lua_pushstring(L, g_ptr_array_index(device_names, k - 1));
-    } else {
-        lua_pushnil(L);
+        name = g_ptr_array_index(device_names, k - 1);  /* names are never freed */
     }
     g_mutex_unlock(&device_lock);
+    lua_pushstring(L, name);
     return 1;
 }
 
