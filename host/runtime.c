@@ -108,9 +108,12 @@ static G_GNUC_NO_INLINE LhThread *thread_new(void)
 
 /*
  * The Lua lock: one mutex, and how deep this thread holds it. Recursive,
- * because QEMU may call back on the same thread from inside a script's
- * call into it (vcpu_for_each, a reset before any vCPU exists), and exit
- * work runs hooks under it.
+ * because the host holds it over a series of calls into Lua (the hooks of
+ * one event, the exit work), and a script's luahost.exit runs the exit
+ * work inside the callback that called it. Where QEMU calls back on the
+ * same thread from inside a script's call into it (vcpu_for_each, a reset
+ * before any vCPU exists), the lock was let go for that call: the
+ * callback takes it again.
  */
 static GMutex lua_lock;
 static __thread int held __attribute__((tls_model("initial-exec")));
