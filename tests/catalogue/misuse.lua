@@ -79,6 +79,18 @@ local NEEDS_VCPU = " needs a vCPU: call it from a callback that runs on a vCPU (
     .. "syscall or vcpu init), not from "
 local OLDER = " or later; this luahost was built against an older qemu-plugin.h (API 4)"
 
+-- What the qemu-plugin.h of this build has (QEMU 10.0's, or 10.2's).
+local function header_has(symbol)
+    local f = io.open((os.getenv("QEMU_INCLUDE") or "") .. "/qemu-plugin.h")
+    local text = f and f:read("a") or ""
+    if f then
+        f:close()
+    end
+    return text:find(symbol, 1, true) ~= nil
+end
+local API5 = header_has("qemu_plugin_write_register")
+local DISCON = header_has("qemu_plugin_register_vcpu_discon_cb")
+
 -- hooks and the API's functions, given what they do not take
 misuse("main", "luahost.on_syscall(42)", "luahost.on_syscall expects a function, got number")
 misuse("main", "luahost.on_syscall_return('x')", "luahost.on_syscall_return expects a function, got string")
@@ -92,10 +104,15 @@ misuse("main", "luahost.on_interval(0, fn)",
     "bad argument #1 to 'on_interval' (interval must be 0.01 to 86400 seconds)")
 misuse("main", "luahost.on_interval(1e9, fn)",
     "bad argument #1 to 'on_interval' (interval must be 0.01 to 86400 seconds)")
-misuse("main", "luahost.on_discontinuity(fn)", "luahost.on_discontinuity needs QEMU 10.2" .. OLDER)
-misuse("main", "luahost.write_memory(0, 'x')", "luahost.write_memory needs QEMU 10.1" .. OLDER)
-misuse("main", "luahost.translate_vaddr(0)", "luahost.translate_vaddr needs QEMU 10.1" .. OLDER)
-misuse("main", "luahost.read_memory_hwaddr(0, 4)", "luahost.read_memory_hwaddr needs QEMU 10.1" .. OLDER)
+-- functions of newer QEMUs: refused by a build for 10.0, in the wrong place on 10.2
+if not DISCON then
+    misuse("main", "luahost.on_discontinuity(fn)", "luahost.on_discontinuity needs QEMU 10.2" .. OLDER)
+end
+for _, call in ipairs({ "write_memory(0, 'x')", "translate_vaddr(0)", "read_memory_hwaddr(0, 4)" }) do
+    local name = call:match("^[%w_]+")
+    misuse("main", "luahost." .. call, API5 and ("luahost." .. name .. NEEDS_VCPU .. "the main chunk")
+        or ("luahost." .. name .. " needs QEMU 10.1" .. OLDER))
+end
 misuse("main", "luahost.vcpu_for_each(nil)", "luahost.vcpu_for_each expects a function, got nil")
 misuse("main", "luahost.has(42)", "luahost.has expects a feature name, got number")
 misuse("main", "luahost.outs(42)", "luahost.outs expects a string, got number")
@@ -184,7 +201,10 @@ misuse("interval", "luahost.read_memory(0x1000, 4)", "luahost.read_memory" .. NE
 misuse("exec", "kept.regs[1]:read()", "cannot read registers in tb exec callback: register it with regs=\"r\" "
     .. "(or use a vcpu init, syscall or discontinuity hook)")
 misuse("exec", "kept.regs[1].read({})", "register:read expects a register from luahost.registers()")
-misuse("exec", "kept.regs[1]:write(0)", "register:write needs QEMU 10.1" .. OLDER)
+misuse("exec", "kept.regs[1]:write(0)", API5
+    and "cannot write registers in tb exec callback: register it with regs=\"rw\" (or use a vcpu init, syscall or "
+        .. "discontinuity hook)"
+    or "register:write needs QEMU 10.1" .. OLDER)
 -- handles kept past their callback
 misuse("exec", "kept.tb:vaddr()", "attempt to use a tb handle after the callback that provided it returned")
 misuse("exit", "kept.tb:vaddr()", "attempt to use a tb handle after the callback that provided it returned")
