@@ -278,8 +278,8 @@ const char *lh_limits_memory_note(void)
     if (mem_hard == 0) {
         return "";
     }
-    snprintf(note, sizeof(note), " (memlimit=%dM: Lua holds %d MiB and asked for %d MiB more)",
-             (int)(mem_limit >> 20), (int)(mem_used >> 20), (int)(mem_refused >> 20));
+    snprintf(note, sizeof(note), " (memlimit=%dM: Lua holds %d MiB and asked for %d KiB more)",
+             (int)(mem_limit >> 20), (int)(mem_used >> 20), (int)(mem_refused >> 10));
     return note;
 }
 

@@ -79,7 +79,7 @@ end)
         local located = r.stderr:match(escape(r.name) .. ":3: memory limit reached: the script's Lua holds %d+ MiB "
             .. "%(memlimit=64M%)")
         local refused = r.stderr:match("error in exit hook: not enough memory %(memlimit=64M: Lua holds %d+ MiB and "
-            .. "asked for %d+ MiB more%)")
+            .. "asked for %d+ KiB more%)")
         assert.is_truthy(located or (LUAJIT and refused), r.stderr)
     end)
 
@@ -87,7 +87,7 @@ end)
         local r = run("luahost.on_exit(function()\n    local s = ('x'):rep(2^28)\nend)\n", { "memlimit=64M" })
         assert.are.equal(1, r.status, r.stderr)
         assert.matches("luahost: error in exit hook: not enough memory %(memlimit=64M: Lua holds %d+ MiB and asked "
-            .. "for 256 MiB more%)", r.stderr)
+            .. "for 262144 KiB more%)", r.stderr)
     end)
 
     it("is off with memlimit=off, and takes K, M and G", function()
