@@ -317,6 +317,10 @@ static void exit_work(bool at_exec)
     if (lh.errors > 0 && at_exec) {
         lh_report("%d callback error(s) in this program (on_error=disable); it execs another, "
                   "whose exit status is its own", lh.errors);
+    } else if (lh.errors > 0 && !lh.exiting && !lh.system_emulation) {
+        /* the guest dies of a signal: 128 + N says more than 1 (QEMU raises it next) */
+        lh_report("%d callback error(s) in this run (on_error=disable); the guest dies of a signal, "
+                  "and QEMU ends with its status", lh.errors);
     } else if (lh.errors > 0) {
         lh_report("%d callback error(s) in this run (on_error=disable): exit status 1", lh.errors);
         lh_stop(EXIT_FAILURE);

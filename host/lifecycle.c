@@ -66,6 +66,11 @@ static void on_uninstall_done(qemu_plugin_id_t id)
     lh_streams_flush_all();
     call_completion(take(&uninstall_done));
     lh.uninstalled = true;
+    if (lh.errors > 0) {
+        /* no exit work runs after an uninstall: say it now */
+        lh_report("%d callback error(s) before the uninstall (on_error=disable); luahost is "
+                  "unloaded, so the exit status is the guest's", lh.errors);
+    }
     fflush(NULL);
     lh_unlock();
 }
@@ -214,6 +219,7 @@ static int exit_process(lua_State *L)
     }
     luaL_argcheck(L, status >= 0 && status <= 255, 1, "exit status must be 0 to 255");
     fflush(NULL);
+    lh.exiting = true;
     exit((int)status);
 }
 

@@ -96,6 +96,7 @@ typedef struct LhRuntime {
     bool uninstalled;       /* after luahost.uninstall completed */
     bool reset_pending;     /* from luahost.reset until QEMU has dropped the callbacks */
     bool refused;           /* QEMU refused a -plugin of this plugin: it exits */
+    bool exiting;           /* the guest or the script asked to end (exit_group, luahost.exit) */
     bool system_emulation;
     bool stats;             /* stats=on: report costs at exit */
 } LhRuntime;
@@ -178,7 +179,7 @@ void lh_notify(LhMoment moment, int vcpu, const void *data);
 
 /* runtime.c: the Linux syscalls the host follows; NULL for a target it does not know. */
 typedef struct LhSyscalls {
-    int mmap, munmap, mremap, mprotect, clone, fork, vfork, clone3, execve, execveat;
+    int mmap, munmap, mremap, mprotect, clone, fork, vfork, clone3, execve, execveat, exit, exit_group;
 } LhSyscalls;
 const LhSyscalls *lh_syscalls(const char *target);
 

@@ -475,6 +475,8 @@ static void watch_process(int vcpu, const void *data)
     if (is_fork(ev) || ev->num == sys->clone3) {
         has_forked = has_forked || is_fork(ev);
         fflush(NULL);
+    } else if (ev->num == sys->exit_group || ev->num == sys->exit) {
+        lh.exiting = true;      /* an end by the guest's own choice, not a signal */
     } else if (is_exec(ev->num)) {
         watch_exec(vcpu, ev);
     }

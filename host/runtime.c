@@ -289,10 +289,11 @@ void lh_stop(int status)
 static const LhSyscalls x86_64_syscalls = {
     .mmap = 9, .mprotect = 10, .munmap = 11, .mremap = 25,
     .clone = 56, .fork = 57, .vfork = 58, .execve = 59, .execveat = 322, .clone3 = 435,
+    .exit = 60, .exit_group = 231,
 };
 static const LhSyscalls generic_syscalls = {
     .munmap = 215, .mremap = 216, .clone = 220, .execve = 221, .mmap = 222, .mprotect = 226,
-    .execveat = 281, .clone3 = 435, .fork = -1, .vfork = -1,
+    .execveat = 281, .clone3 = 435, .fork = -1, .vfork = -1, .exit = 93, .exit_group = 94,
 };
 
 const LhSyscalls *lh_syscalls(const char *target)

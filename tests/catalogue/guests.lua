@@ -32,6 +32,11 @@ for _, arch in ipairs({ "x86_64", "aarch64" }) do
         log = { REPORTED }, stderr_is = uncaught(6, "Aborted") })
     case({ name = "exits 3 from a second thread", source = REPORT, guest = "ends", guest_args = { "thread-exit" },
         status = 3, log = { REPORTED }, stderr_is = "" })
+    case({ name = "dies of SIGSEGV after a callback error under on_error=disable: 128 + 11 wins",
+        source = REPORT .. "luahost.on_vcpu_init(function() error('init failed') end)\n", guest = "ends",
+        guest_args = { "segv" }, args = { "on_error=disable" }, signal = 11, log = { REPORTED },
+        stderr = { "luahost: 1 callback error(s) in this run (on_error=disable); the guest dies of a signal, and "
+            .. "QEMU ends with its status\n" } })
 end
 
 -- Killed by a signal sent to QEMU: the exit hooks run, QEMU ends by it.

@@ -121,8 +121,7 @@ luahost.on_syscall(function()
     end) end
 end)
 ]] },
-    -- under on_error=disable the run ends with status 0 after "the exit
-    -- status will be 1", without the summary: left out until fixed
+    -- under on_error=disable: below (no exit work runs after an uninstall)
     { what = "uninstall completion callback", source = [[
 local n = 0
 luahost.on_syscall(function()
@@ -162,4 +161,12 @@ for _, kind in ipairs(KINDS) do
         guest = kind.guest, guest_args = kind.guest_args, status = 1,
         stderr = lib.disabled(kind.what, message), once = { "error in " }, log = { "report ran\n" } } or nil
 end
+-- An error in an uninstall's completion under on_error=disable: said at
+-- once, as no exit work runs after an uninstall; the status is the guest's.
+cases[#cases + 1] = { name = "uninstall completion callback under on_error=disable", args = { "on_error=disable" },
+    source = KINDS[#KINDS - 1].source, status = 0, once = { "error in " },
+    stderr = { "luahost: error in uninstall completion callback: SCRIPT:5: boom\nstack traceback:\n",
+        "luahost: this uninstall completion callback is disabled (on_error=disable); the exit status will be 1\n",
+        "luahost: 1 callback error(s) before the uninstall (on_error=disable); luahost is unloaded, so the exit "
+            .. "status is the guest's\n" } }
 return cases
