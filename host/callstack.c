@@ -104,7 +104,9 @@ static CsVcpu *vcpu_of(LhCallstack *cs, unsigned int vcpu)
     if ((int)vcpu >= cs->n_vcpus) {
         int n = MAX((int)vcpu + 1, cs->n_vcpus * 2);
         CsVcpu **grown = g_new0(CsVcpu *, n);
-        memcpy(grown, (void *)cs->vcpus, sizeof(CsVcpu *) * cs->n_vcpus);
+        if (cs->n_vcpus > 0) {      /* the first table: nothing to copy, from NULL */
+            memcpy(grown, (void *)cs->vcpus, sizeof(CsVcpu *) * cs->n_vcpus);
+        }
         __atomic_store_n(&cs->vcpus, grown, __ATOMIC_RELEASE);  /* the old one is kept: read still */
         __atomic_store_n(&cs->n_vcpus, n, __ATOMIC_RELEASE);
     }
