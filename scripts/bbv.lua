@@ -30,21 +30,7 @@ end
 
 local count = luahost.scoreboard()      -- instructions in the vCPU's current interval
 
-local FIELDS = 64
-local pool = {}
-local function new_entry()
-    if #pool == 0 then
-        local names = {}
-        for i = 1, FIELDS do
-            names[i] = "b" .. i
-        end
-        local board = luahost.scoreboard(names)
-        for i = FIELDS, 1, -1 do
-            pool[#pool + 1] = board["b" .. i]
-        end
-    end
-    return table.remove(pool)
-end
+local new_entry = require("entries").new      -- a scoreboard entry per block
 
 local blocks = {}       -- in order of first translation: the entry counting it per vCPU
 local block_of = {}     -- vaddr -> entry

@@ -25,21 +25,7 @@ if not file then
     luahost.usage_error("filename=" .. opt.filename .. ": " .. tostring(err))
 end
 
-local FIELDS = 64
-local pool = {}
-local function new_entry()
-    if #pool == 0 then
-        local names = {}
-        for i = 1, FIELDS do
-            names[i] = "b" .. i
-        end
-        local board = luahost.scoreboard(names)
-        for i = FIELDS, 1, -1 do
-            pool[#pool + 1] = board["b" .. i]
-        end
-    end
-    return table.remove(pool)
-end
+local new_entry = require("entries").new      -- a scoreboard entry per block
 
 local blocks = {}       -- { pc, size, entry } in translation order
 local program           -- { path, start, end, entry } of the program (drcov.c's module 0)

@@ -29,24 +29,8 @@ local function luahost()
     return require("luahost")
 end
 
--- Scoreboard entries come from boards of 64 fields: one QEMU scoreboard
--- per 64 keys rather than one per key.
-local FIELDS = 64
-local pool = {}
-
-local function new_entry()
-    if #pool == 0 then
-        local names = {}
-        for i = 1, FIELDS do
-            names[i] = "f" .. i
-        end
-        local board = luahost().scoreboard(names)
-        for i = FIELDS, 1, -1 do
-            pool[#pool + 1] = board["f" .. i]
-        end
-    end
-    return table.remove(pool)
-end
+-- Scoreboard entries come from boards of 64 fields (stdlib/entries.lua).
+local new_entry = require("entries").new
 
 local function check_handle(h, method)
     local t = type(h)
@@ -616,7 +600,7 @@ end
 -- Forgets every map (for tests).
 function agg._reset()
     maps = {}
-    pool = {}
+    require("entries")._reset()
     exit_hook_registered = false
     settings = { format = "text", auto = true }
 end
