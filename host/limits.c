@@ -50,8 +50,15 @@ static size_t mem_refused;              /* the size of the last allocation refus
  * (lh_owner) while it runs Lua: a thread that has let go of the lock for
  * a call into QEMU is not running Lua, and its time waiting there is not
  * counted against it. LhThreads are never freed, so a stale pointer is
- * harmless.
+ * harmless. What threads share here without the Lua lock is read and
+ * written with relaxed atomics: the same loads and stores as volatile
+ * ones on x86 and arm64, but ones the C memory model (and ThreadSanitizer)
+ * allows; lh_owner is published with release and read with acquire, as
+ * the LhThread it points to may be new.
  */
+#define SHARED_LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define SHARED_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 static volatile gint n_pending;         /* threads with an interrupt pending */
 static volatile sig_atomic_t signalled; /* a signal arrived during the call ... */
 static LhThread *volatile signalled_thread;     /* ... of this thread, */
@@ -123,7 +130,7 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
 /* Makes t's Lua raise why at its next instruction, if it runs a call. */
 static void interrupt(LhThread *t, int why)
 {
-    lua_State *L = t->running;
+    lua_State *L = SHARED_LOAD(t->running);
 
     if (L == NULL) {
         return;
@@ -167,15 +174,15 @@ void *lh_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 /* Whether the call a signal arrived in has ended (or there was none). */
 static bool signalled_call_ended(void)
 {
-    LhThread *t = signalled_thread;
+    LhThread *t = SHARED_LOAD(signalled_thread);
 
-    return t == NULL || t->calls != signalled_at;
+    return t == NULL || SHARED_LOAD(t->calls) != SHARED_LOAD(signalled_at);
 }
 
 /* One tick of the watchdog on t, which holds the Lua lock and runs Lua. */
 static void watch_thread(LhThread *t)
 {
-    guint count = t->calls;
+    guint count = SHARED_LOAD(t->calls);
 
     if (count != t->seen) {
         t->seen = count;
@@ -193,7 +200,8 @@ static void watch_thread(LhThread *t)
             fflush(NULL);
             _exit(EXIT_FAILURE);
         }
-    } else if (signalled && signalled_thread == t && t->still >= SIGNAL_GRACE_US) {
+    } else if (SHARED_LOAD(signalled) && SHARED_LOAD(signalled_thread) == t
+               && t->still >= SIGNAL_GRACE_US) {
         interrupt(t, LIMIT_SIGNAL);
         t->since_interrupt = 0;
     } else if (timeout_us > 0 && t->still >= timeout_us) {
@@ -207,11 +215,11 @@ static gpointer watch(gpointer unused)
 {
     for (;;) {
         g_usleep(WATCH_TICK_US);
-        if (signalled && signalled_call_ended()) {
-            signalled = 0;      /* that call ended: the signal does its work */
+        if (SHARED_LOAD(signalled) && signalled_call_ended()) {
+            SHARED_STORE(signalled, 0);     /* that call ended: the signal does its work */
         }
-        LhThread *t = lh_owner;
-        if (t != NULL && t->in_lua > 0) {
+        LhThread *t = __atomic_load_n(&lh_owner, __ATOMIC_ACQUIRE);
+        if (t != NULL && SHARED_LOAD(t->in_lua) > 0) {
             watch_thread(t);
         }
     }
@@ -243,9 +251,9 @@ void lh_limits_enter(LhThread *t, lua_State *L)
         forked = 0;
         start_watchdog();
     }
-    t->running = L;
-    t->calls++;
-    t->in_lua++;
+    SHARED_STORE(t->running, L);
+    SHARED_STORE(t->calls, t->calls + 1);
+    SHARED_STORE(t->in_lua, t->in_lua + 1);
 }
 
 void lh_limits_leave(LhThread *t, lua_State *outer)
@@ -253,11 +261,12 @@ void lh_limits_leave(LhThread *t, lua_State *outer)
     lua_State *L = t->running;
     int why;
 
-    if (--t->in_lua == 0 && G_UNLIKELY(t->pending != LIMIT_NONE || lua_gethook(L) == limit_hook)) {
+    SHARED_STORE(t->in_lua, t->in_lua - 1);
+    if (t->in_lua == 0 && G_UNLIKELY(t->pending != LIMIT_NONE || lua_gethook(L) == limit_hook)) {
         take_pending(t, L, &why);       /* an interrupt that came too late */
     }
-    t->calls++;
-    t->running = outer;
+    SHARED_STORE(t->calls, t->calls + 1);
+    SHARED_STORE(t->running, outer);
 }
 
 /* Whether the error the dispatcher just got was a signal's interruption (once). */
@@ -290,11 +299,11 @@ const char *lh_limits_memory_note(void)
  */
 void lh_limits_signalled(void)
 {
-    LhThread *t = lh_owner;
+    LhThread *t = __atomic_load_n(&lh_owner, __ATOMIC_ACQUIRE);
 
-    signalled_thread = t;
-    signalled_at = t != NULL ? t->calls : 0;
-    signalled = 1;
+    SHARED_STORE(signalled_thread, t);
+    SHARED_STORE(signalled_at, t != NULL ? SHARED_LOAD(t->calls) : 0);
+    SHARED_STORE(signalled, 1);
 }
 
 /*

@@ -125,14 +125,14 @@ void lh_lock(void)
         if (G_UNLIKELY(lh_self == NULL)) {
             thread_new();
         }
-        lh_owner = lh_self;
+        __atomic_store_n(&lh_owner, lh_self, __ATOMIC_RELEASE);   /* limits.c's watchdog reads it */
     }
 }
 
 void lh_unlock(void)
 {
     if (--held == 0) {
-        lh_owner = NULL;
+        __atomic_store_n(&lh_owner, NULL, __ATOMIC_RELEASE);
         g_mutex_unlock(&lua_lock);
     }
 }
@@ -143,7 +143,7 @@ int lh_release(void)
 
     if (depth > 0) {
         held = 0;
-        lh_owner = NULL;
+        __atomic_store_n(&lh_owner, NULL, __ATOMIC_RELEASE);
         g_mutex_unlock(&lua_lock);
     }
     return depth;
@@ -154,7 +154,7 @@ void lh_reacquire(int depth)
     if (depth > 0) {
         g_mutex_lock(&lua_lock);
         held = depth;
-        lh_owner = lh_self;
+        __atomic_store_n(&lh_owner, lh_self, __ATOMIC_RELEASE);   /* limits.c's watchdog reads it */
     }
 }
 
@@ -185,7 +185,7 @@ static void fork_child(void)
     g_mutex_init(&lua_lock);
     g_mutex_init(&pool_lock);
     held = 0;
-    lh_owner = NULL;
+    __atomic_store_n(&lh_owner, NULL, __ATOMIC_RELEASE);
     lh_reacquire(held_at_fork);
 }
 
