@@ -472,11 +472,14 @@ static void watch_process(int vcpu, const void *data)
 {
     const LhSyscallEvent *ev = data;
 
+    /* atomic stores: several of the guest's threads may fork or exit at once */
     if (is_fork(ev) || ev->num == sys->clone3) {
-        has_forked = has_forked || is_fork(ev);
+        if (is_fork(ev)) {
+            __atomic_store_n(&has_forked, true, __ATOMIC_RELAXED);
+        }
         fflush(NULL);
     } else if (ev->num == sys->exit_group || ev->num == sys->exit) {
-        lh.exiting = true;      /* an end by the guest's own choice, not a signal */
+        __atomic_store_n(&lh.exiting, true, __ATOMIC_RELAXED);    /* by its choice, not a signal */
     } else if (is_exec(ev->num)) {
         watch_exec(vcpu, ev);
     }
