@@ -10,7 +10,8 @@
  *   1. base: runtime.c (state, lock, reports, listeners), call.c (the
  *      protected call, the error policy, hooks, the dispatcher and the
  *      exec trampoline), scope.c (scopes, handles, located errors,
- *      argument checks), limits.c (memlimit=, hook_timeout=, signals)
+ *      argument checks), limits.c (memlimit=, hook_timeout=, signals),
+ *      tsan.h (what ThreadSanitizer must be told)
  *   2. types: tb.c insn.c mem.c scoreboard.c stream.c callstack.c registers.c
  *      guest.c clock.c disas.c, one per Lua-visible type
  *   3. hooks.c: hooks on QEMU's global events
@@ -29,6 +30,7 @@
 #include <qemu-plugin.h>
 
 #include "compat.h"
+#include "tsan.h"
 
 /* Metatable names: defined once, shown in wrong-type errors. */
 #define LH_TB_MT "luahost.tb"

@@ -1,0 +1,53 @@
+/*
+ * luahost: what ThreadSanitizer must be told, in a -fsanitize=thread
+ * build only (tools/setup's lua5.4-tsan; docs/building.md#sanitizers).
+ *
+ * GLib's GMutex and GCond are futexes inside libglib, which is not
+ * instrumented: TSan would see neither the exclusion nor the order a
+ * GMutex makes, and report races on everything it guards. Every
+ * g_mutex_lock, g_mutex_unlock and g_cond_wait_until of the host goes
+ * through these wrappers, which announce the lock to TSan with its mutex
+ * annotations (a wait releases and takes the mutex again). A GRecMutex
+ * needs none: GLib builds it on pthread_mutex_t, which TSan intercepts.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef LUAHOST_TSAN_H
+#define LUAHOST_TSAN_H
+
+#if defined(__SANITIZE_THREAD__)
+#include <glib.h>
+#include <sanitizer/tsan_interface.h>
+
+static inline void lh_tsan_mutex_lock(GMutex *m)
+{
+    __tsan_mutex_pre_lock(m, 0);
+    g_mutex_lock(m);
+    __tsan_mutex_post_lock(m, 0, 0);
+}
+
+static inline void lh_tsan_mutex_unlock(GMutex *m)
+{
+    __tsan_mutex_pre_unlock(m, 0);
+    g_mutex_unlock(m);
+    __tsan_mutex_post_unlock(m, 0);
+}
+
+static inline gboolean lh_tsan_cond_wait_until(GCond *c, GMutex *m, gint64 end_time)
+{
+    gboolean signalled;
+
+    __tsan_mutex_pre_unlock(m, 0);
+    __tsan_mutex_post_unlock(m, 0);
+    signalled = g_cond_wait_until(c, m, end_time);
+    __tsan_mutex_pre_lock(m, 0);
+    __tsan_mutex_post_lock(m, 0, 0);
+    return signalled;
+}
+
+#define g_mutex_lock(m) lh_tsan_mutex_lock(m)
+#define g_mutex_unlock(m) lh_tsan_mutex_unlock(m)
+#define g_cond_wait_until(c, m, t) lh_tsan_cond_wait_until((c), (m), (t))
+#endif
+
+#endif
