@@ -489,6 +489,7 @@ LhHook *lh_callback_new(lua_State *L, int fn_idx, int regs_idx, const char *what
 
     hook->regs = regs;
     lh_keep_until_flush(hook, callback_free);
+    lh_tsan_publish(hook);
     return hook;
 }
 
@@ -570,5 +571,6 @@ void lh_exec_cb(unsigned int vcpu_index, void *udata)
 {
     LhHook *hook = udata;
 
+    lh_tsan_received(hook);
     lh_dispatch(hook, (int)vcpu_index, lh_push_vcpu_index, &vcpu_index);
 }

@@ -251,6 +251,7 @@ static uint64_t read_sp(CsVcpu *v)
 static void on_block(unsigned int vcpu_index, void *udata)
 {
     CsBlock *b = udata;
+    lh_tsan_received(b);
     CsVcpu *v = vcpu_of(b->cs, vcpu_index);
 
     switch (v->pending) {
@@ -277,6 +278,7 @@ static void on_block(unsigned int vcpu_index, void *udata)
 static void on_call(unsigned int vcpu_index, void *udata)
 {
     CsBlock *b = udata;
+    lh_tsan_received(b);
     CsVcpu *v = vcpu_of(b->cs, vcpu_index);
 
     v->pending_sp = read_sp(v);
@@ -341,6 +343,7 @@ static int callstack_block(lua_State *L)
     b->kind = (uint8_t)kind;
     b->entry = lua_toboolean(L, 4);
     b->ret_addr = ret_addr;
+    lh_tsan_publish(b);
     qemu_plugin_register_vcpu_tb_exec_cb(tb, on_block, QEMU_PLUGIN_CB_NO_REGS, b);
     if (kind == KIND_CALL) {
         struct qemu_plugin_insn *last = qemu_plugin_tb_get_insn(tb, b->insns - 1);

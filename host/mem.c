@@ -60,6 +60,7 @@ void lh_mem_cb(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vad
 {
     LhAccess a = { vcpu_index, info, vaddr };
 
+    lh_tsan_received(udata);
     lh_dispatch(udata, (int)vcpu_index, push_access, &a);
 }
 

@@ -177,6 +177,7 @@ static void record_exec(unsigned int vcpu, void *udata)
 {
     LhSite *site = udata;
 
+    lh_tsan_received(site);
     LhStream *s = site->stream;
 
     if (G_UNLIKELY(g_atomic_int_get(s->disabled))) {
@@ -278,6 +279,7 @@ static bool coalesced_mem(LhStream *s, LhStreamBuf *b, uint64_t addr, uint16_t d
 static void record_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
 {
     LhSite *site = udata;
+    lh_tsan_received(site);
     LhStream *s = site->stream;
     LhPhysical phys = { vaddr, 0 };
 
@@ -337,6 +339,7 @@ static LhSite *site_new(lua_State *L, LhStream *s, int id_idx, uint64_t pc, uint
     site->id = (uint32_t)id;
     site->kind = kind;
     site->size = size;
+    lh_tsan_publish(site);
     return site;
 }
 

@@ -48,6 +48,20 @@ static inline gboolean lh_tsan_cond_wait_until(GCond *c, GMutex *m, gint64 end_t
 #define g_mutex_lock(m) lh_tsan_mutex_lock(m)
 #define g_mutex_unlock(m) lh_tsan_mutex_unlock(m)
 #define g_cond_wait_until(c, m, t) lh_tsan_cond_wait_until((c), (m), (t))
+
+/*
+ * A record made at translation and handed to QEMU as a callback's udata
+ * (a hook, a stream's site, a callstack's block) is read by the callback
+ * on the thread of whichever vCPU runs the block. QEMU publishes the
+ * block after the translation, with atomics of its own that TSan does not
+ * see: the maker publishes the record once it is written, the callback
+ * receives it before reading it.
+ */
+#define lh_tsan_publish(record) __tsan_release((void *)(record))
+#define lh_tsan_received(record) __tsan_acquire((void *)(record))
+#else
+#define lh_tsan_publish(record) ((void)0)
+#define lh_tsan_received(record) ((void)0)
 #endif
 
 #endif
