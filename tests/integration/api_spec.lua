@@ -39,7 +39,7 @@ describe("execution counting agrees with libbb.so per vCPU", function()
     after_each(helper.cleanup)
 
     for _, arch in ipairs(helper.arches) do
-        it("inline ops on tb (" .. arch .. ", 8 threads)", function()
+        it("inline ops on tb (" .. arch .. ", 8 threads) #threads", function()
             local r = run(arch, [[
 local sb = luahost.scoreboard { "bbs", "insns" }
 bbs, insns = sb.bbs, sb.insns
@@ -54,7 +54,7 @@ end)
             assert.are.same(c, lua)
         end)
 
-        it("tb exec callbacks carrying a value (" .. arch .. ", 8 threads)", function()
+        it("tb exec callbacks carrying a value (" .. arch .. ", 8 threads) #threads", function()
             local r = run(arch, [[
 local b, i = luahost.scoreboard(), luahost.scoreboard()
 bbs, insns = b, i
@@ -191,7 +191,7 @@ end)
 describe("lifecycle, scoreboards and output", function()
     after_each(helper.cleanup)
 
-    it("vCPU init and exit hooks see every guest thread", function()
+    it("vCPU init and exit hooks see every guest thread #threads", function()
         local r = run("aarch64", [[
 local inits, exits = 0, 0
 luahost.on_vcpu_init(function(vcpu) inits = inits + 1 end)

@@ -99,7 +99,7 @@ local CASES = {
         cores = 2,
     },
     {
-        name = "4 threads with a cache per vCPU (cores=8)",
+        name = "4 threads with a cache per vCPU (cores=8) #threads",
         args = { "cores=8", "evict=fifo", "l2=on", "dcachesize=4096", "limit=10" },
         guest = { "threads", "4", "20000" },
         l2 = true,

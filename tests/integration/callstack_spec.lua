@@ -46,7 +46,7 @@ describe("call stacks", function()
     after_each(helper.cleanup)
 
     for _, arch in ipairs(helper.arches) do
-        it("count every call edge the program counts, on 8 threads (" .. arch .. ")", function()
+        it("count every call edge the program counts, on 8 threads (" .. arch .. ") #threads", function()
             local r, tool, shape = run(arch, { "1000", "8" })
             local checked = 0
             for caller, callee, n in r.stdout:gmatch("edge (%S+) (%S+) (%d+)") do

@@ -82,7 +82,8 @@ describe("examples", function()
     after_each(helper.cleanup)
 
     for _, arch in ipairs(helper.arches) do
-        it("syscount.lua counts syscalls by name as libsyscall.so counts them by number (" .. arch .. ")", function()
+        local title = "syscount.lua counts syscalls by name as libsyscall.so counts them by number"
+        it(title .. " (" .. arch .. ") #threads", function()
             local r = run(arch, "syscount.lua", { "format=csv", "errors=on" }, "threads", { "3", "100" },
                 { c_plugin("libsyscall.so") })
             local ours = tidy(r.report, "count")

@@ -137,7 +137,7 @@ describe("howvec.lua agrees with libhowvec.so on aarch64", function()
     end)
 
     for _, inline in ipairs({ "on", "off" }) do
-        it("on 4 concurrent vCPUs, inline=" .. inline, function()
+        it("on 4 concurrent vCPUs, inline=" .. inline .. " #threads", function()
             local args = { "inline=" .. inline, "count=cndb", "count=breg", "count=!ldstp" }
             local c, lua, r = run_both("aarch64", "threads", { "4", "20000" }, args, args)
             assert.are.same(c.classes, lua.classes)
@@ -169,7 +169,7 @@ describe("howvec.lua on x86_64", function()
         assert_same_instrs(c.instrs, lua.instrs)
     end)
 
-    it("with table=default agrees on 4 concurrent vCPUs, inline=off, verbose=on", function()
+    it("with table=default agrees on 4 concurrent vCPUs, inline=off, verbose=on #threads", function()
         local args = { "inline=off", "verbose=on" }
         local c, lua = run_both("x86_64", "threads", { "4", "20000" }, args, concat(args, { "table=default" }))
         assert.are.same(c.classes, lua.classes)

@@ -141,7 +141,7 @@ describe("lock order", function()
     after_each(helper.cleanup)
 
     for _, arch in ipairs(helper.arches) do
-        it(("8 threads read and write guest memory while code is translated, %d runs (%s)")
+        it(("8 threads read and write guest memory while code is translated, %d runs (%s) #threads")
             :format(RUNS, arch), function()
             for i = 1, RUNS do
                 local r = run(arch, READ_WRITE, { "8", "20", "64" })

@@ -70,7 +70,7 @@ end)
         end)
 
         for _, track in ipairs({ "rw", "r", "w" }) do
-            it("counts accesses inline as libmem.so does, track=" .. track .. " (" .. arch .. ")", function()
+            it("counts accesses inline as libmem.so does, track=" .. track .. " (" .. arch .. ") #threads", function()
                 local r = helper.run_lua(arch, [[
 local opt = luahost.args { track = "rw" }
 local count = luahost.scoreboard()

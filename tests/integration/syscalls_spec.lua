@@ -11,7 +11,7 @@ describe("syscall hooks", function()
     after_each(helper.cleanup)
 
     for _, arch in ipairs(helper.arches) do
-        it("see every syscall and its result as libsyscall.so does (" .. arch .. ")", function()
+        it("see every syscall and its result as libsyscall.so does (" .. arch .. ") #threads", function()
             local r = helper.run_lua(arch, [[
 luahost.on_syscall(function(vcpu, num, a1, a2, a3, a4, a5, a6, a7, a8)
     assert(select("#", a1, a2, a3, a4, a5, a6, a7, a8) == 8)
