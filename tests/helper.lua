@@ -85,6 +85,41 @@ function helper.quote(s)
     return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- The sanitizers of this build, as meson's b_sanitize ("address,undefined",
+-- "thread"), or nil (tests/sanitizers/).
+function helper.sanitizer()
+    return os.getenv("LUAHOST_SANITIZE")
+end
+
+-- In a sanitizer build (tests/sanitizers/), the variables that preload
+-- its runtime into QEMU and say where reports go, as NAME=VALUE words
+-- for env(1); "" otherwise. For a command run with a cleared environment.
+function helper.sanitizer_env()
+    local words = {}
+    for _, name in ipairs({ "LD_PRELOAD", "LUAHOST_SANITIZER_RUNTIME", "QEMU_UNSET_ENV",
+                            "ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS" }) do
+        local value = os.getenv(name)
+        if value ~= nil then
+            words[#words + 1] = helper.quote(name .. "=" .. value)
+        end
+    end
+    return table.concat(words, " ")
+end
+
+-- In a sanitizer build: UBSan's reports, which reach stderr only (GCC's
+-- libubsan cannot write to a log_path beside ASan's runtime), copied into
+-- the test's report directory for the test sanitizer-reports.
+local ubsan_copies = 0
+local function keep_ubsan_reports(stderr)
+    local dir = os.getenv("LUAHOST_SANITIZER_LOGS")
+    if dir == nil or stderr == nil or not stderr:find(": runtime error: ", 1, true) then
+        return
+    end
+    ubsan_copies = ubsan_copies + 1
+    os.execute("mkdir -p " .. helper.quote(dir))
+    helper.write(("%s/ubsan.stderr.%d.%d"):format(dir, os.time(), ubsan_copies), stderr)
+end
+
 -- Runs a shell command; returns exit status, stdout, stderr.
 function helper.sh(cmd)
     local out, err = helper.tmpname(), helper.tmpname()
@@ -92,7 +127,9 @@ function helper.sh(cmd)
     if how ~= "exit" then
         code = 128 + (code or 0)
     end
-    return code, helper.read(out), helper.read(err)
+    local stderr = helper.read(err)
+    keep_ubsan_reports(stderr)
+    return code, helper.read(out), stderr
 end
 
 -- The luahost plugin argument: script and name=value pairs, in order.

@@ -37,8 +37,9 @@
 -- build under test, as the README's setup leaves it; commands run in
 -- order, each in bash, in the environment the README sets up and no
 -- other (env -i: HOME, PATH, LANG=C.UTF-8: counts of code that reads the
--- environment stay the same from run to run), stdin /dev/null, killed
--- after 120 s.
+-- environment stay the same from run to run; in a sanitizer build, also
+-- what preloads its runtime into QEMU), stdin /dev/null, killed after
+-- 120 s.
 local helper = require("helper")
 
 local DOCS = { "README.md", "docs/tutorial.md", "docs/cookbook.md" }
@@ -294,8 +295,9 @@ local function run(dir, env_lines, text)
     script[#script + 1] = "} </dev/null 2>&1 | cat >" .. helper.quote(out)
     script[#script + 1] = "exit ${PIPESTATUS[0]}"
     local path = helper.write(helper.tmpname(), table.concat(script, "\n") .. "\n")
-    local status = helper.sh(("timeout -k 5 120 env -i HOME=%s PATH=%s LANG=C.UTF-8 bash %s")
-        :format(helper.quote(os.getenv("HOME")), helper.quote(os.getenv("PATH")), helper.quote(path)))
+    local status = helper.sh(("timeout -k 5 120 env -i HOME=%s PATH=%s LANG=C.UTF-8 %s bash %s")
+        :format(helper.quote(os.getenv("HOME")), helper.quote(os.getenv("PATH")),
+            helper.sanitizer_env(), helper.quote(path)))
     return status, helper.read(out) or ""
 end
 
