@@ -290,8 +290,13 @@ static void on_vcpu_exit(int vcpu, const void *data)
 {
     for (guint i = 0; i < callstacks->len; i++) {
         LhCallstack *cs = g_ptr_array_index(callstacks, i);
-        if (vcpu >= 0 && vcpu < cs->n_vcpus && cs->vcpus[vcpu] != NULL) {
-            CsVcpu *v = cs->vcpus[vcpu];
+        /* as vcpu_of reads them: another vCPU may be growing the array */
+        if (vcpu < 0 || vcpu >= __atomic_load_n(&cs->n_vcpus, __ATOMIC_ACQUIRE)) {
+            continue;
+        }
+        CsVcpu **vcpus = __atomic_load_n(&cs->vcpus, __ATOMIC_ACQUIRE);
+        CsVcpu *v = __atomic_load_n(&vcpus[vcpu], __ATOMIC_ACQUIRE);
+        if (v != NULL) {
             v->depth = 0;
             v->current = &v->root;
             v->pending = KIND_NONE;
