@@ -154,6 +154,10 @@ luahost.on_exit(function() luahost.printf("target=%s\n", luahost.info.target_nam
     end)
 
     it("with -f runs the programs the guest execs under luahost too, each report naming its process", function()
+        if os.getenv("LUAHOST_SANITIZE") then      -- see processes_spec.lua
+            pending("a QEMU started by follow=on gets the guest's environment, without the sanitizer runtime")
+            return
+        end
         local script = 'luahost.on_exit(function() luahost.outs("report of " .. luahost.info.target_name .. "\\n") end)'
         local r = luahost({ "-f", "-e", script, "--", "/bin/sh", "-c", "/bin/true; exit 3" })
         -- the shell, its child up to the exec, and the program it exec'd

@@ -146,13 +146,28 @@ describe("a program that execs another", function()
     end)
 end)
 
+-- Under the sanitizer builds QEMU runs with the sanitizer's runtime
+-- preloaded (tests/sanitizers), which QEMU_UNSET_ENV keeps from guests:
+-- the QEMU follow=on starts gets the guest's environment, without it,
+-- and cannot load the instrumented plugin. What follow=on does is tested
+-- in the other builds.
+local function it_follow(name, fn)
+    it(name, function()
+        if os.getenv("LUAHOST_SANITIZE") then
+            pending("a QEMU started by follow=on gets the guest's environment, without the sanitizer runtime")
+            return
+        end
+        fn()
+    end)
+end
+
 describe("follow=on", function()
     after_each(helper.cleanup)
 
     local pairs_of_arches = { { "x86_64", "x86_64" }, { "aarch64", "aarch64" }, { "x86_64", "aarch64" } }
     for _, pair in ipairs(pairs_of_arches) do
         local from, to = pair[1], pair[2]
-        it(("runs the exec'd program under luahost with the same scripts and arguments (%s to %s)")
+        it_follow(("runs the exec'd program under luahost with the same scripts and arguments (%s to %s)")
             :format(from, to), function()
             local status, stdout, stderr = run(from, { "follow=on", "tag=tagged" }, execs(from),
                 { "-p", "first", "-E", "ONLY=this", "-0", "zero", execs(to),
@@ -171,7 +186,7 @@ describe("follow=on", function()
         end)
     end
 
-    it("names the process each report describes", function()
+    it_follow("names the process each report describes", function()
         local status, _, stderr = run("x86_64", { "follow=on" }, execs("x86_64"),
             { "-k", execs("x86_64"), "-p", "x", execs("aarch64") })
         assert.are.equal(0, status, stderr)
@@ -194,7 +209,7 @@ describe("follow=on", function()
         end
     end)
 
-    it("runs a \"#!\" script's interpreter under luahost, as the kernel runs it", function()
+    it_follow("runs a \"#!\" script's interpreter under luahost, as the kernel runs it", function()
         local script = helper.write(helper.tmpname(), ("#!/bin/sh -e\necho \"script $0 $*\"\nexec %s -p last\n")
             :format(execs("x86_64")))
         os.execute("chmod +x " .. helper.quote(script))
@@ -208,7 +223,7 @@ describe("follow=on", function()
         assert.are.same({}, host_messages(stderr))
     end)
 
-    it("follows /bin/sh -c into its commands, forked or exec'd, and keeps the exit status", function()
+    it_follow("follows /bin/sh -c into its commands, forked or exec'd, and keeps the exit status", function()
         local status, stdout, stderr = run("x86_64", { "follow=on" }, "/bin/sh",
             { "-c", ("%s -p one; exec %s -p two -s 9"):format(execs("x86_64"), execs("aarch64")) })
         assert.are.equal(9, status, stderr)
@@ -220,7 +235,7 @@ describe("follow=on", function()
         assert.are.same({}, host_messages(stderr))
     end)
 
-    it("follows an exec of /proc/self/exe into the program itself", function()
+    it_follow("follows an exec of /proc/self/exe into the program itself", function()
         for _, arch in ipairs(helper.arches) do
             local status, stdout, stderr = run(arch, { "follow=on" }, execs(arch),
                 { "-p", "first", "/proc/self/exe", "-p", "again", "-s", "2" })
@@ -230,7 +245,7 @@ describe("follow=on", function()
         end
     end)
 
-    it("keeps reports of every program in outfile=NAME.%p", function()
+    it_follow("keeps reports of every program in outfile=NAME.%p", function()
         local base = helper.tmpname()
         local plugin = helper.luahost_plugin(helper.lua_file(SCRIPT), { "follow=on", "outfile=" .. base .. ".%p" })
         local status, stdout, stderr = helper.sh(("%s -plugin %s %s -p first %s -p second"):format(
