@@ -40,10 +40,10 @@ luahost.on_tb_translate(function(tb)
             program = main and { path = main.path, start = main.base, stop = main.limit, entry = 0 } or {}
         end
     end
-    local size = 0
-    for _, insn in tb:insns() do
-        size = size + insn:size()
-    end
+    -- A block's instructions are contiguous: its size in bytes is where
+    -- its last instruction ends (one handle, not one per instruction).
+    local last = tb:insn(#tb)
+    local size = last:vaddr() + last:size() - tb:vaddr()
     local entry = new_entry()
     tb:inline("store", entry, 1)
     blocks[#blocks + 1] = { pc = tb:vaddr(), size = size, entry = entry }
