@@ -279,6 +279,17 @@ const LhSymbol *lh_symtab_at(LhSymtab *t, uint64_t addr);
 const LhSymbol *lh_symtab_named(LhSymtab *t, const char *name, int max_rank);
 bool lh_symtab_line(LhSymtab *t, uint64_t addr, const char **file, int *line);
 bool lh_symtab_extent(LhSymtab *t, uint64_t *low, uint64_t *high);
+typedef struct LhLineRange {
+    uint64_t start, stop;   /* [start, stop): code of file:line */
+    const char *file;
+    int line;
+} LhLineRange;
+typedef struct LhFunction {
+    const char *name, *file;
+    int line;               /* of its declaration */
+    uint64_t entry;
+} LhFunction;
+bool lh_symtab_lines(LhSymtab *t, GArray *ranges, GArray *functions, GStringChunk *strings);
 
 /* exec.c: what an execve will run, as the kernel finds it (user mode). */
 typedef struct LhExec {

@@ -577,6 +577,122 @@ static int resolve(lua_State *L)
     return 3;
 }
 
+/* The module numbered id, or else called name (as resolve takes it); under table_lock. */
+static LhModule *module_by(lua_Integer id, const char *name)
+{
+    for (guint i = 0; i < table->len; i++) {
+        LhModule *m = g_ptr_array_index(table, i);
+        if (name != NULL ? module_named(m, name) : m->v.id == id) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/* t[key] = a list of n values, each pushed by push(L, i). */
+#define SET_COLUMN(L, key, n, push) do {                      \
+        lua_createtable(L, (int)(n), 0);                    \
+        for (guint i_ = 0; i_ < (n); i_++) {                \
+            push;                                           \
+            lua_rawseti(L, -2, (int)i_ + 1);                \
+        }                                                   \
+        lua_setfield(L, -2, key);                           \
+    } while (0)
+
+/*
+ * raw.line_table(module): the module's DWARF line table and functions, as
+ * columns at guest addresses: { start, stop, file, line, files,
+ * functions = { name, file, line, entry } } (file: an index into files).
+ * nil and why without line information or such a module.
+ */
+static int line_table(lua_State *L)
+{
+    GArray *ranges = g_array_new(FALSE, FALSE, sizeof(LhLineRange));
+    GArray *functions = g_array_new(FALSE, FALSE, sizeof(LhFunction));
+    GStringChunk *strings = g_string_chunk_new(4096);
+    const char *why = NULL;
+    uint64_t bias = 0, low = 0, high = 0;
+
+    lua_Integer id = -1;
+    const char *name = NULL;
+
+    if (lua_istable(L, 1)) {
+        lua_getfield(L, 1, "id");       /* read before the lock: it may run Lua */
+        id = lua_type(L, -1) == LUA_TNUMBER ? lua_tointeger(L, -1) : -1;
+        lua_pop(L, 1);
+    } else if (lua_type(L, 1) == LUA_TSTRING) {
+        name = lua_tostring(L, 1);
+    } else {
+        return luaL_typerror(L, 1, "module or module name");
+    }
+    bring_up_to_date(on_vcpu_now());
+    g_mutex_lock(&table_lock);
+    LhModule *m = module_by(id, name);
+    if (m == NULL) {
+        why = "no such module is mapped";
+    } else if (!lh_symtab_lines(m->symtab, ranges, functions, strings) ||
+               !lh_symtab_extent(m->symtab, &low, &high)) {
+        why = "no line information (built without -g, or stripped with no debug file found)";
+    } else {
+        bias = m->v.bias;
+    }
+    g_mutex_unlock(&table_lock);
+    if (why != NULL) {
+        g_array_free(ranges, TRUE);
+        g_array_free(functions, TRUE);
+        g_string_chunk_free(strings);
+        return lh_fail(L, why);
+    }
+    /* code the linker discarded keeps its rows, at addresses outside the file */
+    guint kept = 0;
+    for (guint i = 0; i < ranges->len; i++) {
+        LhLineRange *r = &g_array_index(ranges, LhLineRange, i);
+        if (r->start >= low && r->stop <= high && r->start != 0) {
+            g_array_index(ranges, LhLineRange, kept++) = *r;
+        }
+    }
+    g_array_set_size(ranges, kept);
+    kept = 0;
+    for (guint i = 0; i < functions->len; i++) {
+        LhFunction *f = &g_array_index(functions, LhFunction, i);
+        if (f->entry >= low && f->entry < high && f->entry != 0) {
+            g_array_index(functions, LhFunction, kept++) = *f;
+        }
+    }
+    g_array_set_size(functions, kept);
+    /* files by first appearance, numbered from 1 */
+    GHashTable *file_index = g_hash_table_new(NULL, NULL);
+    GPtrArray *files = g_ptr_array_new();
+    for (guint i = 0; i < ranges->len; i++) {
+        const char *file = g_array_index(ranges, LhLineRange, i).file;
+        if (!g_hash_table_contains(file_index, file)) {
+            g_ptr_array_add(files, (gpointer)file);
+            g_hash_table_insert(file_index, (gpointer)file, GUINT_TO_POINTER(files->len));
+        }
+    }
+    lua_createtable(L, 0, 6);
+    SET_COLUMN(L, "start", ranges->len, lh_push_u64(L, g_array_index(ranges, LhLineRange, i_).start + bias));
+    SET_COLUMN(L, "stop", ranges->len, lh_push_u64(L, g_array_index(ranges, LhLineRange, i_).stop + bias));
+    SET_COLUMN(L, "file", ranges->len,
+               lua_pushinteger(L, GPOINTER_TO_UINT(g_hash_table_lookup(file_index,
+                                   g_array_index(ranges, LhLineRange, i_).file))));
+    SET_COLUMN(L, "line", ranges->len, lua_pushinteger(L, g_array_index(ranges, LhLineRange, i_).line));
+    SET_COLUMN(L, "files", files->len, lua_pushstring(L, g_ptr_array_index(files, i_)));
+    lua_createtable(L, 0, 4);
+    SET_COLUMN(L, "name", functions->len, lua_pushstring(L, g_array_index(functions, LhFunction, i_).name));
+    SET_COLUMN(L, "file", functions->len, lua_pushstring(L, g_array_index(functions, LhFunction, i_).file));
+    SET_COLUMN(L, "line", functions->len, lua_pushinteger(L, g_array_index(functions, LhFunction, i_).line));
+    SET_COLUMN(L, "entry", functions->len,
+               lh_push_u64(L, g_array_index(functions, LhFunction, i_).entry + bias));
+    lua_setfield(L, -2, "functions");
+    g_hash_table_destroy(file_index);
+    g_ptr_array_free(files, TRUE);
+    g_array_free(ranges, TRUE);
+    g_array_free(functions, TRUE);
+    g_string_chunk_free(strings);
+    return 1;
+}
+
 /* raw.modules_generation(): changes whenever a module comes or goes. */
 static int modules_generation(lua_State *L)
 {
@@ -651,6 +767,7 @@ static const luaL_Reg modules_functions[] = {
     { "symbolize", symbolize },
     { "resolve", resolve },
     { "modules_generation", modules_generation },
+    { "line_table", line_table },
     { "on_module", on_module },
     { "add_symbols", add_symbols },
     { NULL, NULL },

@@ -16,6 +16,8 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
 #include <fcntl.h>
@@ -268,6 +270,92 @@ bool lh_symtab_line(LhSymtab *t, uint64_t addr, const char **file, int *line)
 
     *file = l != NULL ? dwfl_lineinfo(l, NULL, line, NULL, NULL, NULL) : NULL;
     return *file != NULL;
+}
+
+/* What lh_symtab_lines collects: one CU's functions, through dwarf_getfuncs. */
+typedef struct LhLinesOut {
+    GArray *ranges, *functions;
+    GStringChunk *strings;
+    Dwarf_Addr bias;
+    const char *comp_dir;   /* the CU's, or NULL */
+} LhLinesOut;
+
+/* file as an absolute path, if the CU says where relative ones are; kept in out->strings. */
+static const char *path_in(LhLinesOut *out, const char *file)
+{
+    if (file[0] == '/' || out->comp_dir == NULL || out->comp_dir[0] != '/') {
+        return g_string_chunk_insert_const(out->strings, file);
+    }
+    char *path = g_canonicalize_filename(file, out->comp_dir);
+    const char *kept = g_string_chunk_insert_const(out->strings, path);
+    g_free(path);
+    return kept;
+}
+
+static int add_function(Dwarf_Die *die, void *arg)
+{
+    LhLinesOut *out = arg;
+    const char *name = dwarf_diename(die), *file = dwarf_decl_file(die);
+    Dwarf_Addr entry;
+    int line = 0;
+
+    /* declarations and inline-only functions have no code of their own */
+    if (name != NULL && file != NULL && dwarf_entrypc(die, &entry) == 0) {
+        dwarf_decl_line(die, &line);
+        LhFunction f = { g_string_chunk_insert_const(out->strings, name), path_in(out, file), line,
+                         entry + out->bias };
+        g_array_append_val(out->functions, f);
+    }
+    return DWARF_CB_OK;
+}
+
+/* One CU's line table as ranges: each row up to the next, unless it ends a sequence. */
+static void add_ranges(Dwarf_Die *cu, LhLinesOut *out)
+{
+    Dwarf_Lines *lines;
+    size_t n;
+
+    if (dwarf_getsrclines(cu, &lines, &n) != 0) {
+        return;
+    }
+    /* libdw sorts the rows by address, keeping each sequence's order */
+    for (size_t i = 0; i + 1 < n; i++) {
+        Dwarf_Line *row = dwarf_onesrcline(lines, i);
+        Dwarf_Addr start, stop;
+        bool ends;
+        int line;
+        const char *file = dwarf_linesrc(row, NULL, NULL);
+        if (dwarf_lineendsequence(row, &ends) != 0 || ends || file == NULL ||
+            dwarf_lineaddr(row, &start) != 0 || dwarf_lineno(row, &line) != 0 ||
+            dwarf_lineaddr(dwarf_onesrcline(lines, i + 1), &stop) != 0 || stop <= start) {
+            continue;   /* an empty range: a row sharing its address with the next */
+        }
+        LhLineRange r = { start + out->bias, stop + out->bias, path_in(out, file), line };
+        g_array_append_val(out->ranges, r);
+    }
+}
+
+/*
+ * The whole DWARF line table, as LhLineRange in ranges (file's own
+ * addresses, [start, stop), no empty ones), and the functions with code,
+ * as LhFunction; their strings in strings, paths made absolute with their
+ * CU's directory. False without line information.
+ */
+bool lh_symtab_lines(LhSymtab *t, GArray *ranges, GArray *functions, GStringChunk *strings)
+{
+    LhLinesOut out = { ranges, functions, strings, 0, NULL };
+    Dwarf_Die *cu = NULL;
+
+    if (dwfl_of(t) == NULL || dwfl_module_getdwarf(t->dwmod, &out.bias) == NULL) {
+        return false;
+    }
+    while ((cu = dwfl_module_nextcu(t->dwmod, cu, &out.bias)) != NULL) {
+        Dwarf_Attribute attr;
+        out.comp_dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr));
+        add_ranges(cu, &out);
+        dwarf_getfuncs(cu, add_function, &out, 0);
+    }
+    return ranges->len > 0;
 }
 
 /* The addresses the ELF file loads at, [low, high); false if it cannot be read. */

@@ -173,6 +173,7 @@ luahost.modules = raw.modules
 luahost.module_at = raw.module_at
 luahost.symbolize = raw.symbolize
 luahost.modules_generation = raw.modules_generation
+luahost.line_table = raw.line_table
 
 function luahost.on_module(fn)
     check_function(fn, "luahost.on_module")
