@@ -1,6 +1,7 @@
--- Doc tests: every command README.md, docs/tutorial.md, docs/cookbook.md
--- and `luahost --help` show is run as written, after the README's setup,
--- and what it prints is compared with what the document shows.
+-- Doc tests: every command README.md, docs/tutorial.md, docs/cookbook.md,
+-- docs/coverage.md and `luahost --help` show is run as written, after the
+-- README's setup, and what it prints is compared with what the document
+-- shows.
 --
 -- What is run (the convention, also in docs/building.md):
 --   - Every ```sh block. In a block whose lines start with "$ ", each
@@ -42,7 +43,7 @@
 -- 120 s.
 local helper = require("helper")
 
-local DOCS = { "README.md", "docs/tutorial.md", "docs/cookbook.md" }
+local DOCS = { "README.md", "docs/tutorial.md", "docs/cookbook.md", "docs/coverage.md" }
 
 local function read_lines(text)
     local lines = {}
