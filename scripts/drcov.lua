@@ -26,6 +26,8 @@ if not file then
 end
 
 local new_entry = require("entries").new      -- a scoreboard entry per block
+local drcovfile = require("drcovfile")
+local le = drcovfile.le
 
 local blocks = {}       -- { pc, size, entry } in translation order
 local program           -- { path, start, end, entry } of the program (drcov.c's module 0)
@@ -49,52 +51,31 @@ luahost.on_tb_translate(function(tb)
     blocks[#blocks + 1] = { pc = tb:vaddr(), size = size, entry = entry }
 end)
 
--- Little-endian bytes of an unsigned value below 2^(8 * n), in Lua 5.4
--- and LuaJIT alike (string.pack is 5.3+).
-local function le(value, n)
-    local bytes = {}
-    for i = 1, n do
-        bytes[i] = string.char(value % 256)
-        value = math.floor(value / 256)
-    end
-    return table.concat(bytes)
-end
-
 local TWO32 = 4294967296
+
+-- The blocks that executed, in translation order.
+local function executed()
+    local list = {}
+    for _, b in ipairs(blocks) do
+        if b.entry:sum() > 0 then
+            list[#list + 1] = b
+        end
+    end
+    return list
+end
 
 local function write_one()
     local p = program or {}
-    local executed = {}
-    for _, b in ipairs(blocks) do
-        if b.entry:sum() > 0 then
-            executed[#executed + 1] = le(b.pc % TWO32, 4) .. le(b.size % 65536, 2) .. le(0, 2)
-        end
+    local records = {}
+    for i, b in ipairs(executed()) do
+        records[i] = le(b.pc % TWO32, 4) .. le(b.size % 65536, 2) .. le(0, 2)
     end
-    file:write("DRCOV VERSION: 2\nDRCOV FLAVOR: drcov-64\nModule Table: version 2, count 1\n",
-        "Columns: id, base, end, entry, path\n",
-        ("0, 0x%x, 0x%x, 0x%x, %s\n"):format(p.start or 0, p.stop or 0, p.entry or 0, p.path or "(null)"),
-        ("BB Table: %d bbs\n"):format(#executed), table.concat(executed))
+    file:write(drcovfile.header({ { base = p.start or 0, limit = p.stop or 0, entry = p.entry or 0,
+        path = p.path or "(null)" } }, #records), table.concat(records))
 end
 
 local function write_all()
-    local modules = luahost.modules()
-    local rows, executed = {}, {}
-    for i, m in ipairs(modules) do
-        rows[i] = ("%d, 0x%x, 0x%x, 0x%x, %s\n"):format(i - 1, m.base, m.limit, 0, m.path or m.name)
-    end
-    for _, b in ipairs(blocks) do
-        if b.entry:sum() > 0 then
-            for i, m in ipairs(modules) do
-                if b.pc >= m.base and b.pc < m.limit then
-                    executed[#executed + 1] = le(b.pc - m.base, 4) .. le(b.size % 65536, 2) .. le(i - 1, 2)
-                    break
-                end
-            end
-        end
-    end
-    file:write("DRCOV VERSION: 2\nDRCOV FLAVOR: drcov-64\n",
-        ("Module Table: version 2, count %d\n"):format(#modules), "Columns: id, base, end, entry, path\n",
-        table.concat(rows), ("BB Table: %d bbs\n"):format(#executed), table.concat(executed))
+    file:write(drcovfile.all_modules(luahost.modules(), executed()))
 end
 
 luahost.on_exit(function()
