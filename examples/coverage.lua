@@ -5,9 +5,16 @@
 --
 --   luahost coverage.lua -o prog.info -- ./prog
 --   genhtml prog.info -o html
+--   luahost coverage.lua format=drcov -o prog.drcov -- ./prog
 --
+--   format=lcov|drcov    an lcov tracefile (default), or block coverage in
+--                        DynamoRIO's drcov format with every module mapped
+--                        at exit in its table (what Lighthouse, bncov and
+--                        Cartographer load; scripts/drcov.lua modules=all
+--                        writes the same file). drcov is binary: it needs
+--                        -o FILE (outfile=FILE)
 --   modules=all|program  every module with line information, or the
---                        program's alone (user mode; default all)
+--                        program's alone (user mode; default all; lcov)
 --
 -- A line's count is how often its most executed instruction ran: each
 -- executed instruction counts the executions of the translated blocks
@@ -17,10 +24,14 @@
 local new_entry = require("entries").new
 
 local opt = luahost.args {
+    format = luahost.args.choice({ "lcov", "drcov" }, "lcov"),
     modules = luahost.args.choice({ "all", "program" }, "all"),
 }
+if opt.format == "drcov" and not luahost.outfile then
+    luahost.usage_error("format=drcov writes a binary file: give one with -o FILE (outfile=FILE)")
+end
 
-local blocks = {}       -- { pcs = { instruction addresses }, entry } per translated block
+local blocks = {}       -- { pc, size, pcs = { instruction addresses }, entry } per translated block
 local program           -- the program's module (user mode), from its first block
 
 luahost.on_tb_translate(function(tb)
@@ -33,13 +44,13 @@ luahost.on_tb_translate(function(tb)
             program = luahost.modules()[1] or false     -- QEMU 10.0: the lowest, as drcov.lua takes it
         end
     end
-    local pcs = {}
+    local pcs, last = {}, nil
     for i, insn in tb:insns() do
-        pcs[i] = insn:vaddr()
+        pcs[i], last = insn:vaddr(), insn
     end
     local entry = new_entry()
     tb:inline("add", entry, 1)
-    blocks[#blocks + 1] = { pcs = pcs, entry = entry }
+    blocks[#blocks + 1] = { pc = pcs[1], size = pcs[#pcs] + last:size() - pcs[1], pcs = pcs, entry = entry }
 end)
 
 -- Executions of each executed instruction, by address.
@@ -150,7 +161,22 @@ local function tracefile(files)
     return #out > 0 and table.concat(out, "\n") .. "\n" or ""
 end
 
+-- The blocks that executed, in translation order, for drcov.
+local function executed_blocks()
+    local list = {}
+    for _, b in ipairs(blocks) do
+        if b.entry:sum() > 0 then
+            list[#list + 1] = b
+        end
+    end
+    return list
+end
+
 luahost.on_exit(function()
+    if opt.format == "drcov" then
+        luahost.outs(require("drcovfile").all_modules(luahost.modules(), executed_blocks()))
+        return
+    end
     local runs, files, read = executions(), {}, 0
     for _, m in ipairs(luahost.modules()) do
         if opt.modules == "all" or not program or m.id == program.id then

@@ -127,8 +127,10 @@ never_named("examples/callcount.lua", { "fn=nope_fn" }, "fn=nope_fn", "nope_fn",
 bad("examples/firstblocks.lua", 11, { "n=x" }, "integer argument parsing failed: n=x")
 bad("examples/firstblocks.lua", 13, { "n=-3" }, "n must be at least 0: n=-3")
 bad("examples/callgrind.lua", 17, { "x=1" }, "option parsing failed: x=1 (known options: none)")
-bad("examples/coverage.lua", 19, { "modules=one" }, "expected one of all, program: modules=one")
-bad("examples/coverage.lua", 19, { "format=html" }, "option parsing failed: format=html (known options: modules)")
+bad("examples/coverage.lua", 26, { "modules=one" }, "expected one of all, program: modules=one")
+bad("examples/coverage.lua", 26, { "format=html" }, "expected one of lcov, drcov: format=html")
+bad("examples/coverage.lua", 31, { "format=drcov" },
+    "format=drcov writes a binary file: give one with -o FILE (outfile=FILE)")
 bad("examples/flamegraph.lua", 15, { "format=png" }, "expected one of svg, folded: format=png")
 bad("examples/flamegraph.lua", 15, { "per_vcpu=2" }, "boolean argument parsing failed: per_vcpu=2")
 bad("examples/flamegraph.lua", 15, { "width=x" }, "integer argument parsing failed: width=x")

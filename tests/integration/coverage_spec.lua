@@ -205,6 +205,29 @@ describe("coverage.lua", function()
         assert.is_true(all["modlib.c"].n.LH > 0)
     end)
 
+    for _, arch in ipairs(helper.arches) do
+        it("writes with format=drcov the file drcov.lua modules=all writes, in the same run (" .. arch .. ")",
+            function()
+                local drcov = helper.tmpname()
+                local r = helper.run_dynamic_file(arch, SCRIPT, helper.modules_guest("modprog-" .. arch), {
+                    args = { "format=drcov" }, guest_args = {},
+                    plugins = { helper.luahost_plugin(helper.source_root .. "/scripts/drcov.lua",
+                        { "modules=all", "filename=" .. drcov }) } })
+                assert.are.equal(0, r.status, r.stderr)
+                local expected = assert(helper.read(drcov))
+                assert.is_truthy(expected:find("libmodlib", 1, true), "the library is in the table")
+                assert.are.equal(expected, r.report)
+            end)
+    end
+
+    it("refuses format=drcov with no file to write, naming the argument", function()
+        local r = helper.qemu("x86_64", { helper.luahost_plugin(SCRIPT, { "format=drcov" }) },
+            helper.guest("loop", "x86_64"), { "1" })
+        assert.are_not.equal(0, r.status)
+        assert.is_truthy(r.stderr:find("format=drcov writes a binary file: give one with -o FILE", 1, true),
+            r.stderr)
+    end)
+
     it("warns when nothing has line information, and writes no record", function()
         local r = run_coverage("x86_64", {}, helper.guest("loop", "x86_64"))
         assert.are.equal("", r.report)
