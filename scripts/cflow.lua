@@ -16,10 +16,13 @@
 -- listed as cflow.c lists them: its hash table's order (ghashorder.lua).
 -- An early exit is also told on stderr, as cflow.c does.
 --
--- Cost: the bookkeeping of the previous block is inline (QEMU stores, no
--- Lua), as in cflow.c; a block entered off the straight line calls Lua
--- (cflow.c calls C there): a destination is counted per (instruction,
--- destination) pair, which no inline op can index.
+-- Cost: a destination is counted per (instruction, destination) pair, a
+-- key no inline op can index, so Lua must see every block entered.
+-- cflow.c calls C for each block entered off the straight line; here an
+-- event stream records every block executed, in C, and Lua walks the
+-- batches. Inline stores keep the last instruction started and whether
+-- the block reached its last one; only a block that did not (a fault)
+-- calls Lua at once (the stream knows no instruction inside a block).
 
 local opt = luahost.args {
     sort = luahost.args.choice({ "hottest", "early", "exceptions" }, "hottest"),
@@ -27,10 +30,8 @@ local opt = luahost.args {
 
 local TOPN = 10         -- cflow.c's topn, which no argument sets
 
--- Per vCPU: the previous block's last instruction and the address after
--- it, and the last instruction started.
-local state = luahost.scoreboard { "end_block", "pc_after_block", "last_pc" }
-local end_block, pc_after_block, last_pc = state.end_block, state.pc_after_block, state.last_pc
+local last_pc = luahost.scoreboard()        -- per vCPU: the last instruction started
+local done = luahost.scoreboard()           -- 1 once the last instruction of the block started
 
 local nodes = {}        -- address -> node
 local created = {}      -- the nodes' addresses, in order of creation
@@ -45,22 +46,7 @@ local function node_at(addr)
     return node
 end
 
--- A block was entered at pc, not after the previous one.
-local function branched(vcpu, pc)
-    local lpc = last_pc:get(vcpu)
-    if lpc == 0 then
-        return          -- the vCPU's first block
-    end
-    local node = node_at(lpc)
-    local ebpc = end_block:get(vcpu)
-    if lpc ~= ebpc then
-        io.stderr:write(("vcpu_tb_branched_exec: pc=%x, epbc=%x npc=%x, lpc=%x\n"):format(pc, ebpc,
-            pc_after_block:get(vcpu), lpc))
-        node.early_exit = node.early_exit + 1
-        if node.mid_count == 0 then
-            node.mid_count = 1
-        end
-    end
+local function count_dest(node, pc)
     local i = node.dest_index[pc]
     if not i then
         i = #node.dests + 1
@@ -71,13 +57,68 @@ local function branched(vcpu, pc)
     node.dest_count = node.dest_count + 1
 end
 
+-- Blocks are told apart by their translation (QEMU may translate an
+-- address again, into another block): its id in the stream.
+local block_end, block_after = {}, {}  -- translation id -> its last instruction, the address after
+local previous = {}     -- vCPU -> the translation it executed last
+local skip = {}         -- vCPU -> true: early() counted the entry of its next block
+
+local stream
+stream = luahost.stream { unchecked = true, on_batch = function(vcpu, batch)
+    local pcs, ids = batch.pc, batch.id
+    local prev, first = previous[vcpu], 1
+    if skip[vcpu] then      -- the block early() saw, first after its flush
+        skip[vcpu] = nil
+        prev, first = ids[1], 2
+    end
+    local after = prev and block_after[prev]
+    for i = first, batch.n do
+        local pc = pcs[i]
+        if pc ~= after and after then
+            count_dest(nodes[block_end[prev]], pc)
+        end
+        prev = ids[i]
+        after = block_after[prev]
+    end
+    previous[vcpu] = prev
+end }
+
+-- The previous block did not reach its last instruction (or this is the
+-- vCPU's first). Its events so far are walked first, so that the
+-- destinations keep their order.
+local function early(vcpu, pc)
+    stream:flush()
+    local lpc = last_pc:get(vcpu)
+    local prev = previous[vcpu]
+    if lpc == 0 or not prev or block_after[prev] == pc then
+        return
+    end
+    skip[vcpu] = true
+    local node = node_at(lpc)
+    io.stderr:write(("vcpu_tb_branched_exec: pc=%x, epbc=%x npc=%x, lpc=%x\n"):format(pc, block_end[prev],
+        block_after[prev], lpc))
+    node.early_exit = node.early_exit + 1
+    if node.mid_count == 0 then
+        node.mid_count = 1
+    end
+    count_dest(node, pc)
+end
+
+local translations = 0
+
 luahost.on_tb_translate(function(tb)
     local pc = tb:vaddr()
     local n = tb:n_insns()
     local first, last = tb:insn(1), tb:insn(n)
-    tb:on_exec_if(pc_after_block, "ne", pc, branched, pc)
-    first:inline("store", end_block, last:vaddr())
-    first:inline("store", pc_after_block, last:vaddr() + last:size())
+    translations = translations + 1
+    local id = translations
+    block_end[id], block_after[id] = last:vaddr(), last:vaddr() + last:size()
+    tb:on_exec_if(done, "eq", 0, early, pc)
+    stream:exec(tb, id)
+    if n > 1 then
+        first:inline("store", done, 0)
+    end
+    last:inline("store", done, 1)
     for i, insn in tb:insns() do
         local ipc = insn:vaddr()
         local node = node_at(ipc)

@@ -116,8 +116,8 @@ bad("scripts/drcov.lua", 25, { "filename=TMP/no/x.trace" },
     "filename=TMP/no/x.trace: TMP/no/x.trace: No such file or directory")
 bad("scripts/drcov.lua", 25, { "filename=TMP" }, "filename=TMP: TMP: Is a directory")
 
-bad("scripts/cflow.lua", 24, { "topn=5" }, "option parsing failed: topn=5 (known options: sort)")
-bad("scripts/cflow.lua", 24, { "sort=coldest" }, "expected one of hottest, early, exceptions: sort=coldest")
+bad("scripts/cflow.lua", 27, { "topn=5" }, "option parsing failed: topn=5 (known options: sort)")
+bad("scripts/cflow.lua", 27, { "sort=coldest" }, "expected one of hottest, early, exceptions: sort=coldest")
 
 bad("examples/between.lua", 16, {}, "give from=ADDR and to=ADDR")
 bad("examples/between.lua", 16, { "from=main" }, "give from=ADDR and to=ADDR")
