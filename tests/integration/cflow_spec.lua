@@ -50,7 +50,7 @@ end
 local GUESTS = {
     { "loop", { "2000" } },
     { "calls", { "200", "0" } },        -- no thread besides main: see the threads test
-    { "faults", { "100" } },
+    { "faults", { "3000" } },     -- 1000 faults
 }
 local SORTS = { {}, { "sort=hottest" }, { "sort=early" }, { "sort=exceptions" } }
 
@@ -79,10 +79,10 @@ describe("cflow.lua", function()
         end)
 
         it("counts each fault in mid-block as an early exit, as the guest does (" .. arch .. ")", function()
-            local c, lua, r = both(arch, "faults", { "100" }, { "sort=early" })
+            local c, lua, r = both(arch, "faults", { "3000" }, { "sort=early" })
             assert.are.equal(c, lua)
             local caught = tonumber(r.stdout:match("caught=(%d+)"))
-            assert.are.equal(100, caught)
+            assert.are.equal(1000, caught)
             local node = lua:match("\n  addr: 0x%x+ fault: [^\n]* %(sync fault%)\n    early exits (%d+)\n")
             assert.are.equal(caught, tonumber(node), lua)
             -- each early exit told on stderr, by both plugins in the same words
