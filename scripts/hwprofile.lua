@@ -1,0 +1,180 @@
+-- hwprofile: which devices a system guest reads and writes, how often and
+-- from which vCPUs. A port of QEMU's contrib/plugins/hwprofile.c (QEMU
+-- 10.0 and 10.2): the same arguments and the same report.
+--
+--   track=read|write  count only reads or only writes (default both)
+--   pattern=on        per device, the accesses by offset (physical address)
+--   source=on         per device, the accesses by the instruction making them
+--   match=DEVICE      print each access to DEVICE as it happens, with the
+--                     device's counts so far; count only those devices.
+--                     May be given many times, or as a list: match=a,b
+--
+-- The report lists devices by their number of accesses, most first; the
+-- CPU columns are masks of the vCPUs that read or wrote (bit N = vCPU N).
+-- Unlike hwprofile.c, a guest that touched one device alone gets its line
+-- (hwprofile.c prints devices only when there are two or more).
+--
+-- hwprofile.c takes a callback on every memory access, RAM included. Here
+-- the accesses go to an event stream that keeps device accesses and only
+-- counts RAM ones, so Lua runs per device access alone.
+local args = luahost.args
+local opt = args {
+    track = args.custom(function(text)
+        if text == "read" or text == "write" then
+            return text
+        end
+        return nil, "invalid value for track"
+    end),
+    pattern = false,
+    source = false,
+    match = args.list(),
+}
+
+if opt.source and opt.pattern then
+    luahost.usage_error("can only currently track either source or pattern.")
+end
+if not luahost.info.system_emulation then
+    luahost.usage_error("hwprofile: plugin only useful for system emulation")
+end
+
+local track_reads = opt.track ~= "write"
+local track_writes = opt.track ~= "read"
+local detailed = opt.pattern or opt.source
+
+local matches       -- set of device names, with match=
+if #opt.match > 0 then
+    matches = {}
+    for _, list in ipairs(opt.match) do
+        for name in list:gmatch("[^,]+") do
+            matches[name] = true
+        end
+    end
+end
+
+local function new_counts()
+    return { reads = 0, writes = 0, rcpus = {}, wcpus = {} }
+end
+
+local devices, order = {}, {}     -- devices[name] = { name, base, totals, detail }
+
+-- The vCPUs of a set as hwprofile.c's mask (1 << vCPU).
+local function mask(cpus)
+    local m = 0
+    for cpu in pairs(cpus) do
+        m = m + 2 ^ cpu
+    end
+    return m
+end
+
+local function fmt_counts(c)
+    local s = ""
+    if track_reads then
+        s = s .. (", %x, %d"):format(mask(c.rcpus), c.reads)
+    end
+    if track_writes then
+        s = s .. (", %x, %d"):format(mask(c.wcpus), c.writes)
+    end
+    return s
+end
+
+local function fmt_device(d)
+    return ("%s, 0x%x%s\n"):format(d.name, d.base, fmt_counts(d.totals))
+end
+
+local function count(c, is_write, vcpu)
+    if is_write then
+        c.writes = c.writes + 1
+        c.wcpus[vcpu] = true
+    else
+        c.reads = c.reads + 1
+        c.rcpus[vcpu] = true
+    end
+end
+
+local function device_access(vcpu, name, vaddr, paddr, is_write)
+    local d = devices[name]
+    if not d then
+        d = { name = name, base = vaddr - paddr, totals = new_counts(), detail = detailed and {} or nil }
+        devices[name] = d
+        order[#order + 1] = d
+    end
+    if matches then
+        if not matches[name] then
+            return          -- hwprofile.c still counts its detail; see below
+        end
+        luahost.outs(("hwprofile: match @ offset%x, previous hits\n"):format(paddr) .. fmt_device(d))
+    end
+    count(d.totals, is_write, vcpu)
+end
+
+-- hwprofile.c counts pattern= and source= detail of every device, matched
+-- or not; so does this.
+local function detail_access(vcpu, name, paddr, pc, is_write)
+    local key = opt.source and pc or paddr
+    local detail = devices[name].detail
+    local c = detail[key]
+    if not c then
+        c = new_counts()
+        c.at = key
+        detail[key] = c
+    end
+    count(c, is_write, vcpu)
+end
+
+local STORE = luahost.STORE
+local stream = luahost.stream {
+    physical = true,
+    coalesce = { mem = 2 ^ 40 },    -- RAM accesses counted, not recorded
+    on_batch = function(vcpu, batch)
+        local device, kind, addr, paddr, pc = batch.device, batch.kind, batch.addr, batch.paddr, batch.pc
+        for i = 1, batch.n do
+            if device[i] > 1 then
+                local name = luahost.device_name(device[i])
+                device_access(vcpu, name, addr[i], paddr[i], kind[i] == STORE)
+                if detailed then
+                    detail_access(vcpu, name, paddr[i], pc[i], kind[i] == STORE)
+                end
+            end
+        end
+    end,
+}
+
+local rw = (opt.track == "read" and "r") or (opt.track == "write" and "w") or "rw"
+luahost.on_tb_translate(function(tb)
+    for _, insn in tb:insns() do
+        stream:mem(insn, 0, rw)
+    end
+end)
+
+local function total(d)
+    return d.totals.reads + d.totals.writes
+end
+
+luahost.on_exit(function()
+    local out = {}
+    if not detailed then
+        out[1] = "Device, Address" .. (track_reads and ", RCPUs, Reads" or "")
+            .. (track_writes and ",  WCPUs, Writes" or "") .. "\n"
+    end
+    local sorted = {}
+    for i, d in ipairs(order) do
+        sorted[i] = d
+    end
+    table.sort(sorted, function(a, b) return total(a) > total(b) end)
+    for _, d in ipairs(sorted) do
+        if d.detail then
+            out[#out + 1] = ("%s @ 0x%x\n"):format(d.name, d.base)
+            local locs = {}
+            for _, c in pairs(d.detail) do
+                locs[#locs + 1] = c
+            end
+            table.sort(locs, function(a, b) return a.at < b.at end)
+            for _, c in ipairs(locs) do
+                out[#out + 1] = ("  %s:%08x%s\n"):format(opt.pattern and "off" or "pc", c.at, fmt_counts(c))
+            end
+        else
+            out[#out + 1] = fmt_device(d)
+        end
+    end
+    luahost.outs(table.concat(out))
+end)
