@@ -1,7 +1,8 @@
--- discons: check the program counters QEMU reports with its discontinuity
--- events (interrupts, exceptions, host calls) against the instructions
--- that really ran. A port of QEMU's tests/tcg/plugins/discons.c (QEMU
--- 10.2, which has those events): the same arguments, the same report.
+-- discons: check the PCs of QEMU's discontinuity events (QEMU 10.2).
+-- The program counters QEMU reports with interrupts, exceptions and host
+-- calls, against the instructions that really ran. A port of QEMU's
+-- tests/tcg/plugins/discons.c (QEMU 10.2, which has those events): the
+-- same arguments, the same report.
 --
 --   abort=on|off      end QEMU at the first mismatch (default on)
 --   trace-all=on|off  print every instruction executed (default off)

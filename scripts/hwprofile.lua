@@ -1,6 +1,7 @@
--- hwprofile: which devices a system guest reads and writes, how often and
--- from which vCPUs. A port of QEMU's contrib/plugins/hwprofile.c (QEMU
--- 10.0 and 10.2): the same arguments and the same report.
+-- hwprofile: a system guest's device (MMIO) accesses, by device.
+-- Which devices the guest reads and writes, how often and from which
+-- vCPUs. A port of QEMU's contrib/plugins/hwprofile.c (QEMU 10.0 and
+-- 10.2): the same arguments and the same report.
 --
 --   track=read|write  count only reads or only writes (default both)
 --   pattern=on        per device, the accesses by offset (physical address)

@@ -1,7 +1,8 @@
--- lockstep: run two QEMUs in lockstep over a Unix socket and report where
--- their execution diverges. A port of QEMU's contrib/plugins/lockstep.c
--- (QEMU 10.0 and 10.2): the same arguments, the same messages and the
--- same 16 bytes per block on the socket, so either side may be lockstep.c.
+-- lockstep: two QEMUs run in lockstep; where their executions part.
+-- The two compare block addresses over a Unix socket. A port of QEMU's
+-- contrib/plugins/lockstep.c (QEMU 10.0 and 10.2): the same arguments,
+-- the same messages and the same 16 bytes per block on the socket, so
+-- either side may be lockstep.c.
 --
 --   sockpath=PATH   the socket: the first QEMU (no file at PATH yet)
 --                   listens there and waits for the second, which connects

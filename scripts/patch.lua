@@ -1,7 +1,7 @@
--- patch: replace instructions whose bytes start with a pattern by other
--- bytes, as they execute. A port of QEMU's tests/tcg/plugins/patch.c
--- (QEMU 10.2; it needs the memory-writing API of QEMU 10.1): the same
--- arguments and the same messages.
+-- patch: replace instructions that match a byte pattern, as they run.
+-- Each instruction whose bytes start with a pattern gets other bytes. A
+-- port of QEMU's tests/tcg/plugins/patch.c (QEMU 10.2; it needs the
+-- memory-writing API of QEMU 10.1): the same arguments and messages.
 --
 --   target=HEX        the bytes to look for at the start of an instruction
 --   patch=HEX         the bytes to write there instead (as long as target)
