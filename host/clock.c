@@ -1,5 +1,6 @@
 /*
- * luahost: control of the guest's virtual clock ("luahost.clock").
+ * luahost: control of the guest's virtual clock ("luahost.clock"), and
+ * the host's wall clock.
  *
  * QEMU gives time control to one plugin, once, and only in system
  * emulation (user mode runs on the host's wall clock). The clock object
@@ -8,6 +9,8 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <time.h>
+
 #include "luahost.h"
 
 typedef struct LhClock {
@@ -41,6 +44,20 @@ static int request_time_control(lua_State *L)
     return 1;
 }
 
+/*
+ * raw.time_ns(): the host's wall-clock time, nanoseconds since the epoch
+ * (CLOCK_REALTIME, what timespec_get(TIME_UTC) gives QEMU's C plugins):
+ * timestamps that other tools line up with logs.
+ */
+static int time_ns(lua_State *L)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lh_push_u64(L, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+    return 1;
+}
+
 /* clock:update_ns(ns): the guest's virtual time becomes ns (never earlier). */
 static int clock_update_ns(lua_State *L)
 {
@@ -60,6 +77,7 @@ static const luaL_Reg clock_methods[] = {
 
 static const luaL_Reg clock_functions[] = {
     { "request_time_control", request_time_control },
+    { "time_ns", time_ns },
     { NULL, NULL },
 };
 

@@ -266,6 +266,7 @@ end
 
 -- Time control: system emulation only, one plugin, once.
 luahost.request_time_control = raw.request_time_control
+luahost.time_ns = raw.time_ns       -- the host's wall clock, ns since the epoch
 
 -- Registers. QEMU hands out one handle per register, the same for every
 -- vCPU and for the whole run; reads and writes act on the vCPU whose

@@ -219,6 +219,23 @@ luahost.on_exit(function() luahost.printf("%s %d\n", "second", 2) end)
         assert.matches("to the log\n", r.log)
     end)
 
+    it("time_ns reads the host's wall clock, in nanoseconds", function()
+        local function now_ns()
+            local _, out = helper.sh("date +%s%N")
+            return math.tointeger(tonumber(out))
+        end
+        local before = now_ns()
+        local r = run("x86_64", [[
+local at_load = luahost.time_ns()
+luahost.on_exit(function() luahost.printf("%d %d\n", at_load, luahost.time_ns()) end)
+]], {}, "loop", { "10" })
+        local after = now_ns()
+        local at_load, at_exit = r.report:match("^(%d+) (%d+)\n$")
+        at_load, at_exit = math.tointeger(tonumber(at_load)), math.tointeger(tonumber(at_exit))
+        assert.is_true(before <= at_load and at_load <= at_exit and at_exit <= after,
+            ("%d <= %s <= %s <= %d"):format(before, at_load, at_exit, after))
+    end)
+
     it("scoreboard entries: set, add, get, sum, independent fields", function()
         local r = run("x86_64", [[
 local sb = luahost.scoreboard { "a", "b" }
