@@ -1,0 +1,245 @@
+-- scripts/uftrace.lua against QEMU 10.2's libuftrace.so in the same run
+-- (libuftrace.so writes ./uftrace.data, so QEMU runs in a directory of
+-- its own and our script writes dir=lua.data beside it), and the
+-- directory read by Debian's uftrace, whose call counts must be the
+-- guest's own (calls-fp prints every caller-callee edge it counted).
+local helper = require("helper")
+
+local SCRIPT = helper.source_root .. "/scripts/uftrace.lua"
+local CALLEES = { "rec", "even", "odd", "via_ptr_a", "via_ptr_b", "tail_from", "tail_to",
+                  "jump_deep", "loop_target" }
+
+local dirs = {}
+
+local function tmpdir()
+    local path = helper.tmpname()
+    os.remove(path)
+    assert(os.execute("mkdir " .. helper.quote(path)))
+    dirs[#dirs + 1] = path
+    return path
+end
+
+local function cleanup()
+    for _, d in ipairs(dirs) do
+        os.execute("rm -rf " .. helper.quote(d))
+    end
+    dirs = {}
+    helper.cleanup()
+end
+
+-- Runs qemu-ARCH in a new directory on guest with the given -plugin
+-- arguments; returns that directory and what helper.sh returns.
+local function run_in_dir(arch, plugins, guest, guest_args)
+    local dir = tmpdir()
+    local cmd = { "cd " .. helper.quote(dir) .. " &&", helper.quote(helper.qemu_build() .. "/qemu-" .. arch) }
+    for _, p in ipairs(plugins) do
+        cmd[#cmd + 1] = "-plugin " .. helper.quote(p)
+    end
+    cmd[#cmd + 1] = helper.quote(guest)
+    for _, a in ipairs(guest_args or {}) do
+        cmd[#cmd + 1] = helper.quote(a)
+    end
+    local status, stdout, stderr = helper.sh(table.concat(cmd, " "))
+    return dir, { status = status, stdout = stdout, stderr = stderr }
+end
+
+local function has_c_plugin()
+    local f = io.open(helper.c_plugin("contrib/plugins/libuftrace.so"), "rb")
+    if f then
+        f:close()
+    end
+    return f ~= nil
+end
+
+local function ls(dir)
+    local _, out = helper.sh("ls " .. helper.quote(dir))
+    local names = {}
+    for name in out:gmatch("[^\n]+") do
+        names[#names + 1] = name
+    end
+    return names
+end
+
+-- The records of a .dat file (uftrace's libmcount/record.c: a u64
+-- timestamp, then type:2 more:1 magic:3 depth:10 addr:48), as
+-- { ts, "TYPE DEPTH ADDR" }.
+local function records(path)
+    local text = assert(helper.read(path), path)
+    assert.are.equal(0, #text % 16, path .. ": whole records")
+    local out = {}
+    for pos = 1, #text, 16 do
+        local ts, word = string.unpack("<I8I8", text, pos)
+        assert.are.equal(5, (word >> 3) & 7, "record magic")
+        out[#out + 1] = { ts = ts, key = ("%d %d %x"):format(word & 3, (word >> 6) & 1023, word >> 16) }
+    end
+    return out
+end
+
+local function keys(recs)
+    local k = {}
+    for i, r in ipairs(recs) do
+        k[i] = r.key
+    end
+    return k
+end
+
+-- The lines of a sid-0.map naming the guest below 4 GiB (its load
+-- segments; the rest of the map is QEMU's own, read at another moment).
+local function guest_lines(map, guest)
+    local lines = {}
+    for line in map:gmatch("[^\n]+") do
+        local start = line:match("^(%x+)%-")
+        if line:find(guest, 1, true) and #start <= 8 then
+            lines[#lines + 1] = line
+        end
+    end
+    return lines
+end
+
+-- The guest's own counts: calls of each function, from "edge A B N".
+local function guest_calls(stdout)
+    local calls, total = {}, 0
+    for callee, n in stdout:gmatch("edge %S+ (%S+) (%d+)") do
+        calls[callee] = (calls[callee] or 0) + tonumber(n)
+        total = total + tonumber(n)
+    end
+    calls.count = total         -- count() is called once per edge counted
+    return calls
+end
+
+-- uftrace report's Calls column, by function name.
+local function report_calls(report)
+    local calls = {}
+    for line in report:gmatch("[^\n]+") do
+        local n, name = line:match("^%s*[%d.]+%s+%a+%s+[%d.]*%s*%a*%s+(%d+)%s+(%S+)%s*$")
+        if n then
+            calls[name] = (calls[name] or 0) + tonumber(n)
+        end
+    end
+    return calls
+end
+
+local function uftrace(cmd, dir)
+    return helper.sh(("uftrace %s -d %s"):format(cmd, helper.quote(dir)))
+end
+
+local function have_uftrace()
+    return helper.sh("uftrace --version") == 0
+end
+
+describe("uftrace.lua", function()
+    after_each(cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        for _, privilege in ipairs({ "off", "on" }) do
+            it(("writes the records libuftrace.so writes, in the same run (%s, trace-privilege-level=%s)")
+                    :format(arch, privilege), function()
+                if not has_c_plugin() then
+                    pending("QEMU 10.0 has no contrib/plugins/uftrace.c (it came in 10.1): nothing to compare with")
+                    return
+                end
+                local guest = helper.guest("calls-fp", arch)
+                local before = tonumber((select(2, helper.sh("date +%s%N"))))
+                local dir, r = run_in_dir(arch, {
+                    helper.c_plugin("contrib/plugins/libuftrace.so") .. ",trace-privilege-level=" .. privilege,
+                    helper.luahost_plugin(SCRIPT, { "dir=lua.data", "trace-privilege-level=" .. privilege }),
+                }, guest, { "20", "1" })
+                local after = tonumber((select(2, helper.sh("date +%s%N"))))
+                assert.are.equal(0, r.status, r.stderr)
+                local c, lua = dir .. "/uftrace.data", dir .. "/lua.data"
+                local c_files, lua_files = ls(c), ls(lua)
+                local lua_dats = {}
+                for _, name in ipairs(lua_files) do
+                    if not name:find("%.sym$") then
+                        lua_dats[#lua_dats + 1] = name
+                    end
+                end
+                assert.are.same(c_files, lua_dats)
+                -- two vCPUs (main and one thread); 10 or 5 levels each with privilege levels
+                local per_cpu = privilege == "on" and (arch == "x86_64" and 5 or 10) or 1
+                assert.are.equal(2 * per_cpu + 3, #c_files)
+                local total = 0
+                for _, name in ipairs(c_files) do
+                    if name:find("%.dat$") then
+                        local c_recs, lua_recs = records(c .. "/" .. name), records(lua .. "/" .. name)
+                        assert.are.same(keys(c_recs), keys(lua_recs), name)
+                        for i, rec in ipairs(lua_recs) do
+                            assert.is_true(before <= rec.ts and rec.ts <= after, "timestamp within the run")
+                            assert.is_true(i == 1 or lua_recs[i - 1].ts <= rec.ts, "timestamps in order")
+                        end
+                        total = total + #lua_recs
+                    end
+                end
+                assert.is_true(total > 1000, "records: " .. total)
+                assert.are.equal(helper.read(c .. "/info"), helper.read(lua .. "/info"))
+                assert.are.equal(helper.read(c .. "/task.txt"), helper.read(lua .. "/task.txt"))
+                local c_map = guest_lines(helper.read(c .. "/sid-0.map"), guest)
+                assert.is_true(#c_map >= 2, "the guest in the map")
+                assert.are.same(c_map, guest_lines(helper.read(lua .. "/sid-0.map"), guest))
+            end)
+        end
+
+        it("writes a directory uftrace replays and reports, with the guest's names and counts (" .. arch .. ")",
+                function()
+            if not have_uftrace() then
+                pending("uftrace is not installed (tools/setup installs it)")
+                return
+            end
+            local dir, r = run_in_dir(arch, { helper.luahost_plugin(SCRIPT) }, helper.guest("calls-fp", arch),
+                { "30", "1" })
+            assert.are.equal(0, r.status, r.stderr)
+            local data = dir .. "/uftrace.data"
+            local status, replay, err = uftrace("replay", data)
+            assert.are.equal(0, status, err)
+            for _, name in ipairs(CALLEES) do
+                assert.matches("| +" .. name .. "%(%) {", replay)
+            end
+            local report
+            status, report, err = uftrace("report", data)
+            assert.are.equal(0, status, err)
+            local expected, got = guest_calls(r.stdout), report_calls(report)
+            assert.is_true(expected.rec > 30, r.stdout)
+            for _, name in ipairs(CALLEES) do
+                assert.are.equal(expected[name], got[name], name .. " in\n" .. report)
+            end
+            assert.are.equal(expected.count, got.count, "count in\n" .. report)
+        end)
+    end
+
+    it("names the functions with its .sym files when the program is gone; symfiles=off writes none", function()
+        if not have_uftrace() then
+            pending("uftrace is not installed (tools/setup installs it)")
+            return
+        end
+        local copy = tmpdir() .. "/prog"
+        assert(os.execute(("cp %s %s"):format(helper.quote(helper.guest("calls-fp", "x86_64")), helper.quote(copy))))
+        local dir, r = run_in_dir("x86_64", { helper.luahost_plugin(SCRIPT, { "dir=with" }),
+            helper.luahost_plugin(SCRIPT, { "dir=without", "symfiles=off" }) }, copy, { "10", "0" })
+        assert.are.equal(0, r.status, r.stderr)
+        assert.are.same({ "100.dat", "info", "prog.sym", "sid-0.map", "task.txt" }, ls(dir .. "/with"))
+        assert.are.same({ "100.dat", "info", "sid-0.map", "task.txt" }, ls(dir .. "/without"))
+        os.remove(copy)
+        local _, with = uftrace("report", dir .. "/with")
+        local _, without = uftrace("report", dir .. "/without")
+        for _, name in ipairs(CALLEES) do
+            assert.matches(" " .. name .. "\n", with)
+            assert.does_not.match(" " .. name .. "\n", without)
+        end
+    end)
+
+    local bad = {
+        { "trace-privilege-level=maybe", "boolean argument parsing failed: trace%-privilege%-level=maybe" },
+        { "symfiles=some", "boolean argument parsing failed: symfiles=some" },
+        { "depth=3", "option parsing failed: depth=3 %(known options: [^)]*%)" },
+        { "dir=/proc/version/x", "dir=/proc/version/x: cannot create a file in this directory" },
+    }
+    for _, case in ipairs(bad) do
+        it("refuses " .. case[1] .. " with one message", function()
+            local r = helper.run_file("x86_64", SCRIPT, helper.guest("calls-fp", "x86_64"),
+                { args = { case[1] }, status = false, guest_args = { "1", "0" } })
+            assert.are.equal(1, r.status)
+            assert.matches("uftrace%.lua:%d+: " .. case[2], r.stderr)
+            assert.does_not.match("traceback", r.stderr)
+        end)
+    end
+end)
