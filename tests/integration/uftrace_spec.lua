@@ -227,6 +227,41 @@ describe("uftrace.lua", function()
         end
     end)
 
+    it("names a system guest's functions from symbols= alone, in the same run as libuftrace.so", function()
+        if not has_c_plugin() then
+            pending("QEMU 10.0 has no contrib/plugins/uftrace.c (it came in 10.1): nothing to compare with")
+            return
+        elseif not have_uftrace() then
+            pending("uftrace is not installed (tools/setup installs it)")
+            return
+        end
+        local guest = helper.system_guest("sys", "aarch64")
+        local dir = tmpdir()
+        local cmd = { "cd " .. helper.quote(dir) .. " && timeout -k 10 120",
+            helper.quote(os.getenv("QEMU_SYSTEM_AARCH64")) }
+        for _, a in ipairs(helper.system_args) do
+            cmd[#cmd + 1] = helper.quote(a)
+        end
+        cmd[#cmd + 1] = "-plugin " .. helper.quote(helper.c_plugin("contrib/plugins/libuftrace.so"))
+        cmd[#cmd + 1] = "-plugin "
+            .. helper.quote(helper.luahost_plugin(SCRIPT, { "dir=lua.data" }) .. ",symbols=" .. guest)
+        cmd[#cmd + 1] = "-kernel " .. helper.quote(guest) .. " </dev/null"
+        local status, _, err = helper.sh(table.concat(cmd, " "))
+        assert.are.equal(0, status, err)
+        local c, lua = dir .. "/uftrace.data", dir .. "/lua.data"
+        for _, name in ipairs({ "100.dat", "200.dat" }) do      -- two vCPUs
+            assert.are.same(keys(records(c .. "/" .. name)), keys(records(lua .. "/" .. name)), name)
+        end
+        assert.matches("\n%x+%-%x+ r%-%-p 00000000 00:00 0 " .. guest:gsub("%p", "%%%0") .. "\n",
+            helper.read(lua .. "/sid-0.map"))
+        local _, with = uftrace("report", lua)
+        local _, without = uftrace("report", c)
+        for _, name in ipairs({ "_start", "cpu1_entry" }) do
+            assert.matches(" " .. name .. "\n", with)
+            assert.does_not.match(" " .. name .. "\n", without)
+        end
+    end)
+
     local bad = {
         { "trace-privilege-level=maybe", "boolean argument parsing failed: trace%-privilege%-level=maybe" },
         { "symfiles=some", "boolean argument parsing failed: symfiles=some" },
