@@ -1,6 +1,7 @@
 -- scripts/traps.lua against QEMU 10.2's libtraps.so in the same run, in
 -- user mode (x86_64, aarch64) and in system mode (the two-vCPU guest of
--- system_spec.lua, whose host calls come from its definition). QEMU 10.0
+-- system_spec.lua, whose host calls come from its definition, and
+-- irqs.S, which counts its own exceptions and interrupts). QEMU 10.0
 -- has neither libtraps.so nor discontinuity callbacks: there the script
 -- must refuse to load, saying why.
 local helper = require("helper")
@@ -65,6 +66,27 @@ describe("traps.lua agrees with libtraps.so", function()
         local per_vcpu, n = rows(report)
         assert.are.equal(2, n)
         assert.are.same({ 0, 0, 2 }, per_vcpu[0])
+        assert.are.same({ 0, 0, 0 }, per_vcpu[1])
+    end)
+
+    -- irqs.S: vCPU 0 takes svc exceptions and timer interrupts, which it
+    -- counts itself and prints, and one host call (PSCI SYSTEM_OFF)
+    it("in system mode, with the guest's own count of its exceptions and interrupts", function()
+        if not have_traps() then
+            pending(NO_TRAPS)
+            return
+        end
+        local outfile = helper.tmpname()
+        local r = helper.qemu_system({ helper.c_plugin(C_PLUGIN),
+            helper.luahost_plugin(SCRIPT, { "outfile=" .. outfile }) }, helper.system_guest("irqs", "aarch64"))
+        assert.are.equal(0, r.status, r.stderr)
+        assert.is_truthy(r.stdout:find("traps done\n", 1, true), r.stdout)
+        local svcs, irqs = tonumber(r.stdout:match("svcs=(%d+)\n")), tonumber(r.stdout:match("irqs=(%d+)\n"))
+        assert.are.same({ 5, 3 }, { svcs, irqs }, "the guest's own counts (SVCS, TICKS)")
+        local report = helper.read(outfile) or ""
+        assert.are.equal(r.log, report)
+        local per_vcpu = rows(report)
+        assert.are.same({ irqs, svcs, 1 }, per_vcpu[0])
         assert.are.same({ 0, 0, 0 }, per_vcpu[1])
     end)
 
