@@ -129,6 +129,45 @@ describe("hotpages.lua agrees with libhotpages.so", function()
     end
 end)
 
+-- alias.S turns its MMU on and reaches alias_data through a second
+-- virtual address, 1 GiB above it: 1000 loads and 1000 stores (its
+-- ALIAS_ITERS) whose virtual and physical addresses differ. Pages are
+-- physical in system emulation: libmem.so's region-summary, in the
+-- same run, keys by virtual address and must see them at the alias.
+describe("hotpages.lua in system mode with the MMU on", function()
+    after_each(helper.cleanup)
+
+    it("keys RAM accesses by physical address, as libhotpages.so", function()
+        local guest = helper.system_guest("alias", "aarch64")
+        local outfile = helper.tmpname()
+        local r = helper.qemu_system({ c_plugin({}),
+            helper.c_plugin("tests/tcg/plugins/libmem.so") .. ",region-summary=on",
+            helper.luahost_plugin(SCRIPT, { "outfile=" .. outfile }) }, guest)
+        assert.are.equal(0, r.status, r.stderr)
+        assert.is_truthy(r.stdout:find("alias done\n", 1, true), r.stdout)
+        local data = helper.nm(guest, "alias_data")
+        local alias = data + 0x40000000
+        local region = alias - alias % 16384
+        assert.is_truthy(r.log:find(("\n0x%016x, 1000, 1000, "):format(region)), r.log)
+        local report = helper.read(outfile) or ""
+        -- libhotpages.so's lines among libmem.so's
+        local c_lines = { HEADER }
+        for line in r.log:gmatch("0x%x+, 0x%x+, %d+, 0x%x+, %d+\n") do
+            c_lines[#c_lines + 1] = line
+        end
+        assert_agree(table.concat(c_lines), report, "")
+        local found
+        for _, row in ipairs(parse(report)) do
+            assert.is_true(row.addr < 0x80000000, ("a virtual page: 0x%x"):format(row.addr))
+            if row.addr == data - data % 4096 then
+                found = row
+            end
+        end
+        assert.is_truthy(found, report)
+        assert.are.same({ 1000, 1000 }, { found.reads, found.writes })
+    end)
+end)
+
 -- libmem.so region-summary=on: reads and writes per 16 KiB region of
 -- virtual addresses, every region, ascending. With pagesize=16384 and a
 -- limit above the page count, hotpages.lua sortby=address must list the
