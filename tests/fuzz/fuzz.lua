@@ -236,12 +236,23 @@ local function api_script()
     }, "\n") .. "\n"
 end
 
+-- Scripts whose right behaviour, on some arguments, is to wait: a hang
+-- there is no bug (their own specs test them).
+local WAITS = {
+    ["lockstep.lua"] = "with a free sockpath= it listens for its peer QEMU, as lockstep.c does",
+}
+
 local function ports()
     local list = {}
     for _, dir in ipairs({ "scripts", "examples" }) do
         local p = io.popen("ls " .. helper.quote(helper.source_root .. "/" .. dir) .. "/*.lua")
         for path in p:lines() do
-            list[#list + 1] = { path = path }
+            local name = path:match("[^/]*$")
+            if WAITS[name] then
+                print(("fuzz: %s left out: %s"):format(name, WAITS[name]))
+            else
+                list[#list + 1] = { path = path }
+            end
         end
         p:close()
     end
