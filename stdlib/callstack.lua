@@ -52,6 +52,14 @@ local CLASSIFY = {
 }
 CLASSIFY.i386 = CLASSIFY.x86_64
 
+-- GCC's cold parts of a function ("f.cold", "f.cold.3", "f.part.0.cold"):
+-- symbols of their own, reached by jumps from f (or by the unwinder's
+-- jump to a landing pad), never by calls. Their start is not a
+-- function's: a jump there stays in f.
+local function is_fragment(symbol)
+    return symbol:find("%.cold$") ~= nil or symbol:find("%.cold%.%d+$") ~= nil
+end
+
 local CallStack = {}
 CallStack.__index = CallStack
 
@@ -75,7 +83,7 @@ function callstack.new(options)
         local kind = classify(last)
         local pc = tb:vaddr()
         local s = luahost.symbolize(pc)
-        local entry = s ~= nil and s.symbol ~= nil and s.symbol_offset == 0
+        local entry = s ~= nil and s.symbol ~= nil and s.symbol_offset == 0 and not is_fragment(s.symbol)
         if kind == "call" then
             raw_cs:block(tb, kind, entry, last:vaddr() + last:size())
         else
