@@ -2,14 +2,28 @@
 -- the program's own count of its calls: tests/guests/calls.c counts every
 -- edge (caller, callee) of recursion, mutual recursion, calls through
 -- pointers, a tail call and longjmp out of deep calls, on 8 threads, and
--- prints them; the calling-context tree must give the same counts, and
--- must not drift or grow over a million calls.
+-- prints them; tests/guests/throws.cc does the same for C++ exceptions
+-- thrown through frames, caught, rethrown. The calling-context tree must
+-- give the same counts, and must not drift or grow over a million calls
+-- or 10^5 throws.
 local helper = require("helper")
 
--- Prints every call edge (by function name) and the tree's shape.
+-- Prints every call edge (by function name), the stack each time the
+-- function "probe" starts, and the tree's shape.
 local SCRIPT = [=[
 local callstack = require("callstack")
 local cs = callstack.new()
+local probes = {}
+luahost.on_tb_translate(function(tb)
+    local s = luahost.symbolize(tb:vaddr())
+    if s and s.symbol == "probe" and s.symbol_offset == 0 then
+        tb:on_exec(function()
+            local names = {}
+            for i, f in ipairs(cs:stack()) do names[i] = f.name end
+            probes[#probes + 1] = "stack at probe " .. table.concat(names, ";") .. "\n"
+        end)
+    end
+end)
 luahost.on_exit(function()
     local p = cs:profile()
     local lines = {}
@@ -24,13 +38,15 @@ luahost.on_exit(function()
         depth[id] = t.parent[id] == 0 and 0 or depth[t.parent[id]] + 1
         deepest = math.max(deepest, depth[id])
     end
-    luahost.outs(table.concat(lines, "\n") .. "\n")
+    luahost.outs(table.concat(lines, "\n") .. "\n" .. table.concat(probes))
     luahost.printf("nodes %d deepest %d truncated %d total %d\n", t.n, deepest, p.truncated, p.total)
 end)
 ]=]
 
-local function run(arch, guest_args)
-    local r = helper.run_lua(arch, SCRIPT, helper.guest("calls", arch), { guest_args = guest_args })
+-- Runs the script on guest NAME; returns QEMU's result, the tool's edges
+-- ("caller callee" = calls), the tree's shape, and the stacks at probe.
+local function run(name, arch, guest_args)
+    local r = helper.run_lua(arch, SCRIPT, helper.guest(name, arch), { guest_args = guest_args })
     local tool = {}
     for caller, callee, n in r.report:gmatch("edge (%S+) (%S+) (%d+)") do
         tool[caller .. " " .. callee] = tonumber(n)
@@ -39,7 +55,32 @@ local function run(arch, guest_args)
     for k, v in r.report:gmatch("(%a+) (%d+)") do
         shape[k] = tonumber(v)
     end
-    return r, tool, shape
+    local probes = {}
+    for stack in r.report:gmatch("stack at probe (%S+)") do
+        probes[#probes + 1] = stack
+    end
+    return r, tool, shape, probes
+end
+
+-- Every edge the program printed has the program's count in the tool's
+-- edges; returns the program's edges ("caller callee" = calls).
+local function assert_program_edges(stdout, tool)
+    local program = {}
+    for caller, callee, n in stdout:gmatch("edge (%S+) (%S+) (%d+)") do
+        local key = caller .. " " .. callee
+        program[key] = tonumber(n)
+        assert.are.equal(program[key], tool[key], key .. "\n" .. stdout)
+    end
+    return program
+end
+
+-- The number of entries in a table.
+local function size(t)
+    local n = 0
+    for _ in pairs(t) do
+        n = n + 1
+    end
+    return n
 end
 
 describe("call stacks", function()
@@ -47,19 +88,14 @@ describe("call stacks", function()
 
     for _, arch in ipairs(helper.arches) do
         it("count every call edge the program counts, on 8 threads (" .. arch .. ") #threads", function()
-            local r, tool, shape = run(arch, { "1000", "8" })
-            local checked = 0
-            for caller, callee, n in r.stdout:gmatch("edge (%S+) (%S+) (%d+)") do
-                assert.are.equal(tonumber(n), tool[caller .. " " .. callee], caller .. " -> " .. callee)
-                checked = checked + 1
-            end
-            assert.are.equal(13, checked, r.stdout)    -- calls.c's edges, all seen
+            local r, tool, shape = run("calls", arch, { "1000", "8" })
+            assert.are.equal(13, size(assert_program_edges(r.stdout, tool)), r.stdout)  -- calls.c's edges, all seen
             assert.are.equal(0, shape.truncated, r.report)
         end)
 
         it("neither drift nor grow over a million calls (" .. arch .. ")", function()
-            local _, tool_small, small = run(arch, { "2000", "0" })
-            local _, tool_big, big = run(arch, { "150000", "0" })
+            local _, tool_small, small = run("calls", arch, { "2000", "0" })
+            local _, tool_big, big = run("calls", arch, { "150000", "0" })
             assert.are.equal(150000, tool_big["worker loop_target"])
             assert.are.equal(2000, tool_small["worker loop_target"])
             assert.are.equal(0, big.truncated)
@@ -67,6 +103,42 @@ describe("call stacks", function()
             assert.are.equal(small.nodes, big.nodes)
             assert.are.equal(small.deepest, big.deepest)
             assert.is_true(big.deepest < 40, "deepest " .. big.deepest)
+        end)
+    end
+
+    for _, arch in ipairs(helper.arches) do
+        it("count every edge of C++ exceptions through frames, on 4 threads (" .. arch .. ") #threads", function()
+            local r, tool, shape = run("throws", arch, { "1000", "4" })
+            local program = assert_program_edges(r.stdout, tool)
+            assert.are.equal(8, size(program), r.stdout)    -- throws.cc's edges, all seen
+            assert.are.equal(0, shape.truncated, r.report)
+            -- the unwinder's calls, in the frame that threw or was unwound
+            local dive_throws = program["worker dive"] + program["relay dive"]
+            assert.are.equal(dive_throws, tool["dive __cxa_throw"], r.report)
+            assert.are.equal(program["worker local_catch"], tool["local_catch __cxa_throw"], r.report)
+            assert.are.equal(program["worker relay"], tool["relay __cxa_rethrow"], r.report)
+            assert.are.equal(program["dive unwound"], tool["dive _Unwind_Resume"], r.report)
+            assert.are.equal(dive_throws + program["worker local_catch"], tool["__cxa_throw _Unwind_RaiseException"])
+            assert.are.equal(tonumber(r.stdout:match("throws (%d+)")),
+                tool["__cxa_throw _Unwind_RaiseException"] + tool["relay __cxa_rethrow"])
+        end)
+
+        it("keep the stack where it was across 10^5 throws (" .. arch .. ")", function()
+            local _, tool_small, small, probes_small = run("throws", arch, { "1000", "0" })
+            local r, tool_big, big, probes_big = run("throws", arch, { "25000", "0" })
+            assert.is_true(tonumber(r.stdout:match("throws (%d+)")) >= 100000, r.stdout)
+            assert_program_edges(r.stdout, tool_big)
+            assert.are.equal(25000, tool_big["worker dive"])
+            assert.are.equal(1000, tool_small["worker dive"])
+            -- probe, before the loop and after it: the same stack, main's call of worker's
+            assert.are.equal(2, #probes_big, r.report)
+            assert.matches(";main;worker;probe$", probes_big[1])
+            assert.are.equal(probes_big[1], probes_big[2])
+            assert.are.same(probes_small, probes_big)
+            -- the same contexts whatever the number of throws
+            assert.are.equal(0, big.truncated)
+            assert.are.equal(small.nodes, big.nodes)
+            assert.are.equal(small.deepest, big.deepest)
         end)
     end
 
