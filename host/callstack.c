@@ -8,18 +8,23 @@
  * tree per vCPU, the calls of each context and the instructions executed
  * in it. A block's kind applies when the next block starts: a call
  * pushes a context for the block it reached, a return pops to the frame
- * whose return address it reached (a return that matches none, from a
- * signal handler or from code entered before tracking began, pops
- * nothing), and a jump to the start of a function replaces the innermost
- * frame (a tail call). Frames left without a return (longjmp, C++
+ * whose return address it reached (a return that matches none, from
+ * code entered before tracking began, pops nothing). A function entered
+ * without a call (by a jump, or after a block that neither calls nor
+ * jumps, as a signal handler is after a system call) is placed by the
+ * stack pointer: entered as high in the stack as a call from the
+ * innermost frame's caller left it, it replaces that frame (a tail
+ * call); deeper, it runs on top of what it interrupted (a signal
+ * handler), in a frame that the first return matching no frame pops
+ * (the handler's own). Frames left without a return (longjmp, C++
  * exceptions, a context switch in system mode) are found by the stack
- * pointer, read at each call instruction (the one register read, on
- * calls only): a frame made by a call from as deep in the stack as the
- * new call, or deeper, is dead (a live caller called from higher up:
- * the return address, or on aarch64 the saved link register, is below
- * it). The stack grows down on every target here. The stack never holds more
- * than max_depth frames: past it, a call replaces the innermost frame and
- * is counted as truncated.
+ * pointer too, read at each call instruction and at those entries (the
+ * one register read): a frame made by a call from as deep in the stack
+ * as the new call, or deeper, is dead (a live caller called from higher
+ * up: the return address, or on aarch64 the saved link register, is
+ * below it). The stack grows down on every target here. The stack never
+ * holds more than max_depth frames: past it, a call replaces the
+ * innermost frame and is counted as truncated.
  *
  * Each vCPU touches only its own stack and tree; they are read at exit,
  * or by the vCPU itself (cs:frames() in its callbacks). When a vCPU
@@ -44,7 +49,7 @@ typedef struct CsNode {
 typedef struct CsFrame {
     CsNode *node;               /* the context running in it (a tail call's, after one) */
     CsNode *called;             /* the context the call made */
-    uint64_t ret_addr;          /* where its caller resumes */
+    uint64_t ret_addr;          /* where its caller resumes; 0: entered without a call */
     uint64_t sp;                /* the caller's stack pointer when it called */
 } CsFrame;
 
@@ -55,8 +60,10 @@ typedef struct CsVcpu {
     CsNode *current;
     CsFrame *frames;
     int depth;
+    bool running;               /* a block ran before this one */
     int pending;                /* the kind of the block before */
     uint64_t pending_ret;
+    uint64_t pending_target;
     uint64_t pending_sp;
     uint64_t truncated;         /* calls past max_depth */
     GByteArray *reg_buf;
@@ -67,6 +74,7 @@ typedef struct CsVcpu {
 
 typedef struct LhCallstack {
     int max_depth;
+    int call_pushes;            /* bytes a call instruction pushes (its return address) */
     GMutex grow_lock;           /* vcpus grows when a new vCPU first runs */
     CsVcpu **vcpus;             /* read without the lock: atomic loads and stores */
     int n_vcpus;
@@ -75,6 +83,7 @@ typedef struct LhCallstack {
 typedef struct CsBlock {
     LhCallstack *cs;
     uint64_t pc, ret_addr;
+    uint64_t target;            /* a direct jump's, 0 if not one */
     uint32_t insns;
     uint8_t kind;
     bool entry;                 /* the block starts a function */
@@ -151,20 +160,11 @@ static CsNode *child_of(CsVcpu *v, CsNode *parent, uint64_t pc)
     return node_new(v, parent, pc);
 }
 
-static void call(LhCallstack *cs, CsVcpu *v, uint64_t pc, uint64_t ret_addr, uint64_t sp)
+/* A frame for the function at pc, called by the current context. */
+static void push(CsVcpu *v, uint64_t pc, uint64_t ret_addr, uint64_t sp)
 {
-    CsNode *n;
+    CsNode *n = child_of(v, v->current, pc);
 
-    while (v->depth > 0 && v->frames[v->depth - 1].sp <= sp) {
-        v->depth--;             /* left without a return: longjmp, an exception */
-    }
-    v->current = v->depth > 0 ? v->frames[v->depth - 1].node : &v->root;
-    if (v->depth == cs->max_depth) {
-        v->truncated++;
-        v->depth--;             /* the innermost frame gives way */
-        v->current = v->depth > 0 ? v->frames[v->depth - 1].node : &v->root;
-    }
-    n = child_of(v, v->current, pc);
     n->calls++;
     v->frames[v->depth].node = n;
     v->frames[v->depth].called = n;
@@ -174,15 +174,57 @@ static void call(LhCallstack *cs, CsVcpu *v, uint64_t pc, uint64_t ret_addr, uin
     v->current = n;
 }
 
-static void ret(CsVcpu *v, uint64_t pc)
+/*
+ * Pops the frames left without a return (longjmp, an exception): those
+ * made by a call from deeper in the stack than sp, or (same_level_dead)
+ * from as deep.
+ */
+static void pop_dead(CsVcpu *v, uint64_t sp, bool same_level_dead)
+{
+    while (v->depth > 0 && (v->frames[v->depth - 1].sp < sp ||
+                            (same_level_dead && v->frames[v->depth - 1].sp == sp))) {
+        v->depth--;
+    }
+    v->current = v->depth > 0 ? v->frames[v->depth - 1].node : &v->root;
+}
+
+/* Room for one more frame: past max_depth, the innermost frame gives way. */
+static void make_room(LhCallstack *cs, CsVcpu *v)
+{
+    if (v->depth == cs->max_depth) {
+        v->truncated++;
+        v->depth--;
+        v->current = v->depth > 0 ? v->frames[v->depth - 1].node : &v->root;
+    }
+}
+
+static void call(LhCallstack *cs, CsVcpu *v, uint64_t pc, uint64_t ret_addr, uint64_t sp)
+{
+    pop_dead(v, sp, true);
+    make_room(cs, v);
+    push(v, pc, ret_addr, sp);
+}
+
+/*
+ * A return to pc: pops to the frame it returns from. One that matches no
+ * frame pops the innermost frame if that was entered without a call (a
+ * signal handler returning to its trampoline); false if it popped nothing.
+ */
+static bool ret(CsVcpu *v, uint64_t pc)
 {
     for (int k = v->depth - 1; k >= 0; k--) {
         if (v->frames[k].ret_addr == pc) {
             v->depth = k;
             v->current = k > 0 ? v->frames[k - 1].node : &v->root;
-            return;
+            return true;
         }
     }
+    if (v->depth > 0 && v->frames[v->depth - 1].ret_addr == 0) {
+        v->depth--;
+        v->current = v->depth > 0 ? v->frames[v->depth - 1].node : &v->root;
+        return true;
+    }
+    return false;
 }
 
 /*
@@ -232,20 +274,51 @@ static struct qemu_plugin_register *find_sp(void)
     return sp_register;
 }
 
-/* The vCPU's stack pointer (0 if unknown: nothing is then popped by it). */
-static uint64_t read_sp(CsVcpu *v)
+/* The vCPU's stack pointer, in a callback that may read registers; false if unknown. */
+static bool read_sp(CsVcpu *v, uint64_t *sp)
 {
     struct qemu_plugin_register *reg = find_sp();
-    uint64_t sp = 0;
+    int n;
 
-    if (reg != NULL) {
-        g_byte_array_set_size(v->reg_buf, 0);
-        int n = qemu_plugin_read_register(reg, v->reg_buf);
-        if (n > 0) {
-            memcpy(&sp, v->reg_buf->data, MIN((size_t)n, sizeof(sp)));   /* little-endian hosts */
-        }
+    if (reg == NULL) {
+        return false;
     }
-    return sp;
+    g_byte_array_set_size(v->reg_buf, 0);
+    n = qemu_plugin_read_register(reg, v->reg_buf);
+    if (n <= 0) {
+        return false;
+    }
+    *sp = 0;
+    memcpy(sp, v->reg_buf->data, MIN((size_t)n, sizeof(*sp)));     /* little-endian hosts */
+    return true;
+}
+
+/*
+ * The function at pc entered without a call: by a jump (jumped), or after
+ * a block that does not jump (a signal handler, after a system call). sp
+ * as a call to it would have been made from: as the innermost frame's,
+ * a tail call from it; deeper, a frame on top of it, which no return
+ * address leads out of; higher, the frames in between are dead. A jump
+ * outside any frame stays outside.
+ */
+static void enter(LhCallstack *cs, CsVcpu *v, uint64_t pc, bool jumped)
+{
+    uint64_t sp;
+
+    if (!read_sp(v, &sp)) {
+        if (jumped) {
+            tail_call(v, pc);
+        }
+        return;
+    }
+    sp += cs->call_pushes;
+    pop_dead(v, sp, false);
+    if (v->depth > 0 && v->frames[v->depth - 1].sp == sp) {
+        tail_call(v, pc);
+    } else if (!jumped || v->depth > 0) {
+        make_room(cs, v);
+        push(v, pc, 0, sp);
+    }
 }
 
 static void on_block(unsigned int vcpu_index, void *udata)
@@ -259,19 +332,28 @@ static void on_block(unsigned int vcpu_index, void *udata)
         call(b->cs, v, b->pc, v->pending_ret, v->pending_sp);
         break;
     case KIND_RET:
-        ret(v, b->pc);
+        if (!ret(v, b->pc) && b->entry) {
+            enter(b->cs, v, b->pc, false);      /* a handler entered after a return */
+        }
         break;
     case KIND_JUMP:
-        if (b->entry) {
-            tail_call(v, b->pc);
+        if (b->entry && b->pc == v->pending_target) {
+            tail_call(v, b->pc);        /* where the jump goes: no signal came between */
+        } else if (b->entry) {
+            enter(b->cs, v, b->pc, true);
         }
         break;
     default:
+        if (b->entry && v->running) {
+            enter(b->cs, v, b->pc, false);
+        }
         break;
     }
+    v->running = true;
     v->current->insns += b->insns;
     v->pending = b->kind;
     v->pending_ret = b->ret_addr;
+    v->pending_target = b->target;
 }
 
 /* At a call instruction: the stack pointer the call is made from. */
@@ -281,7 +363,9 @@ static void on_call(unsigned int vcpu_index, void *udata)
     lh_tsan_received(b);
     CsVcpu *v = vcpu_of(b->cs, vcpu_index);
 
-    v->pending_sp = read_sp(v);
+    if (!read_sp(v, &v->pending_sp)) {
+        v->pending_sp = 0;
+    }
 }
 
 static GPtrArray *callstacks;      /* every one made: a vCPU's exit empties its stacks */
@@ -300,6 +384,7 @@ static void on_vcpu_exit(int vcpu, const void *data)
             v->depth = 0;
             v->current = &v->root;
             v->pending = KIND_NONE;
+            v->running = false;
         }
     }
 }
@@ -309,16 +394,23 @@ static LhCallstack *check_cs(lua_State *L)
     return luaL_checkudata(L, 1, LH_CALLSTACK_MT);
 }
 
-/* raw.callstack_new(max_depth): a callstack, living until exit. */
+/*
+ * raw.callstack_new(max_depth [, call_pushes]): a callstack, living until
+ * exit. call_pushes: the bytes a call instruction pushes (8 on x86_64, 4
+ * on i386, 0 where it does not: aarch64).
+ */
 static int callstack_new(lua_State *L)
 {
     lua_Integer max_depth = luaL_checkinteger(L, 1);
+    lua_Integer call_pushes = luaL_optinteger(L, 2, 0);
     LhCallstack *cs;
 
     luaL_argcheck(L, max_depth >= 1 && max_depth <= 1 << 20, 1, "max_depth must be 1 to 2^20");
+    luaL_argcheck(L, call_pushes >= 0 && call_pushes <= 64, 2, "call_pushes must be 0 to 64");
     cs = lua_newuserdata(L, sizeof(*cs));
     memset(cs, 0, sizeof(*cs));
     cs->max_depth = (int)max_depth;
+    cs->call_pushes = (int)call_pushes;
     g_mutex_init(&cs->grow_lock);
     luaL_setmetatable(L, LH_CALLSTACK_MT);
     g_ptr_array_add(callstacks, cs);
@@ -328,9 +420,10 @@ static int callstack_new(lua_State *L)
 }
 
 /*
- * cs:block(tb, kind, entry [, ret_addr]): follow tb's executions. kind:
- * "call" (ret_addr: where the call returns), "ret", "jump" or "none", of
- * its last instruction; entry: the block starts a function.
+ * cs:block(tb, kind, entry [, address]): follow tb's executions. kind:
+ * "call" (address: where the call returns), "ret", "jump" (address: a
+ * direct jump's target, none for an indirect one) or "none", of its last
+ * instruction; entry: the block starts a function.
  */
 static int callstack_block(lua_State *L)
 {
@@ -339,6 +432,7 @@ static int callstack_block(lua_State *L)
     struct qemu_plugin_tb *tb = lh_check_handle(L, 2, LH_TB_MT, "a tb");
     int kind = luaL_checkoption(L, 3, NULL, kinds);
     uint64_t ret_addr = kind == KIND_CALL ? lh_check_u64(L, 5) : 0;
+    uint64_t target = kind == KIND_JUMP && !lua_isnoneornil(L, 5) ? lh_check_u64(L, 5) : 0;
     CsBlock *b = g_new0(CsBlock, 1);
 
     lh_keep_until_flush(b, g_free);     /* QEMU holds it in the block */
@@ -348,8 +442,11 @@ static int callstack_block(lua_State *L)
     b->kind = (uint8_t)kind;
     b->entry = lua_toboolean(L, 4);
     b->ret_addr = ret_addr;
+    b->target = target;
     lh_tsan_publish(b);
-    qemu_plugin_register_vcpu_tb_exec_cb(tb, on_block, QEMU_PLUGIN_CB_NO_REGS, b);
+    /* a function's start may read the stack pointer (enter): at a block's
+       start nothing is held in host registers yet, so reading costs nothing more */
+    qemu_plugin_register_vcpu_tb_exec_cb(tb, on_block, b->entry ? QEMU_PLUGIN_CB_R_REGS : QEMU_PLUGIN_CB_NO_REGS, b);
     if (kind == KIND_CALL) {
         struct qemu_plugin_insn *last = qemu_plugin_tb_get_insn(tb, b->insns - 1);
         qemu_plugin_register_vcpu_insn_exec_cb(last, on_call, QEMU_PLUGIN_CB_R_REGS, b);

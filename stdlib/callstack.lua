@@ -13,10 +13,12 @@
 --         for _, line in ipairs(cs:folded()) do luahost.outs(line .. "\n") end
 --     end)
 --
--- Robust to tail calls (a jump to the start of a function replaces the
--- innermost frame), longjmp, exceptions and signal handlers (a return
--- pops to the frame whose return address it reaches; one that matches no
--- frame pops nothing), and never deeper than max_depth. Function starts
+-- Robust to tail calls (a jump to the start of a function, from as high
+-- in the stack as the innermost frame's call, replaces that frame),
+-- longjmp and exceptions (frames a call or a function's start finds
+-- above the stack pointer are dead), signal handlers (a function entered
+-- deeper than a tail call would be runs on top of what it interrupted,
+-- until its return), and never deeper than max_depth. Function starts
 -- come from the symbols (luahost.symbolize): in code without any, tail
 -- calls are counted in their caller.
 local luahost = require("luahost")
@@ -52,12 +54,29 @@ local CLASSIFY = {
 }
 CLASSIFY.i386 = CLASSIFY.x86_64
 
+-- The bytes a call instruction pushes (its return address), per target:
+-- the host compares stack pointers at a function's start with those at
+-- call instructions.
+local CALL_PUSHES = { x86_64 = 8, i386 = 4, aarch64 = 0 }
+
 -- GCC's cold parts of a function ("f.cold", "f.cold.3", "f.part.0.cold"):
 -- symbols of their own, reached by jumps from f (or by the unwinder's
 -- jump to a landing pad), never by calls. Their start is not a
 -- function's: a jump there stays in f.
 local function is_fragment(symbol)
     return symbol:find("%.cold$") ~= nil or symbol:find("%.cold%.%d+$") ~= nil
+end
+
+-- A direct jump's target (capstone's group branch_relative: the address
+-- ends its text, "jmp 0x401c00", "b.ne #0x401c00"), or nil.
+local function direct_target(insn)
+    for _, group in ipairs(insn:groups()) do
+        if group == "branch_relative" then
+            local hex = insn:disas():match("0x(%x+)$")
+            return hex and (luahost.args.parse_u64(hex, 16))     -- exact under LuaJIT too
+        end
+    end
+    return nil
 end
 
 local CallStack = {}
@@ -75,7 +94,7 @@ function callstack.new(options)
         error(("callstack: no call and return instructions known for %s (known: x86_64, i386, aarch64)")
             :format(luahost.info.target_name), 2)
     end
-    local raw_cs = luahost.callstack(max_depth)
+    local raw_cs = luahost.callstack(max_depth, CALL_PUSHES[luahost.info.target_name])
     local self = setmetatable({ raw = raw_cs, names = {} }, CallStack)
     luahost.on_tb_translate(function(tb)
         local n = tb:n_insns()
@@ -86,6 +105,8 @@ function callstack.new(options)
         local entry = s ~= nil and s.symbol ~= nil and s.symbol_offset == 0 and not is_fragment(s.symbol)
         if kind == "call" then
             raw_cs:block(tb, kind, entry, last:vaddr() + last:size())
+        elseif kind == "jump" then
+            raw_cs:block(tb, kind, entry, direct_target(last))
         else
             raw_cs:block(tb, kind, entry)
         end
