@@ -3,9 +3,10 @@
 -- edge (caller, callee) of recursion, mutual recursion, calls through
 -- pointers, a tail call and longjmp out of deep calls, on 8 threads, and
 -- prints them; tests/guests/throws.cc does the same for C++ exceptions
--- thrown through frames, caught, rethrown. The calling-context tree must
--- give the same counts, and must not drift or grow over a million calls
--- or 10^5 throws.
+-- thrown through frames, caught, rethrown, and tests/guests/signals.c for
+-- signal handlers that call, return, or siglongjmp. The calling-context
+-- tree must give the same counts, and must not drift or grow over a
+-- million calls, 10^5 throws or 10^4 iterations of signals.
 local helper = require("helper")
 
 -- Prints every call edge (by function name), the stack each time the
@@ -136,6 +137,35 @@ describe("call stacks", function()
             assert.are.equal(probes_big[1], probes_big[2])
             assert.are.same(probes_small, probes_big)
             -- the same contexts whatever the number of throws
+            assert.are.equal(0, big.truncated)
+            assert.are.equal(small.nodes, big.nodes)
+            assert.are.equal(small.deepest, big.deepest)
+        end)
+    end
+
+    for _, arch in ipairs(helper.arches) do
+        it("count the calls of signal handlers, and lose no frame to siglongjmp (" .. arch .. ")", function()
+            local _, _, small, probes_small = run("signals", arch, { "100" })
+            local r, tool, big, probes = run("signals", arch, { "10000" })
+            assert.are.equal(10, size(assert_program_edges(r.stdout, tool)), r.stdout)  -- signals.c's edges
+            -- each run of a handler is a context of its own, under what it interrupted
+            local checked = 0
+            for handler, n in r.stdout:gmatch("handled (%S+) (%d+)") do
+                local calls = 0
+                for key, c in pairs(tool) do
+                    if key:match(" (%S+)$") == handler then
+                        calls = calls + c
+                    end
+                end
+                assert.are.equal(tonumber(n), calls, handler .. "\n" .. r.report)
+                checked = checked + 1
+            end
+            assert.are.equal(3, checked, r.stdout)
+            -- probe, before and after: the same stack; the tree as small after 10000 iterations as after 100
+            assert.are.equal(2, #probes, r.report)
+            assert.matches(";main;worker;probe$", probes[1])
+            assert.are.equal(probes[1], probes[2])
+            assert.are.same(probes_small, probes)
             assert.are.equal(0, big.truncated)
             assert.are.equal(small.nodes, big.nodes)
             assert.are.equal(small.deepest, big.deepest)
