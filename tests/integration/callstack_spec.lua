@@ -4,7 +4,8 @@
 -- pointers, a tail call and longjmp out of deep calls, on 8 threads, and
 -- prints them; tests/guests/throws.cc does the same for C++ exceptions
 -- thrown through frames, caught, rethrown, and tests/guests/signals.c for
--- signal handlers that call, return, or siglongjmp. The calling-context
+-- signal handlers that call, return, or siglongjmp, and in system mode
+-- tests/guests/system/calls.c on two vCPUs. The calling-context
 -- tree must give the same counts, and must not drift or grow over a
 -- million calls, 10^5 throws or 10^4 iterations of signals.
 local helper = require("helper")
@@ -171,6 +172,29 @@ describe("call stacks", function()
             assert.are.equal(small.deepest, big.deepest)
         end)
     end
+
+    it("count every call edge a bare-metal guest counts, on two vCPUs in system mode", function()
+        local guest = helper.system_guest("calls", "aarch64")
+        local outfile = helper.tmpname()
+        local r = helper.qemu_system({ helper.luahost_plugin(helper.lua_file(SCRIPT),
+            { "outfile=" .. outfile, "symbols=" .. guest }) }, guest)
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("\ncalls done\n$", r.stdout)
+        local report = helper.read(outfile) or ""
+        local tool = {}
+        for caller, callee, n in report:gmatch("edge (%S+) (%S+) (%d+)") do
+            tool[caller .. " " .. callee] = tonumber(n)
+        end
+        assert.are.equal(8, size(assert_program_edges(r.stdout, tool)), r.stdout)     -- calls.c's edges
+        -- probe, twice on each vCPU: called by work, called by each CPU's C entry
+        local probes = {}
+        for stack in report:gmatch("stack at probe (%S+)") do
+            probes[#probes + 1] = stack
+        end
+        table.sort(probes)
+        assert.are.same({ "start;work;probe", "start;work;probe", "start_cpu1;work;probe", "start_cpu1;work;probe" },
+            probes)
+    end)
 
     it("gives the stack in a callback, a tail call in its caller's frame", function()
         local guest = helper.guest("calls", "x86_64")
