@@ -2,7 +2,7 @@
  * signals: signal handlers that call counted functions, and handlers that
  * leave by siglongjmp, for the call-stack tests.
  *
- *     signals [ITERS]              (default 1000 iterations)
+ *     signals [ITERS [TICKS]]      (default 1000 iterations, no timer)
  *
  * As calls.c: every counted function takes the id of its caller and
  * counts the edge (caller, itself); at exit the program prints each edge
@@ -15,19 +15,27 @@
  *     and siglongjmps back to worker;
  *   - poke stores through a null pointer: on_segv calls leaf and
  *     siglongjmps back to worker;
- * and probe is called once before the loop and once after, so a test can
- * compare the stack at the two. Counts are atomic, not locked: a handler
+ * then (TICKS > 0) timed makes calls (recursion, mutual recursion: direct
+ * calls only) until a timer (setitimer, every millisecond) has run on_alrm
+ * TICKS times: on_alrm calls leaf and returns, wherever the signal came;
+ * and probe is called once before all that and once after, so a test
+ * can compare the stack at the two. Counts are atomic, not locked: a handler
  * may count.
  */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/time.h>
 #include <unistd.h>
 
-enum { MAIN, WORKER, ON_USR1, ON_USR2, ON_SEGV, LEAF, NESTED, DIG, POKE, PROBE, N_FUNCS };
+enum {
+    MAIN, WORKER, ON_USR1, ON_USR2, ON_SEGV, ON_ALRM, LEAF, NESTED, DIG, POKE, TIMED, REC, EVEN, ODD,
+    PROBE, N_FUNCS
+};
 static const char *const names[N_FUNCS] = {
-    "main", "worker", "on_usr1", "on_usr2", "on_segv", "leaf", "nested", "dig", "poke", "probe",
+    "main", "worker", "on_usr1", "on_usr2", "on_segv", "on_alrm", "leaf", "nested", "dig", "poke",
+    "timed", "rec", "even", "odd", "probe",
 };
 
 static unsigned long edges[N_FUNCS][N_FUNCS];
@@ -35,6 +43,7 @@ static unsigned long handled[N_FUNCS];
 static volatile unsigned long sink;
 static int *volatile nowhere;   /* NULL: poke's store faults */
 static sigjmp_buf escape;
+static volatile sig_atomic_t ticks;
 
 #define NOINLINE __attribute__((noinline, noclone))
 
@@ -78,6 +87,69 @@ NOINLINE void on_segv(int sig)
     siglongjmp(escape, sig);
 }
 
+NOINLINE void on_alrm(int sig)
+{
+    handled[ON_ALRM]++;
+    ticks++;
+    leaf(ON_ALRM);
+    sink += sig;
+}
+
+NOINLINE unsigned long rec(int caller, int n)
+{
+    unsigned long r;
+
+    count(caller, REC);
+    if (n == 0) {
+        return 1;
+    }
+    r = rec(REC, n - 1);    /* used twice: no tail call, nor a loop */
+    sink += r;
+    return r + 1;
+}
+
+NOINLINE unsigned long odd(int caller, int n);
+
+NOINLINE unsigned long even(int caller, int n)
+{
+    unsigned long r;
+
+    count(caller, EVEN);
+    if (n == 0) {
+        return 1;
+    }
+    r = odd(EVEN, n - 1);
+    sink += r;
+    return r + 1;
+}
+
+NOINLINE unsigned long odd(int caller, int n)
+{
+    unsigned long r;
+
+    count(caller, ODD);
+    if (n == 0) {
+        return 0;
+    }
+    r = even(ODD, n - 1);
+    sink += r;
+    return r + 1;
+}
+
+NOINLINE void timed(int caller, long n_ticks)
+{
+    struct itimerval every_ms = { { 0, 1000 }, { 0, 1000 } }, off = { { 0, 0 }, { 0, 0 } };
+
+    count(caller, TIMED);
+    ticks = 0;
+    setitimer(ITIMER_REAL, &every_ms, NULL);
+    for (unsigned long i = 0; ticks < n_ticks; i++) {
+        sink += rec(TIMED, (int)(i % 7));
+        sink += even(TIMED, (int)(i % 5));
+    }
+    setitimer(ITIMER_REAL, &off, NULL);
+}
+
 NOINLINE void dig(int caller, int n)
 {
     count(caller, DIG);
@@ -112,7 +184,7 @@ static void handle(int sig, void (*handler)(int))
     }
 }
 
-NOINLINE void worker(unsigned long iters)
+NOINLINE void worker(unsigned long iters, long n_ticks)
 {
     count(MAIN, WORKER);
     probe(WORKER);
@@ -126,6 +198,9 @@ NOINLINE void worker(unsigned long iters)
             poke(WORKER);
         }
     }
+    if (n_ticks > 0) {
+        timed(WORKER, n_ticks);
+    }
     probe(WORKER);
 }
 
@@ -134,7 +209,8 @@ int main(int argc, char **argv)
     handle(SIGUSR1, on_usr1);
     handle(SIGUSR2, on_usr2);
     handle(SIGSEGV, on_segv);
-    worker(argc > 1 ? strtoul(argv[1], NULL, 0) : 1000);
+    handle(SIGALRM, on_alrm);
+    worker(argc > 1 ? strtoul(argv[1], NULL, 0) : 1000, argc > 2 ? atol(argv[2]) : 0);
     for (int a = 0; a < N_FUNCS; a++) {
         for (int b = 0; b < N_FUNCS; b++) {
             if (edges[a][b] != 0) {
