@@ -16,7 +16,10 @@
  * innermost frame's caller left it, it replaces that frame (a tail
  * call); deeper, it runs on top of what it interrupted (a signal
  * handler), in a frame that the first return matching no frame pops
- * (the handler's own). Frames left without a return (longjmp, C++
+ * (the handler's own). A direct call that reaches another block than
+ * its target had a signal come first: it is made when its target runs
+ * with the stack pointer where the call left it (after sigreturn).
+ * Frames left without a return (longjmp, C++
  * exceptions, a context switch in system mode) are found by the stack
  * pointer too, read at each call instruction and at those entries (the
  * one register read): a frame made by a call from as deep in the stack
@@ -63,8 +66,11 @@ typedef struct CsVcpu {
     bool running;               /* a block ran before this one */
     int pending;                /* the kind of the block before */
     uint64_t pending_ret;
-    uint64_t pending_target;
     uint64_t pending_sp;
+    uint64_t pending_target;    /* the block before is a direct call or jump: its target */
+    uint64_t deferred_target;   /* a direct call a signal came before: made when its target runs */
+    uint64_t deferred_ret;
+    uint64_t deferred_sp;
     uint64_t truncated;         /* calls past max_depth */
     GByteArray *reg_buf;
     GPtrArray *chunks;          /* of CsNode[NODES_PER_CHUNK] */
@@ -83,7 +89,7 @@ typedef struct LhCallstack {
 typedef struct CsBlock {
     LhCallstack *cs;
     uint64_t pc, ret_addr;
-    uint64_t target;            /* a direct jump's, 0 if not one */
+    uint64_t target;            /* a direct call's or jump's, 0 if not one */
     uint32_t insns;
     uint8_t kind;
     bool entry;                 /* the block starts a function */
@@ -321,19 +327,43 @@ static void enter(LhCallstack *cs, CsVcpu *v, uint64_t pc, bool jumped)
     }
 }
 
-static void on_block(unsigned int vcpu_index, void *udata)
+/*
+ * The target of a call a signal came before, run after the handler
+ * returned (from sigreturn): the call is made now, if the stack pointer
+ * is where the call left it.
+ */
+static bool resume_call(LhCallstack *cs, CsVcpu *v, uint64_t pc)
 {
-    CsBlock *b = udata;
-    lh_tsan_received(b);
-    CsVcpu *v = vcpu_of(b->cs, vcpu_index);
+    uint64_t sp;
 
+    if (!read_sp(v, &sp) || sp + cs->call_pushes != v->deferred_sp) {
+        return false;
+    }
+    v->deferred_target = 0;
+    call(cs, v, pc, v->deferred_ret, v->deferred_sp);
+    return true;
+}
+
+/* Block b starts, after a block of kind v->pending. */
+static void follow(CsBlock *b, CsVcpu *v)
+{
     switch (v->pending) {
     case KIND_CALL:
-        call(b->cs, v, b->pc, v->pending_ret, v->pending_sp);
+        if (v->pending_target != 0 && b->pc != v->pending_target) {
+            /* not where the call goes: a signal came first */
+            v->deferred_target = v->pending_target;
+            v->deferred_ret = v->pending_ret;
+            v->deferred_sp = v->pending_sp;
+            if (b->entry) {
+                enter(b->cs, v, b->pc, false);
+            }
+        } else {
+            call(b->cs, v, b->pc, v->pending_ret, v->pending_sp);
+        }
         break;
     case KIND_RET:
         if (!ret(v, b->pc) && b->entry) {
-            enter(b->cs, v, b->pc, false);      /* a handler entered after a return */
+            enter(b->cs, v, b->pc, false);      /* a signal came first */
         }
         break;
     case KIND_JUMP:
@@ -348,6 +378,18 @@ static void on_block(unsigned int vcpu_index, void *udata)
             enter(b->cs, v, b->pc, false);
         }
         break;
+    }
+}
+
+static void on_block(unsigned int vcpu_index, void *udata)
+{
+    CsBlock *b = udata;
+    lh_tsan_received(b);
+    CsVcpu *v = vcpu_of(b->cs, vcpu_index);
+
+    if (G_LIKELY(b->pc != v->deferred_target) || v->pending == KIND_CALL || !b->entry ||
+        !resume_call(b->cs, v, b->pc)) {
+        follow(b, v);
     }
     v->running = true;
     v->current->insns += b->insns;
@@ -385,6 +427,7 @@ static void on_vcpu_exit(int vcpu, const void *data)
             v->current = &v->root;
             v->pending = KIND_NONE;
             v->running = false;
+            v->deferred_target = 0;
         }
     }
 }
@@ -420,10 +463,10 @@ static int callstack_new(lua_State *L)
 }
 
 /*
- * cs:block(tb, kind, entry [, address]): follow tb's executions. kind:
- * "call" (address: where the call returns), "ret", "jump" (address: a
- * direct jump's target, none for an indirect one) or "none", of its last
- * instruction; entry: the block starts a function.
+ * cs:block(tb, kind, entry [, ret_addr] [, target]): follow tb's
+ * executions. kind: "call" (ret_addr: where the call returns), "ret",
+ * "jump" or "none", of its last instruction; target: a direct call's or
+ * jump's (nil for an indirect one); entry: the block starts a function.
  */
 static int callstack_block(lua_State *L)
 {
@@ -432,7 +475,7 @@ static int callstack_block(lua_State *L)
     struct qemu_plugin_tb *tb = lh_check_handle(L, 2, LH_TB_MT, "a tb");
     int kind = luaL_checkoption(L, 3, NULL, kinds);
     uint64_t ret_addr = kind == KIND_CALL ? lh_check_u64(L, 5) : 0;
-    uint64_t target = kind == KIND_JUMP && !lua_isnoneornil(L, 5) ? lh_check_u64(L, 5) : 0;
+    uint64_t target = (kind == KIND_CALL || kind == KIND_JUMP) && !lua_isnoneornil(L, 6) ? lh_check_u64(L, 6) : 0;
     CsBlock *b = g_new0(CsBlock, 1);
 
     lh_keep_until_flush(b, g_free);     /* QEMU holds it in the block */

@@ -67,8 +67,8 @@ local function is_fragment(symbol)
     return symbol:find("%.cold$") ~= nil or symbol:find("%.cold%.%d+$") ~= nil
 end
 
--- A direct jump's target (capstone's group branch_relative: the address
--- ends its text, "jmp 0x401c00", "b.ne #0x401c00"), or nil.
+-- A direct call's or jump's target (capstone's group branch_relative:
+-- the address ends its text, "callq 0x401c00", "b.ne #0x401c00"), or nil.
 local function direct_target(insn)
     for _, group in ipairs(insn:groups()) do
         if group == "branch_relative" then
@@ -104,9 +104,9 @@ function callstack.new(options)
         local s = luahost.symbolize(pc)
         local entry = s ~= nil and s.symbol ~= nil and s.symbol_offset == 0 and not is_fragment(s.symbol)
         if kind == "call" then
-            raw_cs:block(tb, kind, entry, last:vaddr() + last:size())
+            raw_cs:block(tb, kind, entry, last:vaddr() + last:size(), direct_target(last))
         elseif kind == "jump" then
-            raw_cs:block(tb, kind, entry, direct_target(last))
+            raw_cs:block(tb, kind, entry, nil, direct_target(last))
         else
             raw_cs:block(tb, kind, entry)
         end
