@@ -146,8 +146,8 @@ describe("call stacks", function()
 
     for _, arch in ipairs(helper.arches) do
         it("count the calls of signal handlers, and lose no frame to siglongjmp (" .. arch .. ")", function()
-            local _, _, small, probes_small = run("signals", arch, { "100" })
-            local r, tool, big, probes = run("signals", arch, { "10000" })
+            local _, _, small, probes_small = run("signals", arch, { "100", "0" })
+            local r, tool, big, probes = run("signals", arch, { "10000", "0" })
             assert.are.equal(10, size(assert_program_edges(r.stdout, tool)), r.stdout)  -- signals.c's edges
             -- each run of a handler is a context of its own, under what it interrupted
             local checked = 0
@@ -170,6 +170,23 @@ describe("call stacks", function()
             assert.are.equal(0, big.truncated)
             assert.are.equal(small.nodes, big.nodes)
             assert.are.equal(small.deepest, big.deepest)
+        end)
+
+        it("count every edge while a timer's signals come anywhere, calls included (" .. arch .. ")", function()
+            local r, tool, _, probes = run("signals", arch, { "10", "100" })
+            assert.are.equal(17, size(assert_program_edges(r.stdout, tool)), r.stdout)  -- with timed's
+            -- 100, or one more that came before the timer was stopped
+            local handled = tonumber(r.stdout:match("handled on_alrm (%d+)"))
+            assert.is_true(handled >= 100, r.stdout)
+            local calls = 0
+            for key, c in pairs(tool) do
+                if key:match(" on_alrm$") then
+                    calls = calls + c
+                end
+            end
+            assert.are.equal(handled, calls, r.report)
+            assert.are.equal(2, #probes, r.report)
+            assert.are.equal(probes[1], probes[2])
         end)
     end
 
