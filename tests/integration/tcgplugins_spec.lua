@@ -79,3 +79,19 @@ describe("bb.lua", function()
         end
     end)
 end)
+
+describe("empty.lua", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        it("prints nothing, as libempty.so, and the guest runs as without them (" .. arch .. ")", function()
+            local alone = helper.qemu(arch, {}, helper.guest("loop", arch), { "100" })
+            -- empty.c ignores its arguments: so does the port
+            local r = same_run(arch, "empty", "anything=1", "loop", { "100" })
+            assert.are.equal("", r.log)
+            assert.are.equal("", r.report)
+            assert.are.equal(alone.stdout, r.stdout)
+            assert.matches("checksum=%d+\n", r.stdout)
+        end)
+    end
+end)
