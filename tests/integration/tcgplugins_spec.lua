@@ -95,3 +95,177 @@ describe("empty.lua", function()
         end)
     end
 end)
+
+-- insn's match= report: { [prefix] = { hits = N, records = { ["vaddr disas"] = hits } } }.
+-- insn.c can list one instruction twice (its table's keys are freed
+-- strings, so a lookup may miss): its records' hits are summed here.
+local function insn_matches(text)
+    local matches, current = {}, nil
+    for line in text:gmatch("[^\n]+") do
+        local prefix, hits = line:match("^Match: (.*), hits (%d+)$")
+        if prefix then
+            current = { hits = tonumber(hits), records = {} }
+            matches[prefix] = current
+        else
+            local vaddr, disas, n = line:match("^  (%x+): (.*) %(hits (%d+)%)$")
+            if vaddr then
+                local key = vaddr .. " " .. disas
+                current.records[key] = (current.records[key] or 0) + tonumber(n)
+            end
+        end
+    end
+    return matches
+end
+
+-- The set of "Created record for: ..." lines.
+local function created_records(text)
+    local set = {}
+    for key in text:gmatch("Created record for: ([^\n]*)\n") do
+        set[key] = true
+    end
+    return set
+end
+
+-- The lines of text matching pattern, in order.
+local function lines_matching(text, pattern)
+    local lines = {}
+    for line in text:gmatch("[^\n]+") do
+        if line:find(pattern) then
+            lines[#lines + 1] = line
+        end
+    end
+    return lines
+end
+
+-- What insn.c's sizes=on prints for instructions translated with these
+-- lengths, in this order: its GArray of counts is zero-terminated, and
+-- each time it grows from length L glib clears the elements from L up,
+-- the count of L-byte instructions included.
+local function libinsn_sizes(lengths)
+    local counts, len = { [0] = 0 }, 0
+    for _, sz in ipairs(lengths) do
+        if sz > len then
+            for i = len, sz do
+                counts[i] = 0
+            end
+            len = sz
+        end
+        counts[sz] = counts[sz] + 1
+    end
+    local out = {}
+    for i = 0, len do
+        if counts[i] ~= 0 then
+            out[#out + 1] = ("len %d bytes: %d insns\n"):format(i, counts[i])
+        end
+    end
+    return table.concat(out)
+end
+
+describe("insn.lua", function()
+    after_each(helper.cleanup)
+
+    -- Two prefixes, the second a longer one of the first, for each ISA.
+    local PREFIXES = { x86_64 = { "cmp", "cmpq" }, aarch64 = { "b", "b.ne" } }
+
+    for _, arch in ipairs(helper.arches) do
+        for _, args in ipairs({ "inline=on", "inline=off" }) do
+            it("prints libinsn.so's counts, " .. args .. " (" .. arch .. ", 4 threads) #threads", function()
+                local r = same_run(arch, "insn", args, "threads", { "4", "5000" })
+                assert.matches("^cpu 0 insns: %d+\ncpu 1 insns: %d+\n.*total insns: %d+\n$", r.log)
+                assert.are.equal(r.log, r.report)
+            end)
+        end
+
+        it("counts the executions of matched instructions as libinsn.so does (" .. arch .. ")", function()
+            local prefix = PREFIXES[arch][1]
+            local r = same_run(arch, "insn", "match=" .. prefix, "threads", { "4", "5000" })
+            local theirs, ours = insn_matches(r.log), insn_matches(r.report)
+            assert.is_true(theirs[prefix].hits > 1000)
+            assert.are.same(theirs, ours)
+            assert.are.same(created_records(r.log), created_records(r.report))
+            assert.are.equal(r.log:match("^[^C]*total insns: %d+\n"), r.report:match("^[^C]*total insns: %d+\n"))
+        end)
+
+        it("gives each match= its own records, which libinsn.so does not (" .. arch .. ")", function()
+            -- insn.c gives a second match of an instruction the first's
+            -- record, so the first counts its hits: each is checked with
+            -- libinsn.so given that match alone
+            local both = "match=" .. PREFIXES[arch][1] .. ",match=" .. PREFIXES[arch][2]
+            for _, prefix in ipairs(PREFIXES[arch]) do
+                local r = helper.run_file(arch, helper.script("insn.lua"), helper.guest("loop", arch),
+                    { args = split_args(both), plugins = { c_lib("insn", "match=" .. prefix) },
+                      guest_args = { "100" } })
+                local theirs, ours = insn_matches(r.log), insn_matches(r.report)
+                assert.is_true(theirs[prefix].hits >= 100, prefix)
+                assert.are.same(theirs[prefix], ours[prefix])
+            end
+        end)
+
+        it("traces matched executions as libinsn.so does (" .. arch .. ")", function()
+            local prefix = PREFIXES[arch][2]
+            local r = same_run(arch, "insn", "match=" .. prefix .. ",trace=on", "loop", { "100" })
+            local pattern = "^0x%x+, '.*', %d+ hits , cpu %d+"
+            local theirs, ours = lines_matching(r.log, pattern), lines_matching(r.report, pattern)
+            assert.is_true(#theirs >= 100)
+            assert.are.equal(#theirs, #ours)
+            local seen = {}
+            for i, line in ipairs(ours) do
+                -- the same line but for the instruction's own hits, which
+                -- libinsn.so counts per record (it may have two)
+                local strip = "(, '.-', )%d+ hits"
+                assert.are.equal(theirs[i]:gsub(strip, "%1"), (line:gsub(strip, "%1")))
+                local at, hits = line:match("^(0x%x+), '.-', (%d+) hits")
+                seen[at] = (seen[at] or 0) + 1
+                assert.are.equal(seen[at], tonumber(hits), line)
+            end
+            assert.are.same(insn_matches(r.log), insn_matches(r.report))
+        end)
+
+        it("counts the translated instructions of each length, which libinsn.so loses (" .. arch .. ")", function()
+            -- a script beside insn.lua prints each translated length in order
+            local lengths = helper.tmpname()
+            local r = helper.qemu(arch, { c_lib("insn", "sizes=on"), table.concat({ helper.plugin(),
+                "script=" .. helper.script("insn.lua"), "sizes=on", "outfile=" .. lengths .. ".insn",
+                "script=" .. helper.lua_file([[
+luahost.on_tb_translate(function(tb)
+    for _, insn in tb:insns() do luahost.printf("%d\n", insn:size()) end
+end)
+]]), "outfile=" .. lengths }, ",") }, helper.guest("loop", arch), { "100" })
+            assert.are.equal(0, r.status, r.stderr)
+            local seq, histogram = {}, {}
+            for n in helper.read(lengths):gmatch("%d+") do
+                seq[#seq + 1] = tonumber(n)
+                histogram[tonumber(n)] = (histogram[tonumber(n)] or 0) + 1
+            end
+            assert.is_true(#seq > 1000)
+            -- the lengths seen are the ones libinsn.so counted from
+            assert.are.equal(libinsn_sizes(seq), r.log)
+            local want = {}
+            for len = 1, 16 do
+                if histogram[len] then
+                    want[#want + 1] = ("len %d bytes: %d insns\n"):format(len, histogram[len])
+                end
+            end
+            local report = helper.read(lengths .. ".insn")
+            os.remove(lengths .. ".insn")
+            assert.are.equal(table.concat(want), report)
+            if arch == "aarch64" then
+                assert.are.equal(r.log, report)   -- one length: nothing lost
+            else
+                assert.are_not.equal(r.log, report)
+            end
+        end)
+    end
+
+    it("prints libinsn.so's counts in system mode (2 vCPUs), reading every register as insn.c does", function()
+        local r = same_system_run("insn", "")
+        assert.matches("^cpu 0 insns: %d+\ncpu 1 insns: %d+\ntotal insns: %d+\n$", r.log)
+        assert.are.equal(r.log, r.report)
+    end)
+
+    it("refuses bad arguments as insn.c does", function()
+        for _, bad in ipairs({ "bogus=1", "inline=maybe", "sizes=2", "trace=x" }) do
+            assert_refused_like_c("insn", bad)
+        end
+    end)
+end)
