@@ -269,3 +269,82 @@ end)
         end
     end)
 end)
+
+-- syscall's table: its rows { num, calls, errors } in order.
+local function syscall_rows(text)
+    local header, rest = text:match("^(syscall no%.  calls  errors\n)(.*)$")
+    assert(header, "no syscall table:\n" .. text)
+    local rows = {}
+    for line in rest:gmatch("[^\n]+") do
+        local num, calls, errors = line:match("^(%-?%d+) +(%d+) +(%d+)$")
+        assert(num, "not a row: " .. line)
+        assert.are.equal(("%-13d%-6d %d"):format(num, calls, errors), line)
+        rows[#rows + 1] = { num = tonumber(num), calls = tonumber(calls), errors = tonumber(errors) }
+    end
+    return rows
+end
+
+describe("syscall.lua", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        it("prints libsyscall.so's table: the same rows, most calls first (" .. arch .. ", 4 threads) #threads",
+            function()
+            local r = same_run(arch, "syscall", "", "threads", { "4", "1000" })
+            local theirs, ours = syscall_rows(r.log), syscall_rows(r.report)
+            assert.is_true(#theirs > 10)
+            local function by_num(rows)
+                local set = {}
+                for i, row in ipairs(rows) do
+                    assert.is_true(i == 1 or rows[i - 1].calls >= row.calls, "sorted by calls")
+                    set[row.num] = row
+                end
+                return set
+            end
+            -- syscall.c orders rows with equal calls by its hash table
+            assert.are.same(by_num(theirs), by_num(ours))
+            local errors = 0
+            for _, row in ipairs(ours) do
+                errors = errors + row.errors
+            end
+            assert.is_true(errors > 0, "some syscalls failed")
+        end)
+
+        it("prints each syscall and its result as libsyscall.so does, print=on (" .. arch .. ")", function()
+            local r = same_run(arch, "syscall", "print=on", "loop", { "10" })
+            assert.matches("^syscall #%d+\nsyscall #%d+ returned %-> %-?%d+\n", r.log)
+            assert.are.equal(r.log, r.report)
+        end)
+
+        it("hex-dumps every write as libsyscall.so does, log_writes=on (" .. arch .. ")", function()
+            for _, args in ipairs({ "log_writes=on", "log_writes=on,print=on" }) do
+                local r = same_run(arch, "syscall", args, "loop", { "10" })
+                -- the guest's own output, 16 bytes a line
+                assert.matches("63 6f 75 6e 74 65 64 5f 6c 6f 6f 70 3d 30 78 34  | counted_loop=0x4\n", r.log, 1, true)
+                -- the dumps; the table's equal rows may come in another order
+                local dumps = "^(.-)syscall no%.  calls  errors\n"
+                if args:find("print=on") then
+                    assert.are.equal(r.log, r.report)
+                else
+                    assert.are.equal(r.log:match(dumps), r.report:match(dumps))
+                    assert.are.same(helper.sorted_lines(r.log), helper.sorted_lines(r.report))
+                end
+            end
+        end)
+    end
+
+    it("refuses bad arguments as syscall.c does, and a bad boolean, which syscall.c ignores", function()
+        assert_refused_like_c("syscall", "bogus=1")
+        for _, bad in ipairs({ "print=maybe", "log_writes=2" }) do
+            -- syscall.c says so and runs on as if the argument were off
+            local c = helper.qemu("x86_64", { c_lib("syscall", bad) }, helper.guest("loop", "x86_64"), { "10" })
+            assert.are.equal(0, c.status)
+            assert.matches("boolean argument parsing failed: " .. bad:gsub("%p", "%%%0") .. "\n", c.stderr)
+            local r = helper.qemu("x86_64", { helper.luahost_plugin(helper.script("syscall.lua"), { bad }) },
+                helper.guest("loop", "x86_64"), { "10" })
+            assert.are.equal(1, r.status)
+            assert.matches("^luahost: [^\n]*syscall%.lua:%d+: boolean argument parsing failed: "
+                .. bad:gsub("%p", "%%%0") .. "\n", r.stderr)
+        end
+    end)
+end)
