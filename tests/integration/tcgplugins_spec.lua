@@ -348,3 +348,103 @@ describe("syscall.lua", function()
         end
     end)
 end)
+
+-- mem's region-summary rows: { [base] = { reads, writes } } and their
+-- total reads + writes.
+local function mem_regions(text)
+    local regions, total = {}, 0
+    for base, reads, writes in text:gmatch("\n(0x%x+), (%d+), (%d+), %a+") do
+        regions[base] = { tonumber(reads), tonumber(writes) }
+        total = total + tonumber(reads) + tonumber(writes)
+    end
+    return regions, total
+end
+
+describe("mem.lua", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        for _, args in ipairs({ "inline=on", "callback=on", "inline=on,track=r", "callback=on,track=w",
+                                "callback=on,haddr=on", "haddr=on", "region-summary=on",
+                                "callback=on,haddr=on,region-summary=on,track=w" }) do
+            it("prints libmem.so's report, " .. args .. " (" .. arch .. ", 4 threads) #threads", function()
+                local r = same_run(arch, "mem", args, "threads", { "4", "2000" })
+                if args:find("inline") or args:find("callback") then
+                    assert.matches("mem accesses: %d%d%d%d+\n", r.log)
+                end
+                if args:find("region") then
+                    assert.matches("Region Base, Reads, Writes, Seen all\n0x", r.log, 1, true)
+                end
+                assert.are.equal(r.log, r.report)
+            end)
+        end
+
+        it("prints every access as libmem.so does, print-accesses=on (" .. arch .. ")", function()
+            for _, args in ipairs({ "print-accesses=on", "print-accesses=on,track=r,inline=on" }) do
+                local r = same_run(arch, "mem", args, "loop", { "100" })
+                assert.matches("^insn_vaddr,insn_symbol,mem_vaddr,mem_hwaddr,access_size,access_type,mem_value\n"
+                    .. "0x%x+,[%w_]*,0x%x+,0x0,%d+,%a+,0x%x+\n", r.log)
+                assert.is_true(#r.log > 10000)
+                assert.are.equal(r.log, r.report)
+            end
+        end)
+
+        it("mirrors stores as libmem.so does: the zeroed array is seen whole, region-summary=on (" .. arch .. ")",
+            function()
+            local r = same_run(arch, "mem", "region-summary=on", "memtraffic", { "64", "16", "2", "1000", "10" })
+            assert.are.equal(r.log, r.report)
+            local regions = mem_regions(r.report)
+            local whole = 0
+            for base in pairs(regions) do
+                if r.report:find(base .. ", %d+, %d+, true\n") then
+                    whole = whole + 1
+                end
+            end
+            -- the 64 KiB swept: 4 regions of 16 KiB, written before read
+            assert.is_true(whole >= 4, r.report)
+            assert.matches("Warning: 0x%x+:%d+ read an un%-instrumented value\n", r.report)
+        end)
+
+        it("counts each access once with inline=on and region-summary=on, which libmem.so counts twice ("
+            .. arch .. ")", function()
+            local r = same_run(arch, "mem", "inline=on,region-summary=on", "loop", { "100" })
+            local theirs = tonumber(r.log:match("mem accesses: (%d+)\n"))
+            local ours = tonumber(r.report:match("mem accesses: (%d+)\n"))
+            local regions, total = mem_regions(r.log)
+            -- both list the same regions: every access once
+            assert.are.same(regions, (mem_regions(r.report)))
+            assert.are.equal(total, ours)
+            assert.are.equal(2 * ours, theirs)   -- an inline op and a callback each
+        end)
+    end
+
+    for _, args in ipairs({ "callback=on,haddr=on", "inline=on,track=w", "region-summary=on" }) do
+        it("prints libmem.so's report in system mode (2 vCPUs), " .. args, function()
+            local r = same_system_run("mem", args)
+            assert.matches(args:find("region") and "Region Base" or "mem accesses: %d%d%d+\n", r.log)
+            assert.are.equal(r.log, r.report)
+        end)
+    end
+
+    it("prints the accesses of both vCPUs as libmem.so does in system mode, print-accesses=on", function()
+        local r = same_system_run("mem", "print-accesses=on")
+        assert.is_true(#r.log > 10000)
+        -- the two vCPUs' lines interleave differently in the two outputs
+        assert.are.same(helper.sorted_lines(r.log), helper.sorted_lines(r.report))
+    end)
+
+    it("refuses bad arguments as mem.c does", function()
+        for _, bad in ipairs({ "bogus=1", "track=x", "inline=maybe", "print-accesses=2", "region-summary=x" }) do
+            assert_refused_like_c("mem", bad)
+        end
+        local both = "inline=on,callback=on"
+        local c = helper.qemu("x86_64", { c_lib("mem", both) }, helper.guest("loop", "x86_64"), { "10" })
+        assert.are_not.equal(0, c.status)
+        assert.matches("can't enable inline and callback counting at the same time\n", c.stderr, 1, true)
+        local r = helper.qemu("x86_64", { helper.luahost_plugin(helper.script("mem.lua"), split_args(both)) },
+            helper.guest("loop", "x86_64"), { "10" })
+        assert.are.equal(1, r.status)
+        assert.matches("^luahost: [^\n]*mem%.lua:%d+: can't enable inline and callback counting at the same time\n",
+            r.stderr)
+    end)
+end)
