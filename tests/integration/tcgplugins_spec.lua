@@ -478,3 +478,48 @@ describe("mem.lua", function()
             r.stderr)
     end)
 end)
+
+describe("inline.lua", function()
+    after_each(helper.cleanup)
+
+    for _, arch in ipairs(helper.arches) do
+        it("counts as libinline.so does, and its checks pass (" .. arch .. ", 4 threads) #threads", function()
+            -- inline.c ignores its arguments: so does the port
+            local r = same_run(arch, "inline", "anything=1", "threads", { "4", "5000" })
+            assert.matches("^cpu 0: tb %((%d+), %1, %d+ %* 100 %+ %d+%) | insn %((%d+), %2, ", r.log)
+            assert.matches("\nmem: (%d+)\nmem: %1 %(per vcpu%)\nmem: %1 %(per vcpu inline%)\n$", r.log)
+            assert.are.equal(r.log, r.report)
+        end)
+    end
+
+    it("counts as libinline.so does in system mode (2 vCPUs), and its checks pass", function()
+        local r = same_system_run("inline", "")
+        assert.matches("\ncpu 1: tb %(%d+", r.log)
+        assert.are.equal(r.log, r.report)
+    end)
+
+    -- The port's own checks fail when what they check is broken: a copy
+    -- of the script with one thing changed must stop with that check.
+    for _, case in ipairs({
+        { "a block's inline count left out", '    tb:inline("add", counts.tb_inline, 1)\n', "",
+          "error in exit hook: .*check failed: tb == tb_inline" },
+        { "the memory stream left out", "        mem_stream:mem(insn)\n", "",
+          "error in exit hook: .*check failed: mem == mem_inline" },
+        { "an instruction's conditional callback given another token", "on_insn_cond, insn_token)",
+          "on_insn_cond, insn_token + 1)", "error in insn exec callback: .*check failed: data_insn == udata" },
+        { "a block's conditional callback at another count", '"eq", COND_TRIGGER_LIMIT, on_tb_cond',
+          '"eq", COND_TRIGGER_LIMIT - 1, on_tb_cond',
+          "error in tb exec callback: .*check failed: tb cond track count == limit" },
+    }) do
+        it("fails its checks with " .. case[1], function()
+            local source = helper.read(helper.script("inline.lua"))
+            local from, to = source:find(case[2], 1, true)
+            assert.is_truthy(from, "inline.lua has no " .. case[2])
+            local broken = helper.lua_file(source:sub(1, from - 1) .. case[3] .. source:sub(to + 1))
+            local r = helper.run_file("x86_64", broken, helper.guest("loop", "x86_64"),
+                { guest_args = { "100" }, status = false })
+            assert.are.equal(1, r.status)
+            assert.matches(case[4], r.stderr)
+        end)
+    end
+end)
