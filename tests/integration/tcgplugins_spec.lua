@@ -523,3 +523,44 @@ describe("inline.lua", function()
         end)
     end
 end)
+
+describe("reset.lua", function()
+    after_each(helper.cleanup)
+
+    local STEPS = "reset done\nuninstall done\nplugin exit\n"
+
+    for _, arch in ipairs(helper.arches) do
+        it("resets and uninstalls itself as libreset.so does (" .. arch .. ", 4 threads) #threads", function()
+            -- reset.c ignores its arguments: so does the port
+            local r = same_run(arch, "reset", "anything=1", "threads", { "4", "5000" })
+            assert.are.equal(STEPS, r.log)
+            assert.are.equal(STEPS, r.report)
+            assert.matches("\niters=5000\n$", r.stdout)   -- the guest ran to its end
+        end)
+    end
+
+    it("resets and uninstalls itself as libreset.so does in system mode (2 vCPUs)", function()
+        local r = same_system_run("reset", "")
+        assert.are.equal(STEPS, r.log)
+        assert.are.equal(STEPS, r.report)
+    end)
+
+    -- Its checks catch steps that do not happen: a copy of the script
+    -- with one request left out must fail at exit.
+    for _, case in ipairs({
+        { "no uninstall", "        luahost.uninstall(after_uninstall)\n" },
+        { "no reset", "        luahost.reset(after_reset)\n" },
+    }) do
+        it("fails its checks with " .. case[1], function()
+            local source = helper.read(helper.script("reset.lua"))
+            local from, to = source:find(case[2], 1, true)
+            assert.is_truthy(from, "reset.lua has no " .. case[2])
+            local broken = helper.lua_file(source:sub(1, from - 1) .. source:sub(to + 1))
+            local r = helper.run_file("x86_64", broken, helper.guest("loop", "x86_64"),
+                { guest_args = { "100" }, status = false })
+            assert.are.equal(1, r.status)
+            assert.matches("error in exit hook: .*check failed: the process ended before the plugin was reset and "
+                .. "uninstalled", r.stderr)
+        end)
+    end
+end)
