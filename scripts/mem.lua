@@ -30,30 +30,18 @@ if print_accesses then
     luahost.outs("insn_vaddr,insn_symbol,mem_vaddr,mem_hwaddr,access_size,access_type,mem_value\n")
 end
 
--- The value's n bytes (1 to 8) as they are in memory, as numbers: exact
--- in Lua 5.4 (any integer) and LuaJIT (a number or a uint64_t cdata).
-local TWO32 = 4294967296
-
-local function value_bytes(value, n, big_endian)
-    local low = value % TWO32
-    local word = { tonumber(low), tonumber((value - low) / TWO32) % TWO32 }
-    local bytes = {}
-    for i = 1, n do
-        local w = word[i <= 4 and 1 or 2]
-        local b = w % 256
-        bytes[big_endian and n + 1 - i or i] = b
-        word[i <= 4 and 1 or 2] = (w - b) / 256
-    end
-    return bytes
-end
-
 -- region-summary: regions[base] = { base, reads, writes, data (offset ->
 -- byte, absent: 0), seen_all }. An access's bytes go to the region of
 -- their own address: mem.c asserts that an access stays in one region.
 local REGION_SIZE = 4096 * 4
+local TWO32 = 4294967296
 local regions = {}
+local last_base, last_region    -- most accesses fall in the previous one's
 
 local function region_at(base)
+    if base == last_base then
+        return last_region
+    end
     -- (LuaJIT: an address of 2^53 or more is a cdata, new from arithmetic)
     local key = type(base) == "cdata" and ("%x"):format(base) or base
     local ri = regions[key]
@@ -61,13 +49,23 @@ local function region_at(base)
         ri = { base = base, reads = 0, writes = 0, data = {}, seen_all = true }
         regions[key] = ri
     end
+    last_base, last_region = base, ri
     return ri
+end
+
+-- Byte i (0 = the lowest) of an access of size bytes at offset: where it
+-- is in memory, and its region, the next one when the access crosses.
+local function byte_place(ri, offset, i, size, big_endian)
+    local at = big_endian and offset + size - 1 - i or offset + i
+    if at >= REGION_SIZE then
+        return region_at(ri.base + REGION_SIZE).data, at - REGION_SIZE
+    end
+    return ri.data, at
 end
 
 local function region_access(vaddr, mem)
     local offset = tonumber(vaddr % REGION_SIZE)
-    local base = vaddr - offset
-    local ri = region_at(base)
+    local ri = region_at(vaddr - offset)
     local store = mem:is_store()
     if store then
         ri.writes = ri.writes + 1
@@ -78,22 +76,41 @@ local function region_access(vaddr, mem)
     if size == 16 then  -- mem.c leaves 16-byte values out
         return
     end
-    local bytes = value_bytes(mem:value(), size, mem:is_big_endian())
+    -- the value's bytes, lowest first, from its two 32-bit halves: exact
+    -- in Lua 5.4 (any integer) and LuaJIT (a number or a uint64_t cdata)
+    local value, big_endian = mem:value(), mem:is_big_endian()
+    local low, high = value, 0
+    if size == 8 then
+        low = value % TWO32
+        high = tonumber((value - low) / TWO32) % TWO32
+        low = tonumber(low)
+    end
     local unseen = false
-    for i = 1, size do
-        local at = offset + i - 1
-        local r = ri
-        if at >= REGION_SIZE then
-            r, at = region_at(base + REGION_SIZE), at - REGION_SIZE
+    local within = offset + size <= REGION_SIZE
+    local data = ri.data
+    for i = 0, size - 1 do
+        local b
+        if i < 4 then
+            b = low % 256
+            low = (low - b) / 256
+        else
+            b = high % 256
+            high = (high - b) / 256
+        end
+        local at
+        if within then
+            at = big_endian and offset + size - 1 - i or offset + i
+        else
+            data, at = byte_place(ri, offset, i, size, big_endian)
         end
         if store then
-            r.data[at] = bytes[i]
-        elseif (r.data[at] or 0) ~= bytes[i] then
+            data[at] = b
+        elseif (data[at] or 0) ~= b then
             unseen = true
         end
     end
     if unseen and ri.seen_all then
-        luahost.printf("Warning: 0x%016x:%d read an un-instrumented value\n", base, offset)
+        luahost.printf("Warning: 0x%016x:%d read an un-instrumented value\n", ri.base, offset)
         ri.seen_all = false
     end
 end
@@ -115,9 +132,18 @@ local function on_access(vcpu, mem, vaddr)
 end
 
 -- print-accesses, and callback=on with haddr=on, from a stream: C records
--- each access, Lua reads them in batches. Devices are 2 and up.
-local count_devices = opt.callback and opt.haddr and not region_summary
+-- each access, Lua reads them in batches. Devices are 2 and up. User
+-- mode has no devices (no access has a physical side): there inline ops
+-- count them all.
+local count_devices = opt.callback and opt.haddr and not region_summary and luahost.info.system_emulation
 local symbols = {}      -- the stream's ids: symbols[id] = the instruction's
+-- print-accesses' line for an access of each size: the value in as many
+-- hex digits as it has bytes (16 bytes: the high half first)
+local LINE = {}
+for _, size in ipairs({ 1, 2, 4, 8 }) do
+    LINE[size] = "0x%x,%s,0x%x,0x%x,%d,%s,0x%0" .. size * 2 .. "x\n"
+end
+local LINE_16 = "0x%x,%s,0x%x,0x%x,%d,%s,0x%016x%016x\n"
 local STORE = luahost.STORE
 
 local function on_batch(vcpu, batch)
@@ -140,14 +166,13 @@ local function on_batch(vcpu, batch)
     local out = {}
     for i = 1, n do
         local size = sizes[i]
-        local value
+        local paddr = devices[i] > 0 and paddrs[i] or 0
+        local what = kind[i] == STORE and "store" or "load"
         if size == 16 then
-            value = ("0x%016x%016x"):format(highs[i], values[i])
+            out[i] = LINE_16:format(pcs[i], symbols[ids[i]], addrs[i], paddr, 128, what, highs[i], values[i])
         else
-            value = ("0x%0" .. (size * 2) .. "x"):format(values[i])
+            out[i] = LINE[size]:format(pcs[i], symbols[ids[i]], addrs[i], paddr, size * 8, what, values[i])
         end
-        out[i] = ("0x%x,%s,0x%x,0x%x,%d,%s,%s\n"):format(pcs[i], symbols[ids[i]], addrs[i],
-            devices[i] > 0 and paddrs[i] or 0, size * 8, kind[i] == STORE and "store" or "load", value)
     end
     luahost.outs(table.concat(out))
 end
@@ -159,7 +184,7 @@ end
 
 luahost.on_tb_translate(function(tb)
     for _, insn in tb:insns() do
-        if opt.inline or (opt.callback and not opt.haddr and not region_summary) then
+        if opt.inline or (opt.callback and not count_devices and not region_summary) then
             insn:mem_inline("add", mem_count, 1, opt.track)
         end
         if region_summary then
