@@ -262,6 +262,8 @@ void lh_open_stream(lua_State *L, int raw);
 
 /* callstack.c: shadow call stacks and calling-context trees, per vCPU. */
 void lh_open_callstack(lua_State *L, int raw);
+/* blocks.c: every translated block and its executions, counted inline. */
+void lh_open_blocks(lua_State *L, int raw);
 
 /* stream.c: what the host delivers of streams outside their own callbacks. */
 void lh_streams_flush_all(void);

@@ -348,6 +348,11 @@ end
 -- mechanism; stdlib/callstack.lua is the module to use).
 luahost.callstack = raw.callstack_new
 
+-- luahost.count_blocks() (main chunk), luahost.block_counts(): every
+-- translated block with its executions, counted inline by QEMU (host/blocks.c).
+luahost.count_blocks = raw.count_blocks
+luahost.block_counts = raw.block_counts
+
 -- luahost.scoreboard(): one u64 per vCPU.
 -- luahost.scoreboard{"hits", "misses"}: a per-vCPU struct; returns a
 -- table of its fields by name. Each entry has get/set/add/sum and can be

@@ -121,6 +121,7 @@ misuse("main", "luahost.printf('%d', 'x')", { "luahost.printf: bad argument #2 t
 misuse("main", "luahost.symbolize(nil)", int_expected("bad argument #1 to 'symbolize' (", ", got nil)"))
 misuse("main", "luahost.module_at('x')", int_expected("bad argument #1 to 'module_at' (", ", got string)"))
 misuse("main", "luahost.line_table(42)", "bad argument #1 to 'line_table' (module or module name expected, got number)")
+misuse("exit", "luahost.count_blocks()", "luahost.count_blocks must be called in the script's main chunk")
 -- scoreboards
 misuse("main", "luahost.scoreboard {}", "luahost.scoreboard expects nothing or a list of 1 to 64 field names")
 misuse("main", "luahost.scoreboard(42)", "luahost.scoreboard expects nothing or a list of 1 to 64 field names")

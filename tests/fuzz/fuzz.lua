@@ -142,7 +142,8 @@ local API = {
     "has", "scoreboard", "stream", "outs", "printf", "warn", "pid", "num_vcpus", "read_memory",
     "write_memory", "read_memory_hwaddr", "write_memory_hwaddr", "translate_vaddr", "path_to_binary",
     "start_code", "end_code", "entry_code", "modules", "module_at", "symbolize", "resolve", "describe",
-    "parse_location", "modules_generation", "line_table", "registers", "request_time_control", "vcpu_for_each",
+    "parse_location", "modules_generation", "line_table", "count_blocks", "block_counts",
+    "registers", "request_time_control", "vcpu_for_each",
     "usage_error", "args", "reset", "uninstall",
 }
 

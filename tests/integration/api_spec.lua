@@ -88,7 +88,45 @@ end)
             assert.is_truthy(total, "libinsn.so report missing")
             assert.are.equal(("inline %d callback %d\n"):format(total, total), r.report)
         end)
+
+        it("count_blocks: each block's executions times its size in instructions add up to what "
+            .. "libinsn.so counts (" .. arch .. ")", function()
+            local r = run(arch, [[
+luahost.count_blocks()
+local seen = {}
+luahost.on_tb_translate(function(tb)
+    local last = tb:insn(#tb)
+    seen[#seen + 1] = { pc = tb:vaddr(), insns = #tb, size = last:vaddr() + last:size() - tb:vaddr() }
+end)
+luahost.on_exit(function()
+    local b = assert(luahost.block_counts())
+    local insns, same = 0, #b.pc == #seen
+    for i = 1, #b.pc do
+        insns = insns + b.executions[i] * b.insns[i]
+        local s = seen[i] or {}
+        same = same and b.pc[i] == s.pc and b.insns[i] == s.insns and b.size[i] == s.size
     end
+    luahost.printf("insns %d, blocks as translated: %s\n", insns, same)
+end)
+]], {}, "threads", { "4", "2000" }, { helper.c_plugin("tests/tcg/plugins/libinsn.so") })
+            local total = tonumber(r.log:match("total insns: (%d+)"))
+            assert.is_truthy(total, "libinsn.so report missing")
+            assert.are.equal(("insns %d, blocks as translated: true\n"):format(total), r.report)
+        end)
+    end
+
+    it("count_blocks is refused outside the main chunk, block_counts says why without it", function()
+        local r = run("x86_64", [[
+luahost.printf("%s\n", select(2, luahost.block_counts()))
+luahost.on_exit(function()
+    local fine, why = pcall(luahost.count_blocks)
+    luahost.printf("%s %s\n", tostring(fine), why)
+end)
+]], {}, "loop", { "10" })
+        assert.matches("^no block was counted: call luahost.count_blocks%(%) in the main chunk\n"
+            .. "false [^\n]*%.lua:3: luahost.count_blocks must be called in the script's main chunk\n$",
+            r.report)
+    end)
 
     it("inline store writes the immediate for the vCPU that ran the block", function()
         local r = run("x86_64", [[
