@@ -13,8 +13,9 @@
 --                      libraries loads too; blocks in no module are left
 --                      out (default one: as drcov.c)
 --
--- Where drcov.c takes a lock per executed block, each block here has a
--- scoreboard entry QEMU sets inline: no callback while the program runs.
+-- Where drcov.c takes a lock per executed block, the host records each
+-- block as QEMU translates it and QEMU counts its executions inline
+-- (luahost.count_blocks): no Lua per block, none while the program runs.
 local opt = luahost.args {
     filename = "file.drcov.trace",
     modules = luahost.args.choice({ "one", "all" }, "one"),
@@ -25,15 +26,20 @@ if not file then
     luahost.usage_error("filename=" .. opt.filename .. ": " .. tostring(err))
 end
 
-local new_entry = require("entries").new      -- a scoreboard entry per block
 local drcovfile = require("drcovfile")
 local le = drcovfile.le
 
-local blocks = {}       -- { pc, size, entry } in translation order
-local program           -- { path, start, end, entry } of the program (drcov.c's module 0)
+luahost.count_blocks()
 
-luahost.on_tb_translate(function(tb)
-    if not program and not luahost.info.system_emulation then
+-- The program (drcov.c's module 0): { path, start, stop, entry }, read on
+-- a vCPU (QEMU answers there only), at the first syscall, when the
+-- loader has mapped it. Every program makes one: exit_group at the least.
+local program
+if not luahost.info.system_emulation then
+    luahost.on_syscall(function()
+        if program then
+            return
+        end
         if luahost.has("code_layout") then
             program = { path = luahost.path_to_binary(), start = luahost.start_code(),
                 stop = luahost.end_code(), entry = luahost.entry_code() }
@@ -41,24 +47,18 @@ luahost.on_tb_translate(function(tb)
             local main = luahost.modules()[1]
             program = main and { path = main.path, start = main.base, stop = main.limit, entry = 0 } or {}
         end
-    end
-    -- A block's instructions are contiguous: its size in bytes is where
-    -- its last instruction ends (one handle, not one per instruction).
-    local last = tb:insn(#tb)
-    local size = last:vaddr() + last:size() - tb:vaddr()
-    local entry = new_entry()
-    tb:inline("store", entry, 1)
-    blocks[#blocks + 1] = { pc = tb:vaddr(), size = size, entry = entry }
-end)
+    end)
+end
 
 local TWO32 = 4294967296
 
--- The blocks that executed, in translation order.
+-- The blocks that executed, { pc, size } in translation order.
 local function executed()
     local list = {}
-    for _, b in ipairs(blocks) do
-        if b.entry:sum() > 0 then
-            list[#list + 1] = b
+    local counted = assert(luahost.block_counts())
+    for i = 1, #counted.pc do
+        if counted.executions[i] > 0 then
+            list[#list + 1] = { pc = counted.pc[i], size = counted.size[i] }
         end
     end
     return list

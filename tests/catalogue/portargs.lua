@@ -110,11 +110,11 @@ bad("scripts/stoptrigger.lua", 25, { "icount=5:x" },
 bad("scripts/stoptrigger.lua", 38, { "addr=0x401000:999" }, "addr parsing failed: exit code '999' is not 0 to 255")
 never_named("scripts/stoptrigger.lua", { "addr=zz" }, "addr=zz", "zz")
 
-bad("scripts/drcov.lua", 18, { "colour=red" }, "option parsing failed: colour=red (known options: filename, modules)")
-bad("scripts/drcov.lua", 18, { "modules=some" }, "expected one of one, all: modules=some")
-bad("scripts/drcov.lua", 25, { "filename=TMP/no/x.trace" },
+bad("scripts/drcov.lua", 19, { "colour=red" }, "option parsing failed: colour=red (known options: filename, modules)")
+bad("scripts/drcov.lua", 19, { "modules=some" }, "expected one of one, all: modules=some")
+bad("scripts/drcov.lua", 26, { "filename=TMP/no/x.trace" },
     "filename=TMP/no/x.trace: TMP/no/x.trace: No such file or directory")
-bad("scripts/drcov.lua", 25, { "filename=TMP" }, "filename=TMP: TMP: Is a directory")
+bad("scripts/drcov.lua", 26, { "filename=TMP" }, "filename=TMP: TMP: Is a directory")
 
 bad("scripts/cflow.lua", 27, { "topn=5" }, "option parsing failed: topn=5 (known options: sort)")
 bad("scripts/cflow.lua", 27, { "sort=coldest" }, "expected one of hottest, early, exceptions: sort=coldest")
