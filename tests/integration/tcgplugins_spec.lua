@@ -4,6 +4,17 @@
 -- plugin's report is in QEMU's log, the port's in its outfile.
 local helper = require("helper")
 
+-- libinsn.so's match= reads freed memory (its hash table's keys): under
+-- AddressSanitizer, preloaded into QEMU, QEMU stops. Pending there.
+local function libinsn_match_freed()
+    if (helper.sanitizer() or ""):find("address") then
+        pending("libinsn.so's match= reads freed memory (its hash table's keys), which "
+            .. "AddressSanitizer, preloaded into QEMU, stops")
+        return true
+    end
+    return false
+end
+
 local function c_lib(name, args)
     local path = helper.c_plugin("tests/tcg/plugins/lib" .. name .. ".so")
     return args and args ~= "" and path .. "," .. args or path
@@ -190,6 +201,9 @@ describe("insn.lua", function()
         end
 
         it("counts the executions of matched instructions as libinsn.so does (" .. arch .. ")", function()
+            if libinsn_match_freed() then
+                return
+            end
             local prefix = PREFIXES[arch][1]
             local r = same_run(arch, "insn", "match=" .. prefix, "threads", { "4", "5000" })
             local theirs, ours = insn_matches(r.log), insn_matches(r.report)
@@ -200,6 +214,9 @@ describe("insn.lua", function()
         end)
 
         it("gives each match= its own records, which libinsn.so does not (" .. arch .. ")", function()
+            if libinsn_match_freed() then
+                return
+            end
             -- insn.c gives a second match of an instruction the first's
             -- record, so the first counts its hits: each is checked with
             -- libinsn.so given that match alone
@@ -215,6 +232,9 @@ describe("insn.lua", function()
         end)
 
         it("traces matched executions as libinsn.so does (" .. arch .. ")", function()
+            if libinsn_match_freed() then
+                return
+            end
             local prefix = PREFIXES[arch][2]
             local r = same_run(arch, "insn", "match=" .. prefix .. ",trace=on", "loop", { "100" })
             local pattern = "^0x%x+, '.*', %d+ hits , cpu %d+"
