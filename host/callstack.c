@@ -290,7 +290,7 @@ static bool read_sp(CsVcpu *v, uint64_t *sp)
         return false;
     }
     g_byte_array_set_size(v->reg_buf, 0);
-    n = qemu_plugin_read_register(reg, v->reg_buf);
+    n = lh_qemu_read_register(reg, v->reg_buf);
     if (n <= 0) {
         return false;
     }

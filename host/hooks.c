@@ -11,6 +11,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "luahost.h"
@@ -73,7 +74,7 @@ static void call_hooks(LhEvent ev, int vcpu, LhPushArgs push_args, const void *a
  * vcpu init, syscall and discontinuity hooks run on the vCPU's thread:
  * QEMU lets them read and write its registers (their hooks ask for it).
  */
-static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu_index)
+static void on_vcpu_init(unsigned int vcpu_index)
 {
     call_hooks(EV_VCPU_INIT, (int)vcpu_index, lh_push_vcpu_index, &vcpu_index);
 }
@@ -82,18 +83,18 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu_index)
  * vcpu exit, idle and resume may run off the vCPU's own thread (system
  * mode unplug and shutdown, round-robin TCG): no registers or memory.
  */
-static void on_vcpu_exit(qemu_plugin_id_t id, unsigned int vcpu_index)
+static void on_vcpu_exit(unsigned int vcpu_index)
 {
     lh_notify(LH_AT_VCPU_EXIT, (int)vcpu_index, NULL);
     call_hooks(EV_VCPU_EXIT, LH_NO_VCPU, lh_push_vcpu_index, &vcpu_index);
 }
 
-static void on_vcpu_idle(qemu_plugin_id_t id, unsigned int vcpu_index)
+static void on_vcpu_idle(unsigned int vcpu_index)
 {
     call_hooks(EV_VCPU_IDLE, LH_NO_VCPU, lh_push_vcpu_index, &vcpu_index);
 }
 
-static void on_vcpu_resume(qemu_plugin_id_t id, unsigned int vcpu_index)
+static void on_vcpu_resume(unsigned int vcpu_index)
 {
     call_hooks(EV_VCPU_RESUME, LH_NO_VCPU, lh_push_vcpu_index, &vcpu_index);
 }
@@ -115,7 +116,7 @@ static int push_tb(lua_State *L, const void *args)
     return 1;
 }
 
-static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
+static void on_tb_trans(struct qemu_plugin_tb *tb)
 {
     uint64_t start = lh.stats ? now_ns() : 0;
 
@@ -150,7 +151,7 @@ static void report_stats(void)
  * QEMU has flushed its code cache: what it held of ours in translated
  * code is freed (call.c), then the script's flush hooks run.
  */
-static void on_flush(qemu_plugin_id_t id)
+static void on_flush(void)
 {
     lh_lock();
     lh_flush_records();
@@ -176,12 +177,12 @@ static int push_syscall(lua_State *L, const void *args)
     return 10;
 }
 
-static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num,
-                       uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
-                       uint64_t a5, uint64_t a6, uint64_t a7, uint64_t a8)
+static void on_syscall(unsigned int vcpu_index, int64_t num, const uint64_t args[8])
 {
-    LhSyscall sc = { vcpu_index, num, { a1, a2, a3, a4, a5, a6, a7, a8 } };
+    LhSyscall sc = { vcpu_index, num, { 0 } };
     LhSyscallEvent ev = { .num = num, .args = sc.a };
+
+    memcpy(sc.a, args, sizeof(sc.a));
 
     lh_notify(LH_AT_SYSCALL, (int)vcpu_index, &ev);
     call_hooks(EV_SYSCALL, (int)vcpu_index, push_syscall, &sc);
@@ -203,8 +204,7 @@ static int push_syscall_return(lua_State *L, const void *args)
     return 3;
 }
 
-static void on_syscall_ret(qemu_plugin_id_t id, unsigned int vcpu_index,
-                           int64_t num, int64_t ret)
+static void on_syscall_ret(unsigned int vcpu_index, int64_t num, int64_t ret)
 {
     LhSyscallReturn r = { vcpu_index, num, ret };
     LhSyscallEvent ev = { .num = num, .ret = ret, .returned = true };
@@ -246,10 +246,9 @@ static int push_discon(lua_State *L, const void *args)
 }
 
 /* One QEMU registration for all kinds; each hook filters on its own mask. */
-static void on_discon(qemu_plugin_id_t id, unsigned int vcpu_index,
-                      enum qemu_plugin_discon_type type, uint64_t from_pc, uint64_t to_pc)
+static void on_discon(unsigned int vcpu_index, int type, uint64_t from_pc, uint64_t to_pc)
 {
-    LhDiscon d = { vcpu_index, type, from_pc, to_pc };
+    LhDiscon d = { vcpu_index, (enum qemu_plugin_discon_type)type, from_pc, to_pc };
 
     call_hooks_of(EV_DISCON, (unsigned int)type, (int)vcpu_index, push_discon, &d);
 }
@@ -330,7 +329,7 @@ static void exit_work(bool at_exec)
     lh_unlock();
 }
 
-static void on_atexit(qemu_plugin_id_t id, void *udata)
+static void on_atexit(void)
 {
     if (lh.refused) {
         return;     /* a later -plugin of this plugin was refused: nothing ran */
@@ -363,37 +362,37 @@ static void register_with_qemu(LhEvent ev)
     int depth = lh_release();
     switch (ev) {
     case EV_ATEXIT:
-        qemu_plugin_register_atexit_cb(lh.id, on_atexit, NULL);
+        lh_qemu_on_atexit(lh.id, on_atexit);
         break;
     case EV_VCPU_INIT:
-        qemu_plugin_register_vcpu_init_cb(lh.id, on_vcpu_init);
+        lh_qemu_on_vcpu_init(lh.id, on_vcpu_init);
         break;
     case EV_VCPU_EXIT:
-        qemu_plugin_register_vcpu_exit_cb(lh.id, on_vcpu_exit);
+        lh_qemu_on_vcpu_exit(lh.id, on_vcpu_exit);
         break;
     case EV_VCPU_IDLE:
-        qemu_plugin_register_vcpu_idle_cb(lh.id, on_vcpu_idle);
+        lh_qemu_on_vcpu_idle(lh.id, on_vcpu_idle);
         break;
     case EV_VCPU_RESUME:
-        qemu_plugin_register_vcpu_resume_cb(lh.id, on_vcpu_resume);
+        lh_qemu_on_vcpu_resume(lh.id, on_vcpu_resume);
         break;
     case EV_TB_TRANS:
-        qemu_plugin_register_vcpu_tb_trans_cb(lh.id, on_tb_trans);
+        lh_qemu_on_tb_trans(lh.id, on_tb_trans);
         break;
     case EV_FLUSH:
-        qemu_plugin_register_flush_cb(lh.id, on_flush);
+        lh_qemu_on_flush(lh.id, on_flush);
         break;
     case EV_SYSCALL:
-        qemu_plugin_register_vcpu_syscall_cb(lh.id, on_syscall);
+        lh_qemu_on_syscall(lh.id, on_syscall);
         break;
     case EV_SYSCALL_RET:
-        qemu_plugin_register_vcpu_syscall_ret_cb(lh.id, on_syscall_ret);
+        lh_qemu_on_syscall_ret(lh.id, on_syscall_ret);
         break;
     case EV_REPORT:
         break;      /* on_atexit calls them, registered always */
     case EV_DISCON:
 #if LH_HAVE_DISCON
-        qemu_plugin_register_vcpu_discon_cb(lh.id, QEMU_PLUGIN_DISCON_ALL, on_discon);
+        lh_qemu_on_discon(lh.id, on_discon);
 #endif
         break;
     default:

@@ -39,7 +39,7 @@ static void call_completion(LhHook *hook)
  * QEMU ignores a reset asked for in the completion (its own is still
  * running): one asked for there is refused as pending.
  */
-static void on_reset_done(qemu_plugin_id_t id)
+static void on_reset_done(void)
 {
     lh_lock();
     lh_streams_flush_all();     /* QEMU dropped the sites: nothing more comes */
@@ -58,7 +58,7 @@ static void on_reset_done(qemu_plugin_id_t id)
  * After this returns QEMU unloads the plugin: no exit hooks will run, so
  * what the script wrote must reach its files now.
  */
-static void on_uninstall_done(qemu_plugin_id_t id)
+static void on_uninstall_done(void)
 {
     lh_interval_stop();
     lh_lock();
@@ -106,7 +106,7 @@ static int reset(lua_State *L)
     lh.reset_pending = true;
     reset_done = hook;
     int depth = lh_release();   /* QEMU's plugin lock; it may complete at once, here */
-    qemu_plugin_reset(lh.id, on_reset_done);
+    lh_qemu_reset(lh.id, on_reset_done);
     lh_reacquire(depth);
     return 0;
 }
@@ -147,7 +147,7 @@ static int uninstall(lua_State *L)
     uninstall_done = hook;
     keep_loaded();
     int depth = lh_release();   /* as for a reset */
-    qemu_plugin_uninstall(lh.id, on_uninstall_done);
+    lh_qemu_uninstall(lh.id, on_uninstall_done);
     lh_reacquire(depth);
     return 0;
 }
@@ -167,7 +167,7 @@ typedef struct ForEach {
 } ForEach;
 static __thread ForEach *for_each;
 
-static void for_each_cb(qemu_plugin_id_t id, unsigned int vcpu_index)
+static void for_each_cb(unsigned int vcpu_index)
 {
     ForEach *f = for_each;
 
@@ -194,7 +194,7 @@ static int vcpu_for_each(lua_State *L)
     }
     for_each = &f;
     f.depth = lh_release();
-    qemu_plugin_vcpu_for_each(lh.id, for_each_cb);
+    lh_qemu_vcpu_for_each(lh.id, for_each_cb);
     lh_reacquire(f.depth);
     for_each = outer;
     if (f.failed) {

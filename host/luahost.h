@@ -11,7 +11,8 @@
  *      protected call, the error policy, hooks, the dispatcher and the
  *      exec trampoline), scope.c (scopes, handles, located errors,
  *      argument checks), limits.c (memlimit=, hook_timeout=, signals),
- *      tsan.h (what ThreadSanitizer must be told)
+ *      tsan.h (what ThreadSanitizer must be told), qemu_api.c (QEMU's
+ *      plugin API versions: the one place that knows them)
  *   2. types: tb.c insn.c mem.c scoreboard.c stream.c callstack.c registers.c
  *      guest.c clock.c disas.c, one per Lua-visible type
  *   3. hooks.c: hooks on QEMU's global events
@@ -30,6 +31,7 @@
 #include <qemu-plugin.h>
 
 #include "compat.h"
+#include "qemu_api.h"
 #include "tsan.h"
 
 /* Metatable names: defined once, shown in wrong-type errors. */

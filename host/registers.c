@@ -61,14 +61,11 @@ static uint64_t bytes_to_u64(const uint8_t *p, size_t n, bool big_endian)
  */
 static int read_into_buffer(lua_State *L, bool write, struct qemu_plugin_register **reg)
 {
-    int n;
-
     luaL_checktype(L, 1, LUA_TLIGHTUSERDATA);
     *reg = lua_touserdata(L, 1);
     lh_check_regs_context(L, write);
     g_byte_array_set_size(buffer, 0);
-    n = qemu_plugin_read_register(*reg, buffer);
-    return n > 0 ? n : 0;
+    return lh_qemu_read_register(*reg, buffer);
 }
 
 /*
@@ -123,7 +120,7 @@ static int write_register(lua_State *L)
             buffer->data[at] = (uint8_t)(v >> (8 * i));
         }
     }
-    if (qemu_plugin_write_register(reg, buffer) <= 0) {
+    if (!lh_qemu_write_register(reg, buffer)) {
         return lh_fail(L, "QEMU refused to write this register");
     }
     lua_pushboolean(L, 1);
