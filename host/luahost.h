@@ -28,7 +28,7 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <glib.h>
-#include <qemu-plugin.h>
+#include LH_QEMU_HEADER   /* qemu-plugin.h, or our own (meson -Dqemu_header) */
 
 #include "compat.h"
 #include "qemu_api.h"
