@@ -100,7 +100,7 @@ static int insn_on_exec(lua_State *L)
     struct qemu_plugin_insn *insn = check_insn(L);
     LhHook *hook = lh_callback_new(L, 2, 4, "insn exec callback");
 
-    qemu_plugin_register_vcpu_insn_exec_cb(insn, lh_exec_cb, hook->regs, hook);
+    qemu_plugin_register_vcpu_insn_exec_cb(insn, lh_qemu_exec_cb(hook->regs), hook->regs, hook);
     return 0;
 }
 
@@ -110,7 +110,8 @@ static int insn_on_exec_if(lua_State *L)
     struct qemu_plugin_insn *insn = check_insn(L);
     LhCondition c = lh_check_condition(L, 2, "insn exec callback");
 
-    qemu_plugin_register_vcpu_insn_exec_cond_cb(insn, lh_exec_cb, c.hook->regs, c.cond, c.entry,
+    qemu_plugin_register_vcpu_insn_exec_cond_cb(insn, lh_qemu_exec_cb(c.hook->regs), c.hook->regs,
+                                                c.cond, c.entry,
                                                 c.imm, c.hook);
     return 0;
 }
@@ -124,7 +125,11 @@ static int insn_on_mem(lua_State *L)
 {
     struct qemu_plugin_insn *insn = check_insn(L);
     enum qemu_plugin_mem_rw rw = lh_check_rw(L, 4);
-    LhHook *hook = lh_callback_new(L, 2, 5, "memory callback");
+    LhHook *hook;
+
+    luaL_argcheck(L, lua_type(L, 5) != LUA_TSTRING || strcmp(lua_tostring(L, 5), "pc") != 0, 5,
+                  "a memory callback cannot set the PC (use an exec callback with regs=\"pc\")");
+    hook = lh_callback_new(L, 2, 5, "memory callback");
 
     qemu_plugin_register_vcpu_mem_cb(insn, lh_mem_cb, hook->regs, rw, hook);
     return 0;

@@ -192,6 +192,10 @@ static void push_features(lua_State *L)
     }
     lua_pushboolean(L, LH_HAVE_DISCON);
     lua_setfield(L, -2, "discontinuity");
+    lua_pushboolean(L, LH_HAVE_SET_PC);
+    lua_setfield(L, -2, "set_pc");
+    lua_pushboolean(L, LH_HAVE_READONLY_REGS);
+    lua_setfield(L, -2, "readonly_registers");
 }
 
 static const luaL_Reg raw_functions[] = {

@@ -258,10 +258,34 @@ bool lh_qemu_register_is_readonly(const qemu_plugin_reg_descriptor *d)
 #endif
 }
 
-void lh_qemu_set_pc(uint64_t pc)
+/* A request of this vCPU thread's running callback. */
+static __thread bool pc_requested;
+static __thread uint64_t pc_target;
+
+void lh_qemu_request_pc(uint64_t pc)
+{
+    pc_requested = true;
+    pc_target = pc;
+}
+
+#if LH_HAVE_SET_PC
+/* lh_exec_cb has returned: Lua is done and the lock let go. */
+static void exec_then_set_pc(unsigned int vcpu_index, void *udata)
+{
+    lh_exec_cb(vcpu_index, udata);
+    if (pc_requested) {
+        pc_requested = false;
+        qemu_plugin_set_pc(pc_target);     /* does not return */
+    }
+}
+#endif
+
+LhQemuExecFn lh_qemu_exec_cb(enum qemu_plugin_cb_flags regs)
 {
 #if LH_HAVE_SET_PC
-    qemu_plugin_set_pc(pc);
+    if (regs == QEMU_PLUGIN_CB_RW_REGS_PC) {
+        return exec_then_set_pc;
+    }
 #endif
-    g_assert_not_reached();     /* callers check LH_HAVE_SET_PC */
+    return lh_exec_cb;
 }

@@ -60,7 +60,15 @@ int lh_qemu_read_register(struct qemu_plugin_register *reg, GByteArray *buf);
 bool lh_qemu_write_register(struct qemu_plugin_register *reg, GByteArray *buf);
 /* false where QEMU does not say (API 4 and 5). */
 bool lh_qemu_register_is_readonly(const qemu_plugin_reg_descriptor *d);
-/* Never returns where the API has it: the vCPU resumes at pc. */
-void lh_qemu_set_pc(uint64_t pc);
+/*
+ * luahost.set_pc: the request is noted while Lua runs; QEMU is asked only
+ * once the callback's Lua call has returned and the lock is let go, as
+ * qemu_plugin_set_pc never returns (it leaves through QEMU's own exit
+ * from the vCPU loop, which must not cross lua_pcall).
+ */
+void lh_qemu_request_pc(uint64_t pc);
+/* The exec trampoline for a hook's regs: regs="pc" gets one that applies it. */
+typedef void (*LhQemuExecFn)(unsigned int vcpu_index, void *udata);
+LhQemuExecFn lh_qemu_exec_cb(enum qemu_plugin_cb_flags regs);
 
 #endif

@@ -36,6 +36,10 @@ static int get_registers(lua_State *L)
         }
         lua_pushlightuserdata(L, d->handle);
         lua_setfield(L, -2, "handle");
+        if (LH_HAVE_READONLY_REGS) {
+            lua_pushboolean(L, lh_qemu_register_is_readonly(d));
+            lua_setfield(L, -2, "readonly");
+        }
         lua_rawseti(L, -2, (int)i + 1);
     }
     g_array_free(regs, TRUE);
@@ -128,9 +132,33 @@ static int write_register(lua_State *L)
 }
 #endif
 
+/*
+ * raw.set_pc(vaddr): the vCPU resumes at vaddr once the running callback
+ * returns (qemu_api.c); only in an exec callback registered with
+ * regs="pc", where QEMU allows it. A later call in the same callback wins.
+ */
+static int set_pc(lua_State *L)
+{
+#if LH_HAVE_SET_PC
+    uint64_t pc = lh_check_u64(L, 1);
+    const LhContext *ctx = &lh_thread()->ctx;
+
+    if (ctx->vcpu == LH_NO_VCPU || ctx->regs != QEMU_PLUGIN_CB_RW_REGS_PC) {
+        return lh_error(L, "luahost.set_pc in %s: only an exec callback registered with "
+                        "regs=\"pc\" may set the PC", ctx->what);
+    }
+    lh_qemu_request_pc(pc);
+    return 0;
+#else
+    return lh_error(L, "luahost.set_pc needs QEMU 11.0 (plugin API 6); "
+                    "this luahost was built for API %d", LH_API);
+#endif
+}
+
 static const luaL_Reg registers_functions[] = {
     { "get_registers", get_registers },
     { "read_register", read_register },
+    { "set_pc", set_pc },
 #if LH_HAVE_API5
     { "write_register", write_register },
 #endif

@@ -153,9 +153,20 @@ void lh_set_functions(lua_State *L, int raw, const luaL_Reg *fns)
     lua_pop(L, 1);
 }
 
-/* The regs argument of exec and memory callbacks: nil, "r" or "rw". */
+/*
+ * The regs argument of exec and memory callbacks: nil, "r", "rw", or
+ * "pc" (read and write registers and set the PC: QEMU 11.0, API 6).
+ */
 enum qemu_plugin_cb_flags lh_check_regs(lua_State *L, int idx)
 {
+    if (lua_type(L, idx) == LUA_TSTRING && strcmp(lua_tostring(L, idx), "pc") == 0) {
+#if LH_HAVE_SET_PC
+        return QEMU_PLUGIN_CB_RW_REGS_PC;
+#else
+        luaL_argerror(L, idx, lua_pushfstring(L, "regs=\"pc\" (luahost.set_pc) needs QEMU 11.0 "
+                      "(plugin API 6); this luahost was built for API %d", LH_API));
+#endif
+    }
     static const char *const names[] = { "none", "r", "rw", NULL };
     static const enum qemu_plugin_cb_flags flags[] = {
         QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_CB_RW_REGS,

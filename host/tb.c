@@ -73,7 +73,7 @@ static int tb_on_exec(lua_State *L)
     struct qemu_plugin_tb *tb = check_tb(L);
     LhHook *hook = lh_callback_new(L, 2, 4, "tb exec callback");
 
-    qemu_plugin_register_vcpu_tb_exec_cb(tb, lh_exec_cb, hook->regs, hook);
+    qemu_plugin_register_vcpu_tb_exec_cb(tb, lh_qemu_exec_cb(hook->regs), hook->regs, hook);
     return 0;
 }
 
@@ -87,7 +87,8 @@ static int tb_on_exec_if(lua_State *L)
     struct qemu_plugin_tb *tb = check_tb(L);
     LhCondition c = lh_check_condition(L, 2, "tb exec callback");
 
-    qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, lh_exec_cb, c.hook->regs, c.cond, c.entry,
+    qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, lh_qemu_exec_cb(c.hook->regs), c.hook->regs,
+                                              c.cond, c.entry,
                                               c.imm, c.hook);
     return 0;
 }

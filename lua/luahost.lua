@@ -68,7 +68,7 @@ function luahost.has(feature)
     return features[feature] == true
 end
 
-local NEEDS = { discontinuity = "QEMU 10.2" }
+local NEEDS = { discontinuity = "QEMU 10.2", set_pc = "QEMU 11.0", readonly_registers = "QEMU 11.0" }
 
 local function requires(feature, api_name)
     if not features[feature] then
@@ -155,6 +155,9 @@ luahost.num_vcpus = raw.num_vcpus
 
 -- The guest, through the current vCPU (valid in callbacks on a vCPU).
 luahost.read_memory = raw.read_memory
+-- luahost.set_pc(vaddr) (QEMU 11.0): from an exec callback registered with
+-- regs = "pc", the vCPU resumes at vaddr once the callback returns.
+luahost.set_pc = raw.set_pc
 luahost.path_to_binary = raw.path_to_binary
 luahost.start_code = raw.start_code
 luahost.end_code = raw.end_code
@@ -297,6 +300,10 @@ function Register:write(value)
         error("register:write expects a register from luahost.registers()", 2)
     end
     requires("write_register", "register:write")
+    if self.readonly then
+        error(("register:write: %s is read-only (QEMU says so; luahost.set_pc sets the PC)")
+            :format(self.name), 2)
+    end
     return raw.write_register(handle, value, big_endian)
 end
 
@@ -309,7 +316,7 @@ end
 function luahost.registers()
     local list = raw.get_registers()
     for i, d in ipairs(list) do
-        local reg = setmetatable({ name = d.name, feature = d.feature }, Register)
+        local reg = setmetatable({ name = d.name, feature = d.feature, readonly = d.readonly }, Register)
         handle_of[reg] = d.handle
         list[i] = reg
     end
