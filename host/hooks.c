@@ -28,18 +28,19 @@ typedef enum {
     EV_SYSCALL_RET,
     EV_DISCON,
     EV_REPORT,              /* after every exit hook, in QEMU's one exit callback */
+    EV_SYSCALL_FILTER,      /* QEMU 11.0: may skip the syscall */
     EV_COUNT,
 } LhEvent;
 
 static const char *const event_names[] = {
     "atexit", "vcpu_init", "vcpu_exit", "vcpu_idle", "vcpu_resume", "tb_trans",
-    "flush", "syscall", "syscall_ret", "discon", "report", NULL,
+    "flush", "syscall", "syscall_ret", "discon", "report", "syscall_filter", NULL,
 };
 
 static const char *const event_what[] = {
     "exit hook", "vcpu init hook", "vcpu exit hook", "vcpu idle hook",
     "vcpu resume hook", "tb translation hook", "flush hook", "syscall hook",
-    "syscall return hook", "discontinuity hook", "report hook",
+    "syscall return hook", "discontinuity hook", "report hook", "syscall filter hook",
 };
 
 static GPtrArray *hooks[EV_COUNT];
@@ -211,6 +212,60 @@ static void on_syscall_ret(unsigned int vcpu_index, int64_t num, int64_t ret)
 
     lh_notify(LH_AT_SYSCALL_RETURN, (int)vcpu_index, &ev);
     call_hooks(EV_SYSCALL_RET, (int)vcpu_index, push_syscall_return, &r);
+}
+
+/*
+ * Syscall filters (QEMU 11.0): the filter's Lua wrapper (lua/luahost.lua)
+ * calls raw.skip_syscall(ret) when the script's function returned a
+ * result; the first filter that does wins, and QEMU skips the syscall.
+ */
+static __thread bool skip_requested;
+static __thread int64_t skip_ret;
+
+static bool on_syscall_filter(unsigned int vcpu_index, int64_t num, const uint64_t args[8],
+                              int64_t *ret)
+{
+    LhSyscall sc = { vcpu_index, num, { 0 } };
+
+    memcpy(sc.a, args, sizeof(sc.a));
+    skip_requested = false;
+    call_hooks(EV_SYSCALL_FILTER, (int)vcpu_index, push_syscall, &sc);
+    if (!skip_requested) {
+        return false;
+    }
+    skip_requested = false;
+    *ret = skip_ret;
+    return true;
+}
+
+/* A syscall result: negative ones are errors (-errno). */
+static int64_t check_i64(lua_State *L, int idx)
+{
+#if LH_LUAJIT
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        lua_Number n = lua_tonumber(L, idx);
+        luaL_argcheck(L, n > -(lua_Number)LH_EXACT_DOUBLE_LIMIT &&
+                      n < (lua_Number)LH_EXACT_DOUBLE_LIMIT && n == (lua_Number)(int64_t)n,
+                      idx, "number is not an exact integer");
+        return (int64_t)n;
+    }
+#endif
+    return (int64_t)lh_check_u64(L, idx);
+}
+
+/* raw.skip_syscall(ret): only from a syscall filter hook, once. */
+static int skip_syscall(lua_State *L)
+{
+    int64_t ret = check_i64(L, 1);
+
+    if (lh_thread()->ctx.what != event_what[EV_SYSCALL_FILTER]) {
+        return lh_error(L, "raw.skip_syscall outside a syscall filter hook");
+    }
+    if (!skip_requested) {
+        skip_requested = true;
+        skip_ret = ret;
+    }
+    return 0;
 }
 
 #if LH_HAVE_DISCON
@@ -390,6 +445,11 @@ static void register_with_qemu(LhEvent ev)
         break;
     case EV_REPORT:
         break;      /* on_atexit calls them, registered always */
+    case EV_SYSCALL_FILTER:
+        if (LH_HAVE_SYSCALL_FILTER) {
+            lh_qemu_on_syscall_filter(lh.id, on_syscall_filter);
+        }
+        break;
     case EV_DISCON:
 #if LH_HAVE_DISCON
         lh_qemu_on_discon(lh.id, on_discon);
@@ -408,6 +468,7 @@ static enum qemu_plugin_cb_flags event_regs(LhEvent ev)
     case EV_VCPU_INIT:
     case EV_SYSCALL:
     case EV_SYSCALL_RET:
+    case EV_SYSCALL_FILTER:
     case EV_DISCON:
         return QEMU_PLUGIN_CB_RW_REGS;
     default:
@@ -427,6 +488,10 @@ static int event_register(lua_State *L)
 
     if (ev == EV_DISCON && !LH_HAVE_DISCON) {
         return lh_error(L, "discontinuity callbacks need QEMU 10.2 (plugin API 5); "
+                        "this luahost was built for API %d", QEMU_PLUGIN_VERSION);
+    }
+    if (ev == EV_SYSCALL_FILTER && !LH_HAVE_SYSCALL_FILTER) {
+        return lh_error(L, "luahost.on_syscall_filter needs QEMU 11.0 (plugin API 6); "
                         "this luahost was built for API %d", QEMU_PLUGIN_VERSION);
     }
     hook = lh_hook_new(L, 2, 0, event_what[ev]);
@@ -499,6 +564,7 @@ static int enable_stats(lua_State *L)
 static const luaL_Reg hooks_functions[] = {
     { "register", event_register },
     { "enable_stats", enable_stats },
+    { "skip_syscall", skip_syscall },
     { NULL, NULL },
 };
 

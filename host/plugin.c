@@ -196,6 +196,8 @@ static void push_features(lua_State *L)
     lua_setfield(L, -2, "set_pc");
     lua_pushboolean(L, LH_HAVE_READONLY_REGS);
     lua_setfield(L, -2, "readonly_registers");
+    lua_pushboolean(L, LH_HAVE_SYSCALL_FILTER);
+    lua_setfield(L, -2, "syscall_filter");
 }
 
 static const luaL_Reg raw_functions[] = {

@@ -53,6 +53,22 @@ function luahost.on_tb_translate(fn)
     raw.register("tb_trans", fn)
 end
 luahost.on_flush = hook("flush", "luahost.on_flush")
+-- luahost.on_syscall_filter(fn) (QEMU 11.0, user mode): fn(vcpu, num,
+-- a1, ..., a8) before each syscall; a result other than nil skips the
+-- syscall, and the guest gets that integer as its return value.
+function luahost.on_syscall_filter(fn)
+    check_function(fn, "luahost.on_syscall_filter")
+    raw.register("syscall_filter", function(...)
+        local ret = fn(...)
+        if ret ~= nil then
+            if type(ret) ~= "number" and type(ret) ~= "cdata" then
+                error(("luahost.on_syscall_filter: the filter returned a %s, not an integer (or nil)")
+                    :format(type(ret)), 0)
+            end
+            raw.skip_syscall(ret)
+        end
+    end)
+end
 luahost.on_syscall = hook("syscall", "luahost.on_syscall")
 luahost.on_syscall_return = hook("syscall_ret", "luahost.on_syscall_return")
 
@@ -68,7 +84,10 @@ function luahost.has(feature)
     return features[feature] == true
 end
 
-local NEEDS = { discontinuity = "QEMU 10.2", set_pc = "QEMU 11.0", readonly_registers = "QEMU 11.0" }
+local NEEDS = {
+    discontinuity = "QEMU 10.2", set_pc = "QEMU 11.0", readonly_registers = "QEMU 11.0",
+    syscall_filter = "QEMU 11.0",
+}
 
 local function requires(feature, api_name)
     if not features[feature] then

@@ -174,6 +174,8 @@ luahost.on_vcpu_init(function(vcpu)
     luahost.printf("has %s %s readonly %s\n", tostring(luahost.has("set_pc")),
                    tostring(luahost.has("readonly_registers")), tostring(pc.readonly))
     luahost.printf("set_pc %s\n", select(2, pcall(luahost.set_pc, 0)))
+    luahost.printf("filter %s %s\n", tostring(luahost.has("syscall_filter")),
+                   select(2, pcall(luahost.on_syscall_filter, function() end)))
 end)
 local reported = false
 luahost.on_tb_translate(function(tb)
@@ -190,5 +192,49 @@ end)
                         .. "this luahost was built for API %d\n"):format(API), r.report)
         assert.matches(('regs [^\n]*regs="pc" %%(luahost.set_pc%%) needs QEMU 11.0 %%(plugin API 6%%); '
                         .. "this luahost was built for API %d"):format(API), r.report)
+        assert.matches(("filter false [^\n]*luahost.on_syscall_filter needs QEMU 11.0 %%(plugin API 6%%); "
+                        .. "this luahost was built for API %d\n"):format(API), r.report)
+    end)
+end)
+
+describe("luahost.on_syscall_filter", function()
+    after_each(helper.cleanup)
+
+    -- The loop guest's only output is its write(2)s: filtered with their
+    -- length as result, the guest sees them succeed and nothing is printed.
+    it("skips a syscall and gives the guest its result (user mode)", function()
+        need_api(6)
+        local f = io.open(helper.qemu_build() .. "/qemu-x86_64", "rb")
+        if not f then
+            pending("no plugin-capable qemu-x86_64 for this QEMU (Debian's 11.1 qemu-user is static)")
+        end
+        f:close()
+        local count = [[
+local writes = 0
+luahost.on_syscall(function(_, num)
+    if num == 1 then writes = writes + 1 end
+end)
+luahost.on_exit(function() luahost.printf("writes %d\n", writes) end)
+]]
+        local filter = [[
+local skipped = 0
+luahost.on_syscall_filter(function(_, num, _, _, len)
+    if num == 1 then
+        skipped = skipped + 1
+        return len
+    end
+end)
+luahost.on_exit(function() luahost.printf("skipped %d\n", skipped) end)
+]]
+        local loop = helper.guest("loop", "x86_64")
+        local plain = helper.run_script("x86_64", helper.lua_file(count), {}, loop)
+        assert.are.equal(0, plain.status, plain.stderr)
+        assert.are_not.equal("", plain.stdout)
+        local writes = tonumber(plain.report:match("writes (%d+)\n"))
+        assert.is_true(writes > 0, plain.report)
+        local r = helper.run_script("x86_64", helper.lua_file(filter), {}, loop)
+        assert.are.equal(0, r.status, r.stderr)
+        assert.are.equal("", r.stdout)
+        assert.matches(("skipped %d\n"):format(writes), r.report, 1, true)
     end)
 end)
