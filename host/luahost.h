@@ -13,7 +13,7 @@
  *      argument checks), limits.c (memlimit=, hook_timeout=, signals),
  *      tsan.h (what ThreadSanitizer must be told), qemu_api.c (QEMU's
  *      plugin API versions: the one place that knows them)
- *   2. types: tb.c insn.c mem.c scoreboard.c stream.c callstack.c registers.c
+ *   2. types: tb.c insn.c mem.c scoreboard.c stream.c callstack.c blocks.c registers.c
  *      guest.c clock.c disas.c, one per Lua-visible type
  *   3. hooks.c: hooks on QEMU's global events
  *   4. lifecycle.c: reset, uninstall, exit
