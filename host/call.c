@@ -399,6 +399,13 @@ static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
  * crashes once it has removed the plugin. (Another vCPU's callback in
  * the meantime may: QEMU ignores it, or its block is flushed.)
  */
+/*
+ * The traceback handler as a value in the registry: LuaJIT makes a new
+ * closure for every lua_pushcfunction, a malloc and a collection per
+ * event. Made with the first hook, where an error is the script's.
+ */
+static int handler_ref = LUA_NOREF;
+
 LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
 {
     LhHook *hook;
@@ -408,6 +415,10 @@ LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
         (lh.uninstall_scope != 0 && lh.uninstall_scope == lh_thread()->live_epoch)) {
         lh_error(L, "no %s can be registered after luahost.uninstall (the plugin is being unloaded)",
                  what);
+    }
+    if (handler_ref == LUA_NOREF) {
+        lua_pushcfunction(L, lh_message_handler);
+        handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     hook = g_new0(LhHook, 1);
     hook->func = func_for(L, fn_idx, what);
@@ -530,7 +541,7 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
         int base = lua_gettop(L) + 1;
         int nargs = 0;
 
-        lua_pushcfunction(L, lh_message_handler);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);
         if (hook->via_ref != LUA_NOREF) {
             lua_rawgeti(L, LUA_REGISTRYINDEX, hook->via_ref);
             nargs++;
