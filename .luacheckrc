@@ -1,11 +1,11 @@
 -- luacheck configuration for every Lua file in the tree; run from the
 -- source root as the `lint` meson suite does (tests/meson.build):
 --
---     luacheck lua scripts stdlib examples tools/luahost bench bench/run tests
+--     luacheck lua scripts stdlib examples tools/luahost bench bench/run bench/callback-cost tests
 --
 -- Two kinds of code: what runs inside the plugin, under Lua 5.4 or LuaJIT
 -- (lua/, scripts/, stdlib/, examples/, bench/empty.lua, tests/scripts/),
--- and what runs under the lua5.4 interpreter only (tools/luahost, bench/run,
+-- and what runs under the lua5.4 interpreter only (tools/luahost, bench/run, bench/callback-cost,
 -- bench/workloads/, the busted specs and their helper).
 
 -- 120: the code is wrapped near 100 columns, but messages, format strings
