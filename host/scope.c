@@ -122,9 +122,37 @@ void lh_push_handle(lua_State *L, void *ptr, const char *mt)
     lua_setmetatable(L, -2);
 }
 
+/*
+ * The metatables lh_new_type made, by the address of their name (the
+ * LH_*_MT literals): luaL_checkudata finds the metatable by name in the
+ * registry, hashing and comparing the string, on every method call.
+ */
+static struct {
+    const char *name;
+    const void *mt;
+} types[16];
+static int n_types;
+
+/* luaL_checkudata, without a lookup by name for a type lh_new_type made. */
+void *lh_check_udata(lua_State *L, int idx, const char *mt)
+{
+    void *p = lua_touserdata(L, idx);
+
+    if (p != NULL && lua_getmetatable(L, idx)) {
+        const void *have = lua_topointer(L, -1);
+        lua_pop(L, 1);
+        for (int i = 0; i < n_types; i++) {
+            if (types[i].name == mt && types[i].mt == have) {
+                return p;
+            }
+        }
+    }
+    return luaL_checkudata(L, idx, mt);     /* another name, or the error */
+}
+
 void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
 {
-    LhHandle *h = luaL_checkudata(L, idx, mt);
+    LhHandle *h = lh_check_udata(L, idx, mt);
 
     if (h->epoch != lh_thread()->live_epoch) {
         lh_error(L, "attempt to use %s handle after the callback that provided it returned", kind);
@@ -136,6 +164,10 @@ void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
 void lh_new_type(lua_State *L, const char *mt, const luaL_Reg *methods, const luaL_Reg *meta)
 {
     luaL_newmetatable(L, mt);
+    if (n_types < (int)G_N_ELEMENTS(types)) {
+        types[n_types].name = mt;
+        types[n_types++].mt = lua_topointer(L, -1);
+    }
     if (meta != NULL) {
         luaL_setfuncs(L, meta, 0);
     }

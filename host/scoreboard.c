@@ -20,7 +20,7 @@ static int anchors_ref = LUA_NOREF;
 
 qemu_plugin_u64 lh_check_entry(lua_State *L, int idx)
 {
-    Entry *e = luaL_checkudata(L, idx, LH_SCOREBOARD_MT);
+    Entry *e = lh_check_udata(L, idx, LH_SCOREBOARD_MT);
     qemu_plugin_u64 entry = { .score = e->score, .offset = e->offset };
 
     return entry;
