@@ -27,6 +27,9 @@ static struct qemu_plugin_hwaddr *check_hwaddr(lua_State *L)
     return lh_check_handle(L, 1, LH_HWADDR_MT, "a hwaddr");
 }
 
+/* The mem metatable, by reference: one is set on every access's handle. */
+static int mem_mt_ref = LUA_NOREF;
+
 static void push_mem(lua_State *L, qemu_plugin_meminfo_t info, uint64_t vaddr)
 {
     LhMem *m = lua_newuserdata(L, sizeof(*m));
@@ -35,7 +38,7 @@ static void push_mem(lua_State *L, qemu_plugin_meminfo_t info, uint64_t vaddr)
     m->h.epoch = lh_thread()->live_epoch;
     m->info = info;
     m->vaddr = vaddr;
-    luaL_getmetatable(L, LH_MEM_MT);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, mem_mt_ref);
     lua_setmetatable(L, -2);
 }
 
@@ -211,5 +214,7 @@ void lh_open_mem(lua_State *L, int raw)
 {
     (void)raw;
     lh_new_type(L, LH_MEM_MT, mem_methods, mem_meta);
+    luaL_getmetatable(L, LH_MEM_MT);
+    mem_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lh_new_type(L, LH_HWADDR_MT, hwaddr_methods, NULL);
 }
