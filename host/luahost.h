@@ -13,7 +13,7 @@
  *      argument checks), limits.c (memlimit=, hook_timeout=, signals),
  *      tsan.h (what ThreadSanitizer must be told), qemu_api.c (QEMU's
  *      plugin API versions: the one place that knows them)
- *   2. types: tb.c insn.c mem.c scoreboard.c stream.c callstack.c blocks.c registers.c
+ *   2. types: tb.c insn.c mem.c scoreboard.c stream.c callstack.c blocks.c shadow.c registers.c
  *      guest.c clock.c disas.c, one per Lua-visible type
  *   3. hooks.c: hooks on QEMU's global events
  *   4. lifecycle.c: reset, uninstall, exit
@@ -267,6 +267,8 @@ void lh_open_stream(lua_State *L, int raw);
 void lh_open_callstack(lua_State *L, int raw);
 /* blocks.c: every translated block and its executions, counted inline. */
 void lh_open_blocks(lua_State *L, int raw);
+/* shadow.c: stores mirrored, loads checked against them, per region. */
+void lh_open_shadow(lua_State *L, int raw);
 
 /* stream.c: what the host delivers of streams outside their own callbacks. */
 void lh_streams_flush_all(void);

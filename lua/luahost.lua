@@ -379,6 +379,33 @@ luahost.callstack = raw.callstack_new
 luahost.count_blocks = raw.count_blocks
 luahost.block_counts = raw.block_counts
 
+-- luahost.shadow{ region = N, on_unseen = fn }: stores mirrored and loads
+-- checked against them in C, per region of N bytes (host/shadow.c).
+local SHADOW_OPTIONS = { region = "number", on_unseen = "function" }
+
+function luahost.shadow(options)
+    if type(options) ~= "table" then
+        error("luahost.shadow expects a table of options, got " .. type(options), 2)
+    end
+    for key, value in pairs(options) do
+        local want = SHADOW_OPTIONS[key]
+        if not want then
+            error(("luahost.shadow: unknown option %s (expected region, on_unseen)"):format(tostring(key)), 2)
+        elseif type(value) ~= want then
+            error(("luahost.shadow: option %s must be a %s, got %s"):format(key, want, type(value)), 2)
+        end
+    end
+    local size = options.region or 4096
+    local power = 1     -- (no & in LuaJIT)
+    while power < size and power < 2 ^ 30 do
+        power = power * 2
+    end
+    if power ~= size then
+        error(("luahost.shadow: region must be a power of two from 1 to 2^30, got %s"):format(size), 2)
+    end
+    return (raw.shadow_new(size, options.on_unseen))
+end
+
 -- luahost.scoreboard(): one u64 per vCPU.
 -- luahost.scoreboard{"hits", "misses"}: a per-vCPU struct; returns a
 -- table of its fields by name. Each entry has get/set/add/sum and can be
