@@ -30,112 +30,24 @@ if print_accesses then
     luahost.outs("insn_vaddr,insn_symbol,mem_vaddr,mem_hwaddr,access_size,access_type,mem_value\n")
 end
 
--- region-summary: regions[base] = { base, reads, writes, data (offset ->
--- byte, absent: 0), seen_all }. An access's bytes go to the region of
--- their own address: mem.c asserts that an access stays in one region.
+-- region-summary: a shadow of the stores in 16 KiB regions, each load
+-- checked against it, in C (host/shadow.c); the first load of a region
+-- that reads a byte the shadow did not see stored is told at once.
 local REGION_SIZE = 4096 * 4
-local TWO32 = 4294967296
-local regions = {}
-local last_base, last_region    -- most accesses fall in the previous one's
-
-local function region_at(base)
-    if base == last_base then
-        return last_region
-    end
-    -- (LuaJIT: an address of 2^53 or more is a cdata, new from arithmetic)
-    local key = type(base) == "cdata" and ("%x"):format(base) or base
-    local ri = regions[key]
-    if not ri then
-        ri = { base = base, reads = 0, writes = 0, data = {}, seen_all = true }
-        regions[key] = ri
-    end
-    last_base, last_region = base, ri
-    return ri
+local shadow
+if region_summary then
+    shadow = luahost.shadow { region = REGION_SIZE, on_unseen = function(_, base, offset)
+        luahost.printf("Warning: 0x%016x:%d read an un-instrumented value\n", base, offset)
+    end }
 end
 
--- Byte i (0 = the lowest) of an access of size bytes at offset: where it
--- is in memory, and its region, the next one when the access crosses.
-local function byte_place(ri, offset, i, size, big_endian)
-    local at = big_endian and offset + size - 1 - i or offset + i
-    if at >= REGION_SIZE then
-        return region_at(ri.base + REGION_SIZE).data, at - REGION_SIZE
-    end
-    return ri.data, at
-end
-
-local function region_access(vaddr, mem)
-    local offset = tonumber(vaddr % REGION_SIZE)
-    local ri = region_at(vaddr - offset)
-    local store = mem:is_store()
-    if store then
-        ri.writes = ri.writes + 1
-    else
-        ri.reads = ri.reads + 1
-    end
-    local size = mem:size()
-    if size == 16 then  -- mem.c leaves 16-byte values out
-        return
-    end
-    -- the value's bytes, lowest first, from its two 32-bit halves: exact
-    -- in Lua 5.4 (any integer) and LuaJIT (a number or a uint64_t cdata)
-    local value, big_endian = mem:value(), mem:is_big_endian()
-    local low, high = value, 0
-    if size == 8 then
-        low = value % TWO32
-        high = tonumber((value - low) / TWO32) % TWO32
-        low = tonumber(low)
-    end
-    local unseen = false
-    local within = offset + size <= REGION_SIZE
-    local data = ri.data
-    for i = 0, size - 1 do
-        local b
-        if i < 4 then
-            b = low % 256
-            low = (low - b) / 256
-        else
-            b = high % 256
-            high = (high - b) / 256
-        end
-        local at
-        if within then
-            at = big_endian and offset + size - 1 - i or offset + i
-        else
-            data, at = byte_place(ri, offset, i, size, big_endian)
-        end
-        if store then
-            data[at] = b
-        elseif (data[at] or 0) ~= b then
-            unseen = true
-        end
-    end
-    if unseen and ri.seen_all then
-        luahost.printf("Warning: 0x%016x:%d read an un-instrumented value\n", ri.base, offset)
-        ri.seen_all = false
-    end
-end
-
--- mem.c's callback: the count (devices apart with haddr=on; not again
--- when inline ops count) and the region check.
-local function on_access(vcpu, mem, vaddr)
-    if opt.haddr then
-        local hw = mem:hwaddr()
-        if hw and hw:is_io() then
-            io_count:add(vcpu, 1)
-        elseif not opt.inline then
-            mem_count:add(vcpu, 1)
-        end
-    elseif not opt.inline then
-        mem_count:add(vcpu, 1)
-    end
-    region_access(vaddr, mem)
-end
-
--- print-accesses, and callback=on with haddr=on, from a stream: C records
--- each access, Lua reads them in batches. Devices are 2 and up. User
--- mode has no devices (no access has a physical side): there inline ops
--- count them all.
-local count_devices = opt.callback and opt.haddr and not region_summary and luahost.info.system_emulation
+-- print-accesses, and device counting (haddr=on, with callback=on or
+-- region-summary=on, as mem.c's callback counts), from a stream: C
+-- records each access, Lua reads them in batches. Devices are 2 and up.
+-- User mode has no devices (no access has a physical side): there inline
+-- ops count them all.
+local counts_in_callback = opt.callback or region_summary
+local count_devices = counts_in_callback and opt.haddr and luahost.info.system_emulation
 local symbols = {}      -- the stream's ids: symbols[id] = the instruction's
 -- print-accesses' line for an access of each size: the value in as many
 -- hex digits as it has bytes (16 bytes: the high half first)
@@ -156,7 +68,9 @@ local function on_batch(vcpu, batch)
             end
         end
         io_count:add(vcpu, io)
-        mem_count:add(vcpu, n - io)
+        if not opt.inline then      -- inline ops count them all
+            mem_count:add(vcpu, n - io)
+        end
     end
     if not print_accesses then
         return
@@ -184,11 +98,11 @@ end
 
 luahost.on_tb_translate(function(tb)
     for _, insn in tb:insns() do
-        if opt.inline or (opt.callback and not count_devices and not region_summary) then
+        if opt.inline or (counts_in_callback and not count_devices) then
             insn:mem_inline("add", mem_count, 1, opt.track)
         end
-        if region_summary then
-            insn:on_mem(on_access, nil, opt.track)
+        if shadow then
+            shadow:mem(insn, opt.track)
         end
         if stream then
             local id = 0
@@ -211,11 +125,7 @@ luahost.on_exit(function()
     end
     if region_summary then
         out[#out + 1] = "Region Base, Reads, Writes, Seen all\n"
-        local list = {}
-        for _, ri in pairs(regions) do
-            list[#list + 1] = ri
-        end
-        table.sort(list, function(a, b) return ("%016x"):format(a.base) < ("%016x"):format(b.base) end)
+        local list = shadow:regions()
         if #list > 1 then   -- mem.c lists them only when there are several
             for _, ri in ipairs(list) do
                 out[#out + 1] = ("0x%016x, %d, %d, %s\n"):format(ri.base, ri.reads, ri.writes, tostring(ri.seen_all))
