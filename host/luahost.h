@@ -13,8 +13,8 @@
  *      argument checks), limits.c (memlimit=, hook_timeout=, signals),
  *      tsan.h (what ThreadSanitizer must be told), qemu_api.c (QEMU's
  *      plugin API versions: the one place that knows them)
- *   2. types: tb.c insn.c mem.c scoreboard.c stream.c callstack.c blocks.c shadow.c registers.c
- *      guest.c clock.c disas.c, one per Lua-visible type
+ *   2. types: tb.c insn.c mem.c scoreboard.c stream.c callstack.c fpcalls.c blocks.c shadow.c
+ *      registers.c guest.c clock.c disas.c, one per Lua-visible type
  *   3. hooks.c: hooks on QEMU's global events
  *   4. lifecycle.c: reset, uninstall, exit
  *   5. plugin.c: the entry point
@@ -43,6 +43,7 @@
 #define LH_CLOCK_MT "luahost.clock"
 #define LH_STREAM_MT "luahost.stream"
 #define LH_CALLSTACK_MT "luahost.callstack"
+#define LH_FPCALLS_MT "luahost.fpcalls"
 
 /*
  * A function definition QEMU calls back, keyed by where it is defined:
@@ -265,6 +266,9 @@ void lh_open_stream(lua_State *L, int raw);
 
 /* callstack.c: shadow call stacks and calling-context trees, per vCPU. */
 void lh_open_callstack(lua_State *L, int raw);
+
+/* fpcalls.c: calls and returns followed by the frame pointer, as uftrace records. */
+void lh_open_fpcalls(lua_State *L, int raw);
 /* blocks.c: every translated block and its executions, counted inline. */
 void lh_open_blocks(lua_State *L, int raw);
 /* shadow.c: stores mirrored, loads checked against them, per region. */

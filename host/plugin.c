@@ -241,6 +241,7 @@ static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **arg
     lh_open_limits(L, raw);
     lh_open_stream(L, raw);
     lh_open_callstack(L, raw);
+    lh_open_fpcalls(L, raw);
     lh_open_blocks(L, raw);
     lh_open_shadow(L, raw);
     lh_open_modules(L, raw, info);

@@ -342,6 +342,43 @@ function luahost.registers()
     return list
 end
 
+-- luahost.fpcalls{ register = reg, on_records = fn [, traces = 1]
+-- [, capacity = 65536] }: calls and returns followed by the frame pointer
+-- reg (from luahost.registers()) at the instructions the script watches,
+-- as uftrace's 16-byte records, in C (host/fpcalls.c; docs/api.md).
+local FPCALLS_OPTIONS = { register = "table", on_records = "function", traces = "number", capacity = "number" }
+
+function luahost.fpcalls(options)
+    if type(options) ~= "table" then
+        error("luahost.fpcalls expects a table of options, got " .. type(options), 2)
+    end
+    for key, value in pairs(options) do
+        local want = FPCALLS_OPTIONS[key]
+        if not want then
+            error(("luahost.fpcalls: unknown option %s (expected register, on_records, traces, capacity)")
+                :format(tostring(key)), 2)
+        elseif type(value) ~= want then
+            error(("luahost.fpcalls: option %s must be a %s, got %s"):format(key, want, type(value)), 2)
+        end
+    end
+    local handle = options.register and handle_of[options.register]
+    if not handle then
+        error("luahost.fpcalls: option register (a register from luahost.registers()) is required", 2)
+    end
+    if not options.on_records then
+        error("luahost.fpcalls: option on_records (a function) is required", 2)
+    end
+    local traces, capacity = options.traces or 1, options.capacity or 65536
+    if traces % 1 ~= 0 or traces < 1 or traces > 64 then
+        error(("luahost.fpcalls: traces must be an integer from 1 to 64, got %s"):format(traces), 2)
+    end
+    if capacity % 1 ~= 0 or capacity < 1 or capacity > 16777216 then
+        error(("luahost.fpcalls: capacity must be an integer from 1 to 2^24, got %s"):format(capacity), 2)
+    end
+    local calls = raw.fpcalls_new(handle, traces, capacity, options.on_records)
+    return calls
+end
+
 -- Where luahost.outs writes: QEMU's plugin log (shown with -d plugin, or
 -- -d plugin -D FILE), or the file of the host argument outfile=.
 local write = raw.outs
