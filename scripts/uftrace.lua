@@ -22,7 +22,10 @@
 --
 -- uftrace.c reads the frame pointer in a callback before the first
 -- instruction of every block and before each instruction that follows one
--- naming the frame pointer; so does this script (a Lua call each time).
+-- naming the frame pointer; so does this script, with a C callback
+-- (luahost.fpcalls, host/fpcalls.c) that makes the records: Lua chooses
+-- the instructions, writes the files and, with trace-privilege-level=on,
+-- reads the level in a Lua call per block.
 local opt = luahost.args {
     ["trace-privilege-level"] = false,
     dir = "uftrace.data",
@@ -57,110 +60,30 @@ do
 end
 
 local privilege = opt["trace-privilege-level"]
-local time_ns = luahost.time_ns
-local read64 = data.read64
-local pack = data.pack
-local ENTRY, EXIT = data.ENTRY, data.EXIT
 local FLUSH = 65536          -- records per trace kept before appending to its file
 
--- A trace: one .dat file, its records not yet written, its task name.
+-- A trace: one .dat file and its task name.
 local function new_trace(id, name)
-    local t = { id = id, name = name, path = path(id .. ".dat"), buf = {}, n = 0 }
+    local t = { id = id, name = name, path = path(id .. ".dat") }
     local file = assert(io.open(t.path, "wb"))      -- created or truncated, as uftrace.c
     file:close()
     return t
 end
 
-local function flush(t)
-    if t.n > 0 then
+local function append(t, bytes)
+    if #bytes > 0 then
         local file = assert(io.open(t.path, "ab"))
-        file:write(table.concat(t.buf, "", 1, t.n))
+        file:write(bytes)
         file:close()
-        t.buf, t.n = {}, 0
     end
 end
 
-local entered = {}      -- every pc a record names: the functions to symbolize
+local cpus = {}         -- by vCPU index: registers, traces, privilege level
+local calls             -- the C tracker (host/fpcalls.c): made at the first vCPU's init
 
-local function add(t, ts, pc, depth, kind)
-    local n = t.n + 1
-    t.buf[n] = pack(ts, pc, depth, kind)
-    t.n = n
-    if n >= FLUSH then
-        flush(t)
-    end
-end
-
-local cpus = {}         -- by vCPU index: registers, traces, the call stack
-
--- The stack (fps, pcs, n), outermost first.
-local function enter_stack(cpu, ts)
-    local t = cpu.trace
-    for depth = 1, cpu.n do
-        add(t, ts, cpu.pcs[depth], depth, ENTRY)
-    end
-end
-
-local function exit_stack(cpu, ts)
-    local t = cpu.trace
-    for depth = cpu.n, 1, -1 do
-        add(t, ts, cpu.pcs[depth], depth, EXIT)
-    end
-end
-
--- uftrace.c's unwinding: frame records (caller's fp, return address) up
--- to a null fp or return address, at most 1024 frames. (Its check for a
--- loop of frames leaves only its inner loop: no check, as here.)
-local function unwind(cpu, fp, pc)
-    local fps, pcs = {}, {}
-    local depth = 0
-    repeat
-        depth = depth + 1
-        fps[depth], pcs[depth] = fp, pc
-        entered[pc] = true
-        if fp ~= 0 then
-            fp = read64(fp)
-        end
-        pc = read64(fp + 8)
-    until fp == 0 or pc == 0 or depth >= 1024
-    for i = 1, depth do
-        cpu.fps[i], cpu.pcs[i] = fps[depth + 1 - i], pcs[depth + 1 - i]
-    end
-    cpu.n = depth
-end
-
-local function track_callstack(vcpu, pc)
-    local cpu = cpus[vcpu]
-    local fp = cpu.fp:read()
-    local n = cpu.n
-    local fps = cpu.fps
-    if fp == 0 and n == 0 then
-        -- no frame: the pc stands for the function until a real call
-        cpu.n, fps[1], cpu.pcs[1] = 1, fp, pc
-        entered[pc] = true
-        add(cpu.trace, time_ns(), pc, 1, ENTRY)
-        return
-    end
-    local top = n >= 1 and fps[n] or 0
-    if fp == top then
-        return                                          -- the same function
-    end
-    if fp == (n >= 2 and fps[n - 1] or 0) then          -- a return
-        cpu.n = n - 1
-        add(cpu.trace, time_ns(), cpu.pcs[n], n - 1, EXIT)
-        return
-    end
-    if (fp ~= 0 and read64(fp) or 0) == top then        -- a call
-        cpu.n, fps[n + 1], cpu.pcs[n + 1] = n + 1, fp, pc
-        entered[pc] = true
-        add(cpu.trace, time_ns(), pc, n + 1, ENTRY)
-        return
-    end
-    -- another stack (longjmp, a context switch): leave this one, enter that
-    local ts = time_ns()
-    exit_stack(cpu, ts)
-    unwind(cpu, fp, pc)
-    enter_stack(cpu, ts)
+-- A trace's records, 16 bytes each in uftrace's format, come in batches.
+local function on_records(vcpu, trace, bytes)
+    append(cpus[vcpu].traces[trace], bytes)
 end
 
 local function track_privilege_change(vcpu, pc)
@@ -169,13 +92,8 @@ local function track_privilege_change(vcpu, pc)
     if level == cpu.level then
         return
     end
-    local ts = time_ns()
-    exit_stack(cpu, ts)
-    cpu.n = 0
     cpu.level = level
-    cpu.trace = cpu.traces[level + 1]
-    unwind(cpu, cpu.fp:read(), pc)
-    enter_stack(cpu, ts)
+    calls:switch(level + 1, pc)
 end
 
 luahost.on_vcpu_init(function(vcpu)
@@ -183,6 +101,9 @@ luahost.on_vcpu_init(function(vcpu)
     if not regs then
         error("uftrace.lua: " .. why, 0)
     end
+    local n_traces = privilege and #arch.level_names or 1
+    calls = calls or luahost.fpcalls { register = regs.fp, traces = n_traces, capacity = FLUSH,
+        on_records = on_records }
     local old = cpus[vcpu]
     -- trace id: (vCPU + 1) * 100 + privilege level
     local id = (vcpu + 1) * 100
@@ -197,8 +118,8 @@ luahost.on_vcpu_init(function(vcpu)
     -- a reused index (user mode: a thread after an ended one) starts over,
     -- at the level it had, as uftrace.c's per-vCPU struct does
     local level = old and old.level or 0
-    cpus[vcpu] = { fp = regs.fp, regs = regs, traces = traces, level = level,
-        trace = traces[level + 1], fps = {}, pcs = {}, n = 0 }
+    cpus[vcpu] = { regs = regs, traces = traces, level = level }
+    calls:restart(vcpu, privilege and level + 1 or 1)
 end)
 
 luahost.on_tb_translate(function(tb)
@@ -211,7 +132,7 @@ luahost.on_tb_translate(function(tb)
     local watch = true
     for _, insn in tb:insns() do
         if watch then
-            insn:on_exec(track_callstack, insn:vaddr(), "r")
+            calls:watch(insn)
             watch = false
         end
         if modifies(insn:disas()) then
@@ -224,8 +145,8 @@ luahost.on_exit(function()
     local traces = {}
     for vcpu = 0, luahost.num_vcpus() - 1 do
         local cpu = cpus[vcpu]
-        for _, t in ipairs(cpu and cpu.traces or {}) do
-            flush(t)
+        for trace, t in ipairs(cpu and cpu.traces or {}) do
+            append(t, calls:take(vcpu, trace))
             traces[#traces + 1] = t
         end
     end
@@ -235,6 +156,6 @@ luahost.on_exit(function()
     data.write_info(path("info"), traces)
     data.write_task(path("task.txt"), traces)
     if opt.symfiles then
-        data.write_symbols(dir, modules, entered)
+        data.write_symbols(dir, modules, calls and calls:entered() or {})
     end
 end)
