@@ -75,15 +75,31 @@ local function class_hits(opcode, class)
     return hits
 end
 
--- The scoreboard entry an instruction's executions add to, or nil.
-local function hits_for(insn)
-    local opcode = insnclass.opcode(insn:data())
+-- The scoreboard entry an instruction's executions add to, or false.
+local function classify(insn, bytes)
+    local opcode = insnclass.opcode(bytes)
     local class = insnclass.match(classes, opcode, classes.uses_groups and insn:groups())
     if class.what == "class" then
         return class_hits(opcode, class)
     elseif class.what == "individual" then
         return individual_hits(insn, opcode, class)
     end
+    return false
+end
+
+-- Each encoding is classified once: the same bytes always get the same
+-- entry, and classifying (capstone's groups, a walk of the class table)
+-- costs microseconds per instruction, most of a block's translation.
+local by_bytes = {}
+
+local function hits_for(insn)
+    local bytes = insn:data()
+    local hits = by_bytes[bytes]
+    if hits == nil then
+        hits = classify(insn, bytes)
+        by_bytes[bytes] = hits
+    end
+    return hits
 end
 
 luahost.on_tb_translate(function(tb)
