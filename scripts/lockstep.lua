@@ -111,8 +111,13 @@ do
 end
 
 local insn_count, bb_count = 0, 0
-local log = {}              -- { block, insn_count } per executed block, oldest first
-local divergences = {}      -- { at = #log, distance } per divergence, oldest first
+-- The log of executed blocks: lockstep.c keeps every one but reads only
+-- the last five, so this keeps their count and the last five, entry i
+-- (its block and the instructions run after it) at i % LOG_KEPT: a table
+-- per block would grow by tens of MiB and cost its collection.
+local LOG_KEPT = 5
+local log_n, log_block, log_insns = 0, {}, {}
+local divergences = {}      -- { at = log_n, distance } per divergence, oldest first
 
 local function cleanup()
     if sock then
@@ -125,13 +130,13 @@ local function cleanup()
 end
 
 local function report_divergence(us_pc, us_count, them)
-    local divrec = { at = #log, distance = 0 }
+    local divrec = { at = log_n, distance = 0 }
     local diverged = false
     local last = divergences[#divergences]
     if last then
         -- lockstep.c walks its log back to the last divergence's entry,
-        -- stopping at its oldest one: the distance is never above #log - 1.
-        divrec.distance = #log - math.max(last.at, 1)
+        -- stopping at its oldest one: the distance is never above log_n - 1.
+        divrec.distance = log_n - math.max(last.at, 1)
         diverged = divrec.distance == 1 and last.distance == 1
     end
     divergences[#divergences + 1] = divrec
@@ -145,10 +150,10 @@ local function report_divergence(us_pc, us_count, them)
     if diverged then
         local out = { "Δ too high, we have diverged, previous insns\n" }
         -- the five latest blocks, leaving out the oldest of all, as lockstep.c
-        for i = #log, math.max(2, #log - 4), -1 do
-            local prev = log[i]
+        for i = log_n, math.max(2, log_n - LOG_KEPT + 1), -1 do
+            local block = log_block[i % LOG_KEPT]
             out[#out + 1] = ("  previously @ 0x%s/%d (%d insns)\n"):format(
-                hex8(prev.block.pc), prev.block.insns, prev.insn_count)
+                hex8(block.pc), block.insns, log_insns[i % LOG_KEPT])
         end
         luahost.outs(table.concat(out))
         luahost.outs("giving up\n")
@@ -179,7 +184,8 @@ local function block_exec(_, block)
     end
     insn_count = insn_count + block.insns
     bb_count = bb_count + 1
-    log[#log + 1] = { block = block, insn_count = insn_count }
+    log_n = log_n + 1
+    log_block[log_n % LOG_KEPT], log_insns[log_n % LOG_KEPT] = block, insn_count
 end
 
 luahost.on_tb_translate(function(tb)
@@ -188,6 +194,6 @@ end)
 
 luahost.on_exit(function()
     luahost.outs(("No divergence :-)\nExecuted %d/%d blocks\nExecuted ~%d instructions\n"):format(
-        bb_count, #log, insn_count))
+        bb_count, log_n, insn_count))
     cleanup()
 end)
