@@ -443,6 +443,34 @@ function luahost.shadow(options)
     return (raw.shadow_new(size, options.on_unseen))
 end
 
+-- luahost.tally{ [address = "virtual"|"physical"|"device"] [, block = 1] }:
+-- counters keyed by pairs of u64s, one table per vCPU, counted in C at
+-- memory accesses and block executions (host/tally.c, docs/api.md "Tallies").
+local TALLY_ADDRESSES = { virtual = true, physical = true, device = true }
+
+function luahost.tally(options)
+    options = options or {}
+    if type(options) ~= "table" then
+        error("luahost.tally expects a table of options, got " .. type(options), 2)
+    end
+    for key in pairs(options) do
+        if key ~= "address" and key ~= "block" then
+            error(("luahost.tally: unknown option %s (expected address, block)"):format(tostring(key)), 2)
+        end
+    end
+    local address, block = options.address or "virtual", options.block or 1
+    if not TALLY_ADDRESSES[address] then
+        error(("luahost.tally: address must be \"virtual\", \"physical\" or \"device\", got %s")
+            :format(tostring(address)), 2)
+    end
+    if type(block) ~= "number" or block < 1 or block > 2 ^ 52 or block % 1 ~= 0
+            or 2 ^ math.floor(math.log(block, 2) + 0.5) ~= block then
+        error(("luahost.tally: block must be a power of two from 1 to 2^52, got %s"):format(tostring(block)), 2)
+    end
+    local tally = raw.tally_new(address, block)
+    return tally
+end
+
 -- luahost.scoreboard(): one u64 per vCPU.
 -- luahost.scoreboard{"hits", "misses"}: a per-vCPU struct; returns a
 -- table of its fields by name. Each entry has get/set/add/sum and can be
