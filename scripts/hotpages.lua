@@ -12,9 +12,9 @@
 --   limit=N        rows in the report (default 50, as hotpages.c)
 --
 -- A page is the access's physical address in system emulation (its
--- virtual one for a device), its virtual address in user mode. Every
--- access goes into an event stream: C records it, Lua counts it by page
--- per vCPU a batch at a time, without a lock per access.
+-- virtual one for a device), its virtual address in user mode. A tally
+-- counts every access by page, loads and stores apart, in C, one table
+-- per vCPU and no lock per access; Lua merges the vCPUs' rows at exit.
 local opt = luahost.args {
     sortby = luahost.args.choice({ "reads", "writes", "address" }),
     io = false,
@@ -34,63 +34,15 @@ if opt.limit < 0 then
 end
 
 local system = luahost.info.system_emulation
-local LOAD, RAM = luahost.LOAD, 1
-
--- reads[vcpu][page], writes[vcpu][page]: accesses of each vCPU. A page of
--- 2^53 or more is cdata in LuaJIT, a new object each time it is computed:
--- intern() gives the first one made for that value, so it keys one entry.
-local reads, writes, big = {}, {}, {}
-local luajit = jit ~= nil
-
-local function intern(page)
-    local key = tostring(page)
-    local first = big[key]
-    if not first then
-        first = page
-        big[key] = page
-    end
-    return first
-end
-
-local function on_batch(vcpu, batch)
-    local r, w = reads[vcpu], writes[vcpu]
-    if not r then
-        r, w = {}, {}
-        reads[vcpu], writes[vcpu] = r, w
-    end
-    local kind, vaddr = batch.kind, batch.addr
-    local paddr, device = system and batch.paddr, system and batch.device
-    local io = opt.io
-    for i = 1, batch.n do
-        local addr = vaddr[i]
-        if device then
-            if io then
-                addr = device[i] > RAM and addr
-            elseif device[i] == RAM then
-                addr = paddr[i]
-            end
-        end
-        if addr then
-            local page = addr - addr % pagesize
-            if luajit and type(page) == "cdata" then
-                page = intern(page)
-            end
-            if kind[i] == LOAD then
-                r[page] = (r[page] or 0) + 1
-            else
-                w[page] = (w[page] or 0) + 1
-            end
-        end
-    end
-end
 
 -- io=on in user mode: no access has a device, nothing to count.
+local tally
 if system or not opt.io then
-    -- unchecked: on_batch reads columns for i = 1, batch.n only
-    local stream = luahost.stream { on_batch = on_batch, physical = system, unchecked = true }
+    local address = system and (opt.io and "device" or "physical") or "virtual"
+    tally = luahost.tally { address = address, block = pagesize }
     luahost.on_tb_translate(function(tb)
         for _, insn in tb:insns() do
-            stream:mem(insn)
+            tally:mem(insn)
         end
     end)
 end
@@ -127,22 +79,23 @@ end
 
 luahost.on_exit(function()
     local pages, all = {}, {}
-    local function merge(counts, field, cpus)
-        for vcpu, by_page in pairs(counts) do
-            for page, n in pairs(by_page) do
-                local rec = pages[page]
-                if not rec then
-                    rec = { page = page, reads = 0, writes = 0, rcpus = 0, wcpus = 0 }
-                    pages[page] = rec
-                    all[#all + 1] = rec
-                end
-                rec[field] = rec[field] + n
-                rec[cpus] = rec[cpus] + 2 ^ vcpu
-            end
+    local rows = tally and tally:rows() or { n = 0 }
+    local LOAD = luahost.LOAD
+    for i = 1, rows.n do
+        local page, vcpu, n = rows.key[i], rows.vcpu[i], rows.count[i]
+        local rec = pages[page]
+        if not rec then
+            rec = { page = page, reads = 0, writes = 0, rcpus = 0, wcpus = 0 }
+            pages[page] = rec
+            all[#all + 1] = rec
+        end
+        -- one row per vCPU, page and kind: each vCPU's bit is added once
+        if rows.key2[i] == LOAD then
+            rec.reads, rec.rcpus = rec.reads + n, rec.rcpus + 2 ^ vcpu
+        else
+            rec.writes, rec.wcpus = rec.writes + n, rec.wcpus + 2 ^ vcpu
         end
     end
-    merge(reads, "reads", "rcpus")
-    merge(writes, "writes", "wcpus")
     local out = { "Addr, RCPUs, Reads, WCPUs, Writes\n" }
     for i, rec in ipairs(sorted(all)) do
         if i > opt.limit then
