@@ -17,12 +17,12 @@
 -- An early exit is also told on stderr, as cflow.c does.
 --
 -- Cost: a destination is counted per (instruction, destination) pair, a
--- key no inline op can index, so Lua must see every block entered.
--- cflow.c calls C for each block entered off the straight line; here an
--- event stream records every block executed, in C, and Lua walks the
--- batches. Inline stores keep the last instruction started and whether
--- the block reached its last one; only a block that did not (a fault)
--- calls Lua at once (the stream knows no instruction inside a block).
+-- key no inline op can index. As cflow.c, C runs only for a block not
+-- entered by falling through (a conditional callback), and counts the
+-- pair in a tally, with no lock. Inline stores keep the last instruction
+-- started, the address after the block once its last one started (0
+-- before) and the block's translation; only a block entered after one
+-- that did not reach its last instruction (a fault) calls Lua.
 
 local opt = luahost.args {
     sort = luahost.args.choice({ "hottest", "early", "exceptions" }, "hottest"),
@@ -31,7 +31,10 @@ local opt = luahost.args {
 local TOPN = 10         -- cflow.c's topn, which no argument sets
 
 local last_pc = luahost.scoreboard()        -- per vCPU: the last instruction started
-local done = luahost.scoreboard()           -- 1 once the last instruction of the block started
+local after = luahost.scoreboard()          -- the address after the block once its last
+                                            -- instruction started, 0 before
+local current = luahost.scoreboard()        -- the translation that started last
+local dests = luahost.tally()               -- (instruction, destination) -> times
 
 local nodes = {}        -- address -> node
 local created = {}      -- the nodes' addresses, in order of creation
@@ -46,54 +49,32 @@ local function node_at(addr)
     return node
 end
 
-local function count_dest(node, pc)
+local function count_dest(node, pc, n)
     local i = node.dest_index[pc]
     if not i then
         i = #node.dests + 1
         node.dests[i] = { addr = pc, count = 0 }
         node.dest_index[pc] = i
     end
-    node.dests[i].count = node.dests[i].count + 1
-    node.dest_count = node.dest_count + 1
+    node.dests[i].count = node.dests[i].count + n
+    node.dest_count = node.dest_count + n
 end
 
 -- Blocks are told apart by their translation (QEMU may translate an
--- address again, into another block): its id in the stream.
-local block_end, block_after = {}, {}  -- translation id -> its last instruction, the address after
-local previous = {}     -- vCPU -> the translation it executed last
-local skip = {}         -- vCPU -> true: early() counted the entry of its next block
-
-local stream
-stream = luahost.stream { unchecked = true, on_batch = function(vcpu, batch)
-    local pcs, ids = batch.pc, batch.id
-    local prev, first = previous[vcpu], 1
-    if skip[vcpu] then      -- the block early() saw, first after its flush
-        skip[vcpu] = nil
-        prev, first = ids[1], 2
-    end
-    local after = prev and block_after[prev]
-    for i = first, batch.n do
-        local pc = pcs[i]
-        if pc ~= after and after then
-            count_dest(nodes[block_end[prev]], pc)
-        end
-        prev = ids[i]
-        after = block_after[prev]
-    end
-    previous[vcpu] = prev
-end }
+-- address again, into another block): its number, from 1.
+local block_end, block_after = {}, {}  -- translation -> its last instruction, the address after
 
 -- The previous block did not reach its last instruction (or this is the
--- vCPU's first). Its events so far are walked first, so that the
--- destinations keep their order.
+-- vCPU's first). Runs before the tally's callback of the block, which it
+-- turns off for this entry by setting after to pc: an early exit is
+-- counted here, in the tally too, so that destinations keep their order.
 local function early(vcpu, pc)
-    stream:flush()
+    after:set(vcpu, pc)
     local lpc = last_pc:get(vcpu)
-    local prev = previous[vcpu]
-    if lpc == 0 or not prev or block_after[prev] == pc then
+    local prev = current:get(vcpu)
+    if lpc == 0 or prev == 0 or block_after[prev] == pc then
         return
     end
-    skip[vcpu] = true
     local node = node_at(lpc)
     io.stderr:write(("vcpu_tb_branched_exec: pc=%x, epbc=%x npc=%x, lpc=%x\n"):format(pc, block_end[prev],
         block_after[prev], lpc))
@@ -101,7 +82,7 @@ local function early(vcpu, pc)
     if node.mid_count == 0 then
         node.mid_count = 1
     end
-    count_dest(node, pc)
+    dests:add(vcpu, lpc, pc)
 end
 
 local translations = 0
@@ -113,12 +94,14 @@ luahost.on_tb_translate(function(tb)
     translations = translations + 1
     local id = translations
     block_end[id], block_after[id] = last:vaddr(), last:vaddr() + last:size()
-    tb:on_exec_if(done, "eq", 0, early, pc)
-    stream:exec(tb, id)
+    -- in this order: early() first, so that it can turn off the tally's count
+    tb:on_exec_if(after, "eq", 0, early, pc)
+    dests:exec(tb, last_pc, after, "ne", pc)
+    first:inline("store", current, id)
     if n > 1 then
-        first:inline("store", done, 0)
+        first:inline("store", after, 0)
     end
-    last:inline("store", done, 1)
+    last:inline("store", after, block_after[id])
     for i, insn in tb:insns() do
         local ipc = insn:vaddr()
         local node = node_at(ipc)
@@ -134,6 +117,15 @@ luahost.on_tb_translate(function(tb)
         insn:inline("store", last_pc, ipc)
     end
 end)
+
+-- The destinations, in the order each pair was first counted.
+local function count_all()
+    local rows = dests:rows()
+    local lpcs, pcs, counts = rows.key, rows.key2, rows.count
+    for i = 1, rows.n do
+        count_dest(nodes[lpcs[i]], pcs[i], counts[i])
+    end
+end
 
 local KEYS = { hottest = "dest_count", early = "early_exit", exceptions = "ndests" }
 
@@ -165,6 +157,7 @@ local function ranked()
 end
 
 luahost.on_exit(function()
+    count_all()
     local out = { ("collected %d control flow nodes in the hash table\n"):format(#created) }
     for i, entry in ipairs(ranked()) do
         if i > TOPN then
