@@ -174,6 +174,39 @@ end)
         end)
     end
 
+    it("counts what QEMU's inline ops count, across a reset", function()
+        local r = helper.run_lua("x86_64", [[
+local blocks = luahost.tally()
+local runs = luahost.scoreboard()
+local translated, reset = 0, false
+local function report()
+    local rows, sum = blocks:rows(), 0
+    for i = 1, rows.n do
+        sum = sum + rows.count[i]
+    end
+    luahost.printf("reset %s tally %d inline %d\n", tostring(reset), sum, runs:sum())
+end
+local function on_translate(tb)
+    blocks:exec(tb, 0)
+    tb:inline("add", runs, 1)
+    translated = translated + 1
+    if translated == 50 then
+        luahost.reset(function()    -- drops every hook: register them again
+            reset = true
+            luahost.on_tb_translate(on_translate)
+            luahost.on_exit(report)
+        end)
+    end
+end
+luahost.on_tb_translate(on_translate)
+luahost.on_exit(report)
+]], helper.guest("loop", "x86_64"))
+        local reset, tally, inline = r.report:match("reset (%a+) tally (%d+) inline (%d+)")
+        assert.are.equal("true", reset, r.report)
+        assert.is_true(tonumber(inline) > 1000)
+        assert.are.equal(inline, tally)
+    end)
+
     it("gives a key of 2^53 or more as one value, that indexes one table entry", function()
         local r = helper.run_lua("x86_64", [[
 local K = jit and loadstring("return 0x1000000000000001ULL")() or math.tointeger(2 ^ 60) + 1
