@@ -93,12 +93,17 @@ describe("luahost.tally", function()
             assert.are.same((libmem_counts(r.log, "virtual", 4096)), (tally_counts(ours.pages)))
         end)
 
-        it("counts each vCPU's blocks as libbb.so, vCPUs made later too (" .. arch .. ", 8 threads)", function()
+        it("counts each vCPU's blocks as libbb.so, vCPUs made later too (" .. arch .. ", 8 threads) #threads",
+            function()
             local r = helper.run_lua(arch, [[
 names = { "blocks" }
 blocks = luahost.tally()
 luahost.on_tb_translate(function(tb)
     blocks:exec(tb, 7)
+end)
+-- rows() before the end, on an ending thread (others may still count)
+luahost.on_vcpu_exit(function()
+    assert(blocks:rows().n > 0)
 end)
 ]] .. PRINT_ROWS, helper.guest("threads", arch),
                 { guest_args = { "8", "20000" }, plugins = { c_plugin("libbb.so", "inline=on") } })
