@@ -118,11 +118,11 @@ bad("scripts/drcov.lua", 26, { "filename=TMP" }, "filename=TMP: TMP: Is a direct
 
 bad("scripts/cflow.lua", 27, { "topn=5" }, "option parsing failed: topn=5 (known options: sort)")
 bad("scripts/cflow.lua", 27, { "sort=coldest" }, "expected one of hottest, early, exceptions: sort=coldest")
-bad("scripts/uftrace.lua", 26, { "colour=red" },
+bad("scripts/uftrace.lua", 29, { "colour=red" },
     "option parsing failed: colour=red (known options: dir, symfiles, trace-privilege-level)")
-bad("scripts/uftrace.lua", 26, { "trace-privilege-level=2" },
+bad("scripts/uftrace.lua", 29, { "trace-privilege-level=2" },
     "boolean argument parsing failed: trace-privilege-level=2")
-bad("scripts/uftrace.lua", 53, { "dir=/dev/null/x" }, "dir=/dev/null/x: cannot create a file in this directory")
+bad("scripts/uftrace.lua", 56, { "dir=/dev/null/x" }, "dir=/dev/null/x: cannot create a file in this directory")
 
 bad("examples/between.lua", 16, {}, "give from=ADDR and to=ADDR")
 bad("examples/between.lua", 16, { "from=main" }, "give from=ADDR and to=ADDR")
