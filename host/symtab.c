@@ -411,8 +411,9 @@ LhSymtab *lh_symtab_system_map(FILE *f, const char *path, uint64_t *low, uint64_
 {
     LhSymtab *t = lh_symtab_elf(path, path, -1);
     char line[1024], name[512];
-    uint64_t addr;
+    uint64_t addr, code_low = 0;
     char type;
+    bool have_code = false;
 
     t->system_map = true;
     t->syms = g_array_new(FALSE, FALSE, sizeof(LhSym));
@@ -424,15 +425,28 @@ LhSymtab *lh_symtab_system_map(FILE *f, const char *path, uint64_t *low, uint64_
             g_array_set_size(t->syms, 0);       /* not a System.map */
             break;
         }
-        LhSym s = { { addr, 0, g_strdup(name) }, strchr("TtWw", type) != NULL ? 0 : 1, false };
+        if (type == 'A' || type == 'a') {
+            continue;       /* an absolute value (_kernel_size_le_hi32), not a place */
+        }
+        bool code = strchr("TtWw", type) != NULL;
+        LhSym s = { { addr, 0, g_strdup(name) }, code ? 0 : 1, false };
         g_array_append_val(t->syms, s);
+        /*
+         * The extent starts at the lowest code: x86_64's per-CPU
+         * variables are data symbols at offsets from 0, which would
+         * claim all low memory (firmware, boot code) for the kernel.
+         */
+        if (code && (!have_code || addr < code_low)) {
+            code_low = addr;
+            have_code = true;
+        }
     }
     g_array_sort(t->syms, sym_order);
     if (t->syms->len == 0) {
         lh_symtab_free(t);
         return NULL;
     }
-    *low = g_array_index(t->syms, LhSym, 0).sym.addr;
+    *low = have_code ? code_low : g_array_index(t->syms, LhSym, 0).sym.addr;
     *high = g_array_index(t->syms, LhSym, t->syms->len - 1).sym.addr + 1;
     return t;
 }
