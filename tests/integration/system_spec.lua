@@ -300,6 +300,21 @@ end)
         assert.matches(("resolve counted_loop 0x%x\n"):format(fn + 0x100000), moved, 1, true)
     end)
 
+    it("starts a System.map's module at its lowest code, not at absolute or per-CPU symbols", function()
+        local text = assert(helper.read(system_map()))
+        local lowest
+        for addr in text:gmatch("(%x+) [TtWw] [^\n]+") do
+            addr = tonumber(addr, 16)
+            lowest = math.min(lowest or addr, addr)
+        end
+        -- as a kernel's: _kernel_size_le_hi32 is absolute, x86_64's per-CPU
+        -- variables are data at offsets from 0
+        local map = helper.write(helper.tmpname(), "0000000000000000 A _abs_value\n"
+            .. "0000000000001000 D percpu_like\n" .. text)
+        local report = run({ "symbols=" .. map })
+        assert.matches(("module [^ ]+ 0x%x 0x0\n"):format(lowest), report)
+    end)
+
     it("refuses a symbols= file it cannot use, naming it", function()
         for _, bad in ipairs({ "/nonexistent/vmlinux", helper.write(helper.tmpname(), "not a map\n") }) do
             local r = helper.qemu_system({ helper.luahost_plugin(helper.lua_file(DESCRIBE), { "symbols=" .. bad }) },
