@@ -5,8 +5,8 @@
  * Counting per key (per page, per branch and destination) needs a table
  * no inline op can index, and Lua per event costs more than a C plugin's
  * whole callback. Here each vCPU has a table of its own that only its
- * thread writes, so no event takes a lock; Lua reads the rows (lua/
- * tally.lua). A row is written before the row count that publishes it,
+ * thread writes, so no event takes a lock; Lua reads the rows
+ * (tally:rows()). A row is written before the row count that publishes it,
  * and rows live in chunks that never move, so a reader on another thread
  * copies published rows safely while the vCPU adds new ones. Each row
  * keeps when its key was first counted, in one order over all vCPUs.
