@@ -199,7 +199,7 @@ describe("hotpages.lua counts every page as libmem.so does", function()
 
     for _, arch in ipairs(helper.arches) do
         it("in user mode on " .. arch, function()
-            local r = helper.run_file(arch, SCRIPT, helper.guest("memtraffic", arch),
+            local r = helper.run_file_with_libmem_regions(arch, SCRIPT, helper.guest("memtraffic", arch),
                 { args = ARGS, plugins = { helper.c_plugin(LIBMEM) .. ",region-summary=on" },
                   guest_args = { "256", "64", "2", "2000", "100" } })
             local theirs = regions(r.log)

@@ -72,7 +72,8 @@ describe("luahost.shadow", function()
 
     for _, arch in ipairs(helper.arches) do
         it("counts and checks as libmem.so's region summary, in its 16 KiB regions (" .. arch .. ")", function()
-            local r = helper.run_lua(arch, SCRIPT, helper.guest("memtraffic", arch),
+            local r = helper.run_file_with_libmem_regions(arch, helper.lua_file(SCRIPT),
+                helper.guest("memtraffic", arch),
                 { args = { "region=16384" }, guest_args = { "64", "16", "2", "1000", "10" }, plugins = { MEM } })
             local theirs = c_regions(r.log)
             assert.is_truthy(next(theirs), "libmem.so's region rows missing: " .. r.log)
@@ -88,7 +89,8 @@ describe("luahost.shadow", function()
         end)
 
         it("in 4 KiB regions, adds up to libmem.so's 16 KiB ones (" .. arch .. ")", function()
-            local r = helper.run_lua(arch, SCRIPT, helper.guest("memtraffic", arch),
+            local r = helper.run_file_with_libmem_regions(arch, helper.lua_file(SCRIPT),
+                helper.guest("memtraffic", arch),
                 { args = { "region=4096" }, guest_args = { "64", "16", "2", "1000", "10" }, plugins = { MEM } })
             local summed, n = ours(r.report, 16384)
             local theirs = c_regions(r.log)
