@@ -14,7 +14,7 @@
  *      tsan.h (what ThreadSanitizer must be told), qemu_api.c (QEMU's
  *      plugin API versions: the one place that knows them)
  *   2. types: tb.c insn.c mem.c scoreboard.c stream.c callstack.c fpcalls.c blocks.c shadow.c
- *      tally.c registers.c guest.c clock.c disas.c, one per Lua-visible type
+ *      tally.c lockstep.c registers.c guest.c clock.c disas.c, one per Lua-visible type
  *   3. hooks.c: hooks on QEMU's global events
  *   4. lifecycle.c: reset, uninstall, exit
  *   5. plugin.c: the entry point
@@ -45,6 +45,7 @@
 #define LH_CALLSTACK_MT "luahost.callstack"
 #define LH_FPCALLS_MT "luahost.fpcalls"
 #define LH_TALLY_MT "luahost.tally"
+#define LH_LOCKSTEP_MT "luahost.lockstep"
 
 /*
  * A function definition QEMU calls back, keyed by where it is defined:
@@ -276,6 +277,8 @@ void lh_open_blocks(lua_State *L, int raw);
 void lh_open_shadow(lua_State *L, int raw);
 /* tally.c: counters keyed by pairs of u64s, per vCPU, counted in C. */
 void lh_open_tally(lua_State *L, int raw);
+/* lockstep.c: two QEMUs compared before every block over a socket, in C. */
+void lh_open_lockstep(lua_State *L, int raw);
 
 /* stream.c: what the host delivers of streams outside their own callbacks. */
 void lh_streams_flush_all(void);

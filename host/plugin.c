@@ -245,6 +245,7 @@ static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **arg
     lh_open_blocks(L, raw);
     lh_open_shadow(L, raw);
     lh_open_tally(L, raw);
+    lh_open_lockstep(L, raw);
     lh_open_modules(L, raw, info);
     lh_open_process(L, raw, info);
     push_features(L);

@@ -471,6 +471,32 @@ function luahost.tally(options)
     return tally
 end
 
+-- luahost.lockstep{ fd = N, on_diverge = fn, on_error = fn }: before
+-- every block, exchange where we are with the peer on the stream socket
+-- fd, in lockstep.c's format, calling Lua only when the two differ or
+-- the socket fails (host/lockstep.c, docs/api.md "Lockstep").
+function luahost.lockstep(options)
+    if type(options) ~= "table" then
+        error("luahost.lockstep expects a table of options, got " .. type(options), 2)
+    end
+    for key in pairs(options) do
+        if key ~= "fd" and key ~= "on_diverge" and key ~= "on_error" then
+            error(("luahost.lockstep: unknown option %s (expected fd, on_diverge, on_error)")
+                :format(tostring(key)), 2)
+        end
+    end
+    local fd = options.fd
+    if type(fd) ~= "number" or fd < 0 or fd % 1 ~= 0 then
+        error(("luahost.lockstep: fd must be a file descriptor (an integer), got %s"):format(tostring(fd)), 2)
+    end
+    for _, key in ipairs({ "on_diverge", "on_error" }) do
+        if type(options[key]) ~= "function" then
+            error(("luahost.lockstep: %s must be a function, got %s"):format(key, type(options[key])), 2)
+        end
+    end
+    return (raw.lockstep_new(fd, options.on_diverge, options.on_error))
+end
+
 -- luahost.scoreboard(): one u64 per vCPU.
 -- luahost.scoreboard{"hits", "misses"}: a per-vCPU struct; returns a
 -- table of its fields by name. Each entry has get/set/add/sum and can be
