@@ -275,10 +275,13 @@ void lh_open_fpcalls(lua_State *L, int raw);
 void lh_open_blocks(lua_State *L, int raw);
 /* shadow.c: stores mirrored, loads checked against them, per region. */
 void lh_open_shadow(lua_State *L, int raw);
-/* tally.c: counters keyed by pairs of u64s, per vCPU, counted in C. */
+/* tally.c: counters keyed by up to three u64s, per vCPU, counted in C. */
 void lh_open_tally(lua_State *L, int raw);
 /* lockstep.c: two QEMUs compared before every block over a socket, in C. */
 void lh_open_lockstep(lua_State *L, int raw);
+
+/* stream.c: the number of a device name, as the streams' device column. */
+uint16_t lh_device_index(const char *name);
 
 /* stream.c: what the host delivers of streams outside their own callbacks. */
 void lh_streams_flush_all(void);

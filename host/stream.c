@@ -75,10 +75,20 @@ static uint64_t batches_delivered, events_delivered;
 static GPtrArray *device_names;
 static GMutex device_lock;
 
-static uint16_t device_index(const char *name)
+/*
+ * The number of a device name, interned (tally.c keys by it too). QEMU
+ * interns its names, so each vCPU thread remembers its last one: a device
+ * accessed in a run takes no lock.
+ */
+uint16_t lh_device_index(const char *name)
 {
+    static __thread const char *last_name;
+    static __thread uint16_t last_index;
     uint16_t index = 0;
 
+    if (name == last_name && last_index != 0) {
+        return last_index;
+    }
     g_mutex_lock(&device_lock);
     for (guint i = 0; i < device_names->len; i++) {
         if (strcmp(g_ptr_array_index(device_names, i), name) == 0) {
@@ -91,6 +101,8 @@ static uint16_t device_index(const char *name)
         index = (uint16_t)device_names->len;
     }
     g_mutex_unlock(&device_lock);
+    last_name = name;
+    last_index = index;
     return index;
 }
 
@@ -251,7 +263,7 @@ static LhPhysical physical_of(qemu_plugin_meminfo_t info, uint64_t vaddr)
 
     if (hw != NULL) {
         p.paddr = qemu_plugin_hwaddr_phys_addr(hw);
-        p.device = qemu_plugin_hwaddr_is_io(hw) ? device_index(qemu_plugin_hwaddr_device_name(hw)) : 1;
+        p.device = qemu_plugin_hwaddr_is_io(hw) ? lh_device_index(qemu_plugin_hwaddr_device_name(hw)) : 1;
     }
     return p;
 }

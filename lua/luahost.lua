@@ -443,10 +443,13 @@ function luahost.shadow(options)
     return (raw.shadow_new(size, options.on_unseen))
 end
 
--- luahost.tally{ [address = "virtual"|"physical"|"device"] [, block = 1] }:
--- counters keyed by pairs of u64s, one table per vCPU, counted in C at
--- memory accesses and block executions (host/tally.c, docs/api.md "Tallies").
+-- luahost.tally{ [address = "virtual"|"physical"|"device"] [, block = 1]
+-- [, key = "address"] [, key2 = "kind"] [, key3 = "none"] }: counters keyed
+-- by up to three u64s, one table per vCPU, counted in C at memory accesses
+-- and block executions (host/tally.c, docs/api.md "Tallies").
 local TALLY_ADDRESSES = { virtual = true, physical = true, device = true }
+local TALLY_OPTIONS = { address = true, block = true, key = true, key2 = true, key3 = true }
+local TALLY_KEYS = { none = true, address = true, kind = true, device = true, paddr = true, pc = true, base = true }
 
 function luahost.tally(options)
     options = options or {}
@@ -454,8 +457,9 @@ function luahost.tally(options)
         error("luahost.tally expects a table of options, got " .. type(options), 2)
     end
     for key in pairs(options) do
-        if key ~= "address" and key ~= "block" then
-            error(("luahost.tally: unknown option %s (expected address, block)"):format(tostring(key)), 2)
+        if not TALLY_OPTIONS[key] then
+            error(("luahost.tally: unknown option %s (expected address, block, key, key2, key3)")
+                :format(tostring(key)), 2)
         end
     end
     local address, block = options.address or "virtual", options.block or 1
@@ -467,7 +471,14 @@ function luahost.tally(options)
             or 2 ^ math.floor(math.log(block, 2) + 0.5) ~= block then
         error(("luahost.tally: block must be a power of two from 1 to 2^52, got %s"):format(tostring(block)), 2)
     end
-    local tally = raw.tally_new(address, block)
+    local keys = { options.key or "address", options.key2 or "kind", options.key3 or "none" }
+    for i, name in ipairs({ "key", "key2", "key3" }) do
+        if not TALLY_KEYS[keys[i]] then
+            error(("luahost.tally: %s must be one of address, kind, device, paddr, pc, base, none, got %s")
+                :format(name, tostring(keys[i])), 2)
+        end
+    end
+    local tally = raw.tally_new(address, block, keys[1], keys[2], keys[3])
     return tally
 end
 

@@ -179,6 +179,44 @@ end)
         end)
     end
 
+    -- alias: the MMU on, so an access's base (virtual less physical) is not 0
+    it("keys accesses by instruction, physical address and base, as libmem.so prints them", function()
+        local outfile = helper.tmpname()
+        local r = helper.qemu_system({
+            c_plugin("libmem.so", "print-accesses=true"),
+            helper.luahost_plugin(helper.lua_file([[
+names = { "at" }
+at = luahost.tally { key = "pc", key2 = "paddr", key3 = "base" }
+luahost.on_tb_translate(function(tb)
+    for _, insn in tb:insns() do
+        at:mem(insn)
+    end
+end)
+local function hex(v) return ("%x"):format(v) end
+luahost.on_exit(function()
+    local rows = at:rows()
+    for i = 1, rows.n do
+        luahost.printf("%s %s %s %s\n", hex(rows.key[i]), hex(rows.key2[i]), hex(rows.key3[i]),
+            (tostring(rows.count[i]):gsub("U?LL$", "")))
+    end
+end)
+]]), { "outfile=" .. outfile }),
+        }, helper.system_guest("alias", "aarch64"))
+        assert.are.equal(0, r.status, r.stderr)
+        local want, got, bases = {}, {}, 0
+        for pc, vaddr, paddr in r.log:gmatch("\n0x(%x+),[^,\n]*,0x(%x+),0x(%x+),%d+,%a+,") do
+            local base = ("%x"):format(tonumber(vaddr, 16) - tonumber(paddr, 16))
+            local key = ("%x %x %s"):format(tonumber(pc, 16), tonumber(paddr, 16), base)
+            want[key] = (want[key] or 0) + 1
+            bases = bases + (base ~= "0" and 1 or 0)
+        end
+        for key, count in (helper.read(outfile) or ""):gmatch("(%x+ %x+ %x+) (%d+)\n") do
+            got[key] = (got[key] or 0) + tonumber(count)
+        end
+        assert.is_true(bases > 0, "the MMU made no access's base other than 0")
+        assert.are.same(want, got)
+    end)
+
     it("counts what QEMU's inline ops count, across a reset", function()
         local r = helper.run_lua("x86_64", [[
 local blocks = luahost.tally()
@@ -257,7 +295,10 @@ describe("luahost.tally misuse", function()
         fails("luahost.tally { block = 48 }", ":1: luahost.tally: block must be a power of two from 1 to 2^52, got 48")
         fails("luahost.tally { address = 'guest' }",
             ':1: luahost.tally: address must be "virtual", "physical" or "device", got guest')
-        fails("luahost.tally { size = 1 }", ":1: luahost.tally: unknown option size (expected address, block)")
+        fails("luahost.tally { size = 1 }",
+            ":1: luahost.tally: unknown option size (expected address, block, key, key2, key3)")
+        fails("luahost.tally { key2 = 'vaddr' }",
+            ":1: luahost.tally: key2 must be one of address, kind, device, paddr, pc, base, none, got vaddr")
         fails("luahost.tally(3)", ":1: luahost.tally expects a table of options, got number")
         fails("local t = luahost.tally()\nluahost.on_tb_translate(function(tb) t:exec(tb, 'x') end)",
             ":2: bad argument #2 to 'exec'")
