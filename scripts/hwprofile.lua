@@ -15,9 +15,11 @@
 -- Unlike hwprofile.c, a guest that touched one device alone gets its line
 -- (hwprofile.c prints devices only when there are two or more).
 --
--- hwprofile.c takes a callback on every memory access, RAM included. Here
--- the accesses go to an event stream that keeps device accesses and only
--- counts RAM ones, so Lua runs per device access alone.
+-- hwprofile.c takes a callback on every memory access, RAM included, and a
+-- lock at each device access. Here tallies count device accesses in C with
+-- no lock (reads and writes apart), so Lua runs at exit alone. match=
+-- prints at each access: it takes an event stream that keeps device
+-- accesses and only counts RAM ones, so Lua runs per device access alone.
 local args = luahost.args
 local opt = args {
     track = args.custom(function(text)
@@ -82,23 +84,40 @@ local function fmt_device(d)
     return ("%s, 0x%x%s\n"):format(d.name, d.base, fmt_counts(d.totals))
 end
 
-local function count(c, is_write, vcpu)
+local function count(c, is_write, vcpu, n)
     if is_write then
-        c.writes = c.writes + 1
+        c.writes = c.writes + (n or 1)
         c.wcpus[vcpu] = true
     else
-        c.reads = c.reads + 1
+        c.reads = c.reads + (n or 1)
         c.rcpus[vcpu] = true
     end
 end
 
-local function device_access(vcpu, name, vaddr, paddr, is_write)
+-- The device named, made at its first access (at base).
+local function device_named(name, base)
     local d = devices[name]
     if not d then
-        d = { name = name, base = vaddr - paddr, totals = new_counts(), detail = detailed and {} or nil }
+        d = { name = name, base = base, totals = new_counts(), detail = detailed and {} or nil }
         devices[name] = d
         order[#order + 1] = d
     end
+    return d
+end
+
+-- A device's counts at an offset or instruction.
+local function location(d, at)
+    local c = d.detail[at]
+    if not c then
+        c = new_counts()
+        c.at = at
+        d.detail[at] = c
+    end
+    return c
+end
+
+local function device_access(vcpu, name, vaddr, paddr, is_write)
+    local d = device_named(name, vaddr - paddr)
     if matches then
         if not matches[name] then
             return          -- hwprofile.c still counts its detail; see below
@@ -111,47 +130,93 @@ end
 -- hwprofile.c counts pattern= and source= detail of every device, matched
 -- or not; so does this.
 local function detail_access(vcpu, name, paddr, pc, is_write)
-    local key = opt.source and pc or paddr
-    local detail = devices[name].detail
-    local c = detail[key]
-    if not c then
-        c = new_counts()
-        c.at = key
-        detail[key] = c
-    end
-    count(c, is_write, vcpu)
+    count(location(devices[name], opt.source and pc or paddr), is_write, vcpu)
 end
 
-local STORE = luahost.STORE
-local stream = luahost.stream {
-    physical = true,
-    coalesce = { mem = 2 ^ 40 },    -- RAM accesses counted, not recorded
-    on_batch = function(vcpu, batch)
-        local device, kind, addr, paddr, pc = batch.device, batch.kind, batch.addr, batch.paddr, batch.pc
-        for i = 1, batch.n do
-            if device[i] > 1 then
-                local name = luahost.device_name(device[i])
-                device_access(vcpu, name, addr[i], paddr[i], kind[i] == STORE)
-                if detailed then
-                    detail_access(vcpu, name, paddr[i], pc[i], kind[i] == STORE)
+-- match=: Lua at each device access, from a stream.
+local function stream_accesses(rw)
+    local STORE = luahost.STORE
+    local stream = luahost.stream {
+        physical = true,
+        coalesce = { mem = 2 ^ 40 },    -- RAM accesses counted, not recorded
+        on_batch = function(vcpu, batch)
+            local device, kind, addr, paddr, pc = batch.device, batch.kind, batch.addr, batch.paddr, batch.pc
+            for i = 1, batch.n do
+                if device[i] > 1 then
+                    local name = luahost.device_name(device[i])
+                    device_access(vcpu, name, addr[i], paddr[i], kind[i] == STORE)
+                    if detailed then
+                        detail_access(vcpu, name, paddr[i], pc[i], kind[i] == STORE)
+                    end
+                end
+            end
+        end,
+    }
+    luahost.on_tb_translate(function(tb)
+        for _, insn in tb:insns() do
+            stream:mem(insn, 0, rw)
+        end
+    end)
+end
+
+-- Otherwise: a tally per kind of access, counting device accesses by device
+-- (with pattern=/source=, and offset or instruction) and base, in C.
+local function tally_accesses()
+    local key2 = (opt.pattern and "paddr") or (opt.source and "pc") or "none"
+    local function new_tally()
+        return luahost.tally { address = "device", key = "device", key2 = key2, key3 = "base" }
+    end
+    local reads = track_reads and new_tally()
+    local writes = track_writes and new_tally()
+    luahost.on_tb_translate(function(tb)
+        for _, insn in tb:insns() do
+            if reads then
+                reads:mem(insn, "r")
+            end
+            if writes then
+                writes:mem(insn, "w")
+            end
+        end
+    end)
+    -- Into devices, as device_access and detail_access count them: a
+    -- device's base is its first access's, in the order of both tallies'
+    -- first counts.
+    return function()
+        local all = {}
+        for _, t in ipairs({ reads or false, writes or false }) do
+            if t then
+                local rows = t:rows()
+                for i = 1, rows.n do
+                    all[#all + 1] = { vcpu = rows.vcpu[i], device = rows.key[i], at = rows.key2[i],
+                        base = rows.key3[i], count = rows.count[i], first = rows.first[i], is_write = t == writes }
                 end
             end
         end
-    end,
-}
+        table.sort(all, function(a, b) return a.first < b.first end)
+        for _, r in ipairs(all) do
+            local d = device_named(luahost.device_name(r.device), r.base)
+            count(d.totals, r.is_write, r.vcpu, r.count)
+            if detailed then
+                count(location(d, r.at), r.is_write, r.vcpu, r.count)
+            end
+        end
+    end
+end
 
 local rw = (opt.track == "read" and "r") or (opt.track == "write" and "w") or "rw"
-luahost.on_tb_translate(function(tb)
-    for _, insn in tb:insns() do
-        stream:mem(insn, 0, rw)
-    end
-end)
+local collect = function() end
+if matches then
+    stream_accesses(rw)
+else
+    collect = tally_accesses()
+end
 
 local function total(d)
     return d.totals.reads + d.totals.writes
 end
 
 luahost.on_exit(function()
+    collect()
     local out = {}
     if not detailed then
         out[1] = "Device, Address" .. (track_reads and ", RCPUs, Reads" or "")
