@@ -116,13 +116,17 @@ local function location(d, at)
     return c
 end
 
+-- match= lines of the batch being read: written once at its end (a write
+-- per line costs more than the rest of the line's work)
+local pending = {}
+
 local function device_access(vcpu, name, vaddr, paddr, is_write)
     local d = device_named(name, vaddr - paddr)
     if matches then
         if not matches[name] then
             return          -- hwprofile.c still counts its detail; see below
         end
-        luahost.outs(("hwprofile: match @ offset%x, previous hits\n"):format(paddr) .. fmt_device(d))
+        pending[#pending + 1] = ("hwprofile: match @ offset%x, previous hits\n"):format(paddr) .. fmt_device(d)
     end
     count(d.totals, is_write, vcpu)
 end
@@ -149,6 +153,10 @@ local function stream_accesses(rw)
                         detail_access(vcpu, name, paddr[i], pc[i], kind[i] == STORE)
                     end
                 end
+            end
+            if #pending > 0 then
+                luahost.outs(table.concat(pending))
+                pending = {}
             end
         end,
     }
