@@ -32,22 +32,11 @@ end
 -- QEMU user mode on guest NAME-ARCH with libNAME.so and NAME.lua, both
 -- given args (a comma-separated string). Returns what helper.run_file
 -- returns: log (the C plugin's), report (the port's).
--- mem.c's region-summary=on aborts QEMU on an access that crosses one of
--- its 16 KiB regions (mem.md); where the guest's stack lies, and so
--- whether one of its unaligned accesses crosses, changes from run to run
--- (ASLR): such a run is made again, up to 5 times.
-local REGION_ABORT = "assertion failed: (offset + size <= region_size)"
-
+-- A run with libmem.so's region summary is made again when mem.c aborts
+-- on an access across its regions (helper.run_file_with_libmem_regions).
 local function same_run(arch, name, args, guest, guest_args)
-    for _ = 1, 5 do
-        local r = helper.run_file(arch, helper.script(name .. ".lua"), helper.guest(guest, arch),
-            { args = split_args(args), plugins = { c_lib(name, args) }, guest_args = guest_args, status = false })
-        if not (r.status == 134 and r.stderr:find(REGION_ABORT, 1, true)) then
-            assert.are.equal(0, r.status, r.stderr)
-            return r
-        end
-    end
-    error("mem.c aborted on an access across its regions 5 times")
+    return helper.run_file_with_libmem_regions(arch, helper.script(name .. ".lua"), helper.guest(guest, arch),
+        { args = split_args(args), plugins = { c_lib(name, args) }, guest_args = guest_args })
 end
 
 -- The same on the two-vCPU system guest (qemu-system-aarch64).
@@ -466,7 +455,7 @@ describe("mem.lua", function()
             local guest = helper.guest("straddle", arch)
             local c = helper.qemu(arch, { c_lib("mem", "region-summary=on") }, guest)
             assert.are.equal(134, c.status)
-            assert.matches(REGION_ABORT, c.stderr, 1, true)
+            assert.matches(helper.REGION_ABORT, c.stderr, 1, true)
             local r = helper.run_file(arch, helper.script("mem.lua"), guest, { args = { "region-summary=on" } })
             local at = helper.printed_address(r.stdout, "straddle")
             assert.matches("loaded=0x1122334455667788\n", r.stdout)
