@@ -392,6 +392,15 @@ static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
 }
 
 /*
+ * The traceback handler as a value in the registry, for a callback made
+ * while Lua runs on the thread (LH_HANDLER_INDEX is then the running C
+ * function's first slot): LuaJIT makes a new closure for every
+ * lua_pushcfunction. Made with the first hook, where an error is the
+ * script's.
+ */
+static int handler_ref = LUA_NOREF;
+
+/*
  * A hook of a global event is kept until exit; one that QEMU holds in a
  * translated block until QEMU flushes it (lh_callback_new). Once
  * luahost.uninstall was called, the callback that called it and the
@@ -399,13 +408,6 @@ static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
  * crashes once it has removed the plugin. (Another vCPU's callback in
  * the meantime may: QEMU ignores it, or its block is flushed.)
  */
-/*
- * The traceback handler as a value in the registry: LuaJIT makes a new
- * closure for every lua_pushcfunction, a malloc and a collection per
- * event. Made with the first hook, where an error is the script's.
- */
-static int handler_ref = LUA_NOREF;
-
 LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
 {
     LhHook *hook;
@@ -524,8 +526,11 @@ static void apply_error_policy(LhHook *hook)
 /*
  * Calls hook's function in a scope on vcpu (an index, or LH_*_VCPU) with
  * the arguments push_args pushes (it returns how many; NULL: none), the
- * hook's carried value after them. The handler goes under the function
- * first, so nothing is moved on the stack.
+ * hook's carried value after them. With no Lua running on the thread,
+ * the traceback handler is the one at the bottom of its stack
+ * (LH_HANDLER_INDEX), not pushed: a registry lookup less per event.
+ * Nested in a call into Lua, stack indices count from the running C
+ * function's frame: the handler is pushed under the function.
  */
 void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
 {
@@ -539,9 +544,13 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
     /* Nothing runs after an uninstall (an interval hook that waited for the lock). */
     if (!lh_hook_disabled(hook) && !lh.uninstalled) {
         int base = lua_gettop(L) + 1;
+        int handler = LH_HANDLER_INDEX;
         int nargs = 0;
 
-        lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);
+        if (G_UNLIKELY(lh_thread()->in_lua > 0)) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);
+            handler = base;
+        }
         if (hook->via_ref != LUA_NOREF) {
             lua_rawgeti(L, LUA_REGISTRYINDEX, hook->via_ref);
             nargs++;
@@ -554,7 +563,7 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
             lua_rawgeti(L, LUA_REGISTRYINDEX, hook->value_ref);
             nargs++;
         }
-        int status = stacked_pcall(L, nargs, 0, base);
+        int status = stacked_pcall(L, nargs, 0, handler);
         if (status != LUA_OK) {
             lh_report("error in %s: %s%s", hook->what, lua_tostring(L, -1),
                       status == LUA_ERRMEM ? lh_limits_memory_note() : "");
