@@ -543,13 +543,13 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
 
     /* Nothing runs after an uninstall (an interval hook that waited for the lock). */
     if (!lh_hook_disabled(hook) && !lh.uninstalled) {
-        int base = lua_gettop(L) + 1;
+        bool nested = lh_thread()->in_lua > 0;
         int handler = LH_HANDLER_INDEX;
         int nargs = 0;
 
-        if (G_UNLIKELY(lh_thread()->in_lua > 0)) {
+        if (G_UNLIKELY(nested)) {
             lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);
-            handler = base;
+            handler = lua_gettop(L);
         }
         if (hook->via_ref != LUA_NOREF) {
             lua_rawgeti(L, LUA_REGISTRYINDEX, hook->via_ref);
@@ -563,17 +563,19 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
             lua_rawgeti(L, LUA_REGISTRYINDEX, hook->value_ref);
             nargs++;
         }
+        /* No results: the stack is as it was, or has the error message on top. */
         int status = stacked_pcall(L, nargs, 0, handler);
         if (status != LUA_OK) {
             lh_report("error in %s: %s%s", hook->what, lua_tostring(L, -1),
                       status == LUA_ERRMEM ? lh_limits_memory_note() : "");
-            lua_settop(L, base - 1);
+            lua_pop(L, 1);
             /* a signal's interruption is not the script's error: the signal ends the run */
             if (!lh_limits_took_signal()) {
                 apply_error_policy(hook);
             }
-        } else {
-            lua_settop(L, base - 1);
+        }
+        if (G_UNLIKELY(nested)) {
+            lua_pop(L, 1);
         }
     }
     lh_leave(saved);
