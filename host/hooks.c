@@ -48,6 +48,8 @@ static GPtrArray *after_reset[EV_COUNT];    /* registered while a reset is pendi
 static bool registered[EV_COUNT];
 static bool wanted[EV_COUNT];       /* asked for while the script loads, or a reset is pending */
 
+static void register_with_qemu(LhEvent ev);
+
 /*
  * Calls the hooks of ev that want kind (discontinuities; others pass ~0),
  * in registration order, each through the dispatcher. Under the lock: a
@@ -300,12 +302,108 @@ static int push_discon(lua_State *L, const void *args)
     return 4;
 }
 
+/*
+ * Discontinuity counters (luahost.on_discontinuity(board)): scoreboard
+ * entries on_discon adds 1 to, one per kind, with no Lua call and no Lua
+ * lock. Appended under the Lua lock and published by a release store of
+ * their number; emptied only by a reset's completion, when no vCPU runs.
+ * fn_hooks says whether on_discon must take the lock for Lua hooks.
+ */
+enum { DISCON_KINDS = 3, MAX_DISCON_COUNTERS = 16 };
+
+typedef struct DisconCounter {
+    qemu_plugin_u64 entry[DISCON_KINDS];
+    bool counts[DISCON_KINDS];
+} DisconCounter;
+
+typedef struct DisconCounters {
+    DisconCounter c[MAX_DISCON_COUNTERS];
+    unsigned int n;
+} DisconCounters;
+
+static DisconCounters counters, counters_after_reset;
+static unsigned int fn_hooks;
+
+/* QEMU's kinds are bits 1, 2, 4: interrupt, exception, hostcall. */
+static int discon_kind_index(int type)
+{
+    switch (type) {
+    case QEMU_PLUGIN_DISCON_INTERRUPT:
+        return 0;
+    case QEMU_PLUGIN_DISCON_EXCEPTION:
+        return 1;
+    case QEMU_PLUGIN_DISCON_HOSTCALL:
+        return 2;
+    default:
+        return -1;
+    }
+}
+
+static void count_discon(unsigned int vcpu_index, int type)
+{
+    unsigned int n = __atomic_load_n(&counters.n, __ATOMIC_ACQUIRE);
+    int k = discon_kind_index(type);
+
+    if (k < 0) {
+        return;
+    }
+    for (unsigned int i = 0; i < n; i++) {
+        if (counters.c[i].counts[k]) {
+            qemu_plugin_u64_add(counters.c[i].entry[k], vcpu_index, 1);
+        }
+    }
+}
+
 /* One QEMU registration for all kinds; each hook filters on its own mask. */
 static void on_discon(unsigned int vcpu_index, int type, uint64_t from_pc, uint64_t to_pc)
 {
     LhDiscon d = { vcpu_index, (enum qemu_plugin_discon_type)type, from_pc, to_pc };
 
-    call_hooks_of(EV_DISCON, (unsigned int)type, (int)vcpu_index, push_discon, &d);
+    count_discon(vcpu_index, type);
+    if (__atomic_load_n(&fn_hooks, __ATOMIC_ACQUIRE) > 0) {
+        call_hooks_of(EV_DISCON, (unsigned int)type, (int)vcpu_index, push_discon, &d);
+    }
+}
+
+/*
+ * raw.count_discon(interrupt, exception, hostcall): each a scoreboard
+ * entry or nil (that kind is not counted). While a reset is pending the
+ * counter is for after it, as hooks are.
+ */
+static int count_discon_register(lua_State *L)
+{
+    DisconCounters *to = lh.reset_pending ? &counters_after_reset : &counters;
+    DisconCounter c = { 0 };
+
+    for (int k = 0; k < DISCON_KINDS; k++) {
+        if (!lua_isnoneornil(L, k + 1)) {
+            c.entry[k] = lh_check_entry(L, k + 1);
+            c.counts[k] = true;
+        }
+    }
+    if (lh.uninstalling ||
+        (lh.uninstall_scope != 0 && lh.uninstall_scope == lh_thread()->live_epoch)) {
+        return lh_error(L, "no discontinuity counter can be registered after luahost.uninstall "
+                        "(the plugin is being unloaded)");
+    }
+    if (to->n == MAX_DISCON_COUNTERS) {
+        return lh_error(L, "too many scoreboards count discontinuities (at most %d)",
+                        MAX_DISCON_COUNTERS);
+    }
+    to->c[to->n] = c;
+    __atomic_store_n(&to->n, to->n + 1, __ATOMIC_RELEASE);
+    if (!lh.reset_pending) {
+        register_with_qemu(EV_DISCON);
+    }
+    return 0;
+}
+
+/* At a reset's completion (no vCPU runs): keep those made since it was asked for. */
+static void forget_discon_counters(void)
+{
+    counters = counters_after_reset;
+    counters_after_reset.n = 0;
+    fn_hooks = hooks[EV_DISCON]->len;
 }
 #endif
 
@@ -502,6 +600,11 @@ static int event_register(lua_State *L)
         return 0;
     }
     g_ptr_array_add(hooks[ev], hook);   /* first: a reset while QEMU registers drops it */
+#if LH_HAVE_DISCON
+    if (ev == EV_DISCON) {
+        __atomic_store_n(&fn_hooks, hooks[ev]->len, __ATOMIC_RELEASE);
+    }
+#endif
     register_with_qemu(ev);
     return 0;
 }
@@ -552,6 +655,12 @@ void lh_hooks_forget(void)
         }
         g_ptr_array_set_size(after_reset[ev], 0);
     }
+#if LH_HAVE_DISCON
+    forget_discon_counters();
+    if (counters.n > 0) {
+        wanted[EV_DISCON] = true;
+    }
+#endif
 }
 
 /* raw.enable_stats(): for stats=on. */
@@ -565,6 +674,9 @@ static const luaL_Reg hooks_functions[] = {
     { "register", event_register },
     { "enable_stats", enable_stats },
     { "skip_syscall", skip_syscall },
+#if LH_HAVE_DISCON
+    { "count_discon", count_discon_register },
+#endif
     { NULL, NULL },
 };
 

@@ -100,8 +100,31 @@ end
 -- "exception", "hostcall", or nil for all of them.
 local DISCON_KINDS = { interrupt = 1, exception = 2, hostcall = 4 }
 
+-- The metatable of luahost.scoreboard's boards (defined below).
+local Board = {}
+
+-- on_discontinuity(board [, kinds]): the host adds 1 to the board's
+-- field named after each discontinuity's kind, without calling Lua.
+local function count_discontinuities(board, mask)
+    local entries = {}
+    for kind, bit in pairs(DISCON_KINDS) do
+        if mask % (2 * bit) >= bit then
+            entries[bit] = rawget(board, kind)
+            if entries[bit] == nil and mask ~= 7 then
+                error(("luahost.on_discontinuity: the scoreboard has no field %s to count into"):format(kind), 3)
+            end
+        end
+    end
+    if entries[1] == nil and entries[2] == nil and entries[4] == nil then
+        error("luahost.on_discontinuity: the scoreboard has no field interrupt, exception or hostcall", 3)
+    end
+    raw.count_discon(entries[1], entries[2], entries[4])
+end
+
 function luahost.on_discontinuity(fn, kinds)
-    check_function(fn, "luahost.on_discontinuity")
+    if type(fn) ~= "function" and getmetatable(fn) ~= Board then
+        error("luahost.on_discontinuity expects a function or a scoreboard, got " .. type(fn), 2)
+    end
     requires("discontinuity", "luahost.on_discontinuity")
     local mask = 0
     if kinds == nil then
@@ -119,6 +142,10 @@ function luahost.on_discontinuity(fn, kinds)
         end
     else
         error("luahost.on_discontinuity expects a list of kinds, got " .. type(kinds), 2)
+    end
+    if type(fn) == "table" then
+        count_discontinuities(fn, mask)
+        return
     end
     raw.register("discon", fn, mask)
 end
@@ -515,7 +542,6 @@ end
 --
 -- board:find(vcpu) gives one vCPU's struct as a live row: row.hits reads
 -- the slot, row.hits = v writes it.
-local Board = {}
 Board.__index = Board
 
 -- A board's own keys are exactly its fields (methods come from Board).
