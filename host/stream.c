@@ -53,6 +53,7 @@ typedef struct LhStream {
     uint32_t capacity;
     bool values;
     bool physical;
+    bool devices_only;      /* physical = "devices": RAM accesses are not recorded */
     uint64_t exec_block_mask;   /* coalesce: ~(block size - 1), or 0 */
     uint64_t mem_block_mask;
 } LhStream;
@@ -295,11 +296,20 @@ static void record_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t v
     LhStream *s = site->stream;
     LhPhysical phys = { vaddr, 0 };
 
+    if (s->devices_only) {
+        /* most accesses are RAM: leave as hwprofile.c does, before anything else */
+        struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
+        if (hw == NULL || !qemu_plugin_hwaddr_is_io(hw)) {
+            return;
+        }
+        phys.paddr = qemu_plugin_hwaddr_phys_addr(hw);
+        phys.device = lh_device_index(qemu_plugin_hwaddr_device_name(hw));
+    }
     if (G_UNLIKELY(g_atomic_int_get(s->disabled))) {
         return;
     }
     LhStreamBuf *b = buf_of(s, vcpu);
-    if (s->physical) {
+    if (s->physical && !s->devices_only) {
         phys = physical_of(info, vaddr);
     }
     if (s->mem_block_mask != 0 && coalesced_mem(s, b, phys.paddr, phys.device)) {
@@ -439,7 +449,7 @@ static uint64_t check_block_mask(lua_State *L, int idx)
 
 /*
  * raw.stream_new(on_batch, capacity, values, physical, exec_block,
- * mem_block): a stream. Streams live as long as the plugin: QEMU keeps
+ * mem_block, devices_only): a stream. Streams live as long as the plugin: QEMU keeps
  * their sites in translated code.
  */
 static int stream_new(lua_State *L)
@@ -459,6 +469,7 @@ static int stream_new(lua_State *L)
     s->capacity = (uint32_t)capacity;
     s->values = lua_toboolean(L, 3);
     s->physical = lua_toboolean(L, 4);
+    s->devices_only = lua_toboolean(L, 7);
     int depth = lh_release();   /* QEMU's plugin lock (docs/threading.md) */
     s->bufs = qemu_plugin_scoreboard_new(sizeof(LhStreamBuf *));
     lh_reacquire(depth);

@@ -136,7 +136,7 @@ local OPTIONS = { on_batch = "function", capacity = "number", values = "boolean"
     coalesce = "table", unchecked = "boolean" }
 
 -- luahost.stream{ on_batch = fn [, capacity = 4096] [, values = false]
--- [, physical = false] [, coalesce = { exec = bytes, mem = bytes }]
+-- [, physical = false | true | "devices"] [, coalesce = { exec = bytes, mem = bytes }]
 -- [, unchecked = false] }: a stream; stream:exec(tb or insn [, id]) and
 -- stream:mem(insn [, id [, rw]]) add events to it at translation time.
 function stream.new(options)
@@ -149,8 +149,9 @@ function stream.new(options)
             error(("luahost.stream: unknown option %s (expected on_batch, capacity, values, physical, coalesce, "
                 .. "unchecked)")
                 :format(tostring(key)), 3)
-        elseif type(value) ~= want then
-            error(("luahost.stream: option %s must be a %s, got %s"):format(key, want, type(value)), 3)
+        elseif type(value) ~= want and not (key == "physical" and value == "devices") then
+            local what = key == "physical" and 'boolean or "devices"' or want
+            error(("luahost.stream: option %s must be a %s, got %s"):format(key, what, type(value)), 3)
         end
     end
     if options.on_batch == nil then
@@ -171,8 +172,9 @@ function stream.new(options)
     if options.unchecked then
         unchecked_fns[options.on_batch] = true
     end
-    return raw.stream_new(options.on_batch, capacity, options.values == true, options.physical == true,
-        coalesce.exec, coalesce.mem)
+    local physical = options.physical == true or options.physical == "devices"
+    return raw.stream_new(options.on_batch, capacity, options.values == true, physical,
+        coalesce.exec, coalesce.mem, options.physical == "devices")
 end
 
 stream.device_name = raw.stream_device_name

@@ -207,3 +207,64 @@ describe("hwprofile.lua", function()
         assert.matches("hwprofile: plugin only useful for system emulation", refused({}, "x86_64"))
     end)
 end)
+
+-- luahost.stream{ physical = "devices" }: device (MMIO) accesses alone.
+-- The oracle is libhwprofile.so in the same run: its reads and writes
+-- per device, which count every device access (hwdev.S makes no others).
+describe('a physical = "devices" stream', function()
+    after_each(helper.cleanup)
+
+    it("records each device access libhwprofile.so counts, and no RAM access", function()
+        if qemu_10_2() then
+            pending(NO_IO)
+            return
+        end
+        local script = helper.write(helper.tmpname() .. ".lua", [[
+local counts, ram = {}, 0
+local stream = luahost.stream {
+    physical = "devices",
+    on_batch = function(_, batch)
+        for i = 1, batch.n do
+            if batch.device[i] <= 1 then
+                ram = ram + 1
+            else
+                local name = luahost.device_name(batch.device[i])
+                local c = counts[name] or { 0, 0 }
+                counts[name] = c
+                local k = batch.kind[i] == luahost.STORE and 2 or 1
+                c[k] = c[k] + 1
+            end
+        end
+    end,
+}
+luahost.on_tb_translate(function(tb)
+    for _, insn in tb:insns() do
+        stream:mem(insn)
+    end
+end)
+luahost.on_exit(function()
+    luahost.printf("ram=%d\n", ram)
+    for name, c in pairs(counts) do
+        luahost.printf("%s %d %d\n", name, c[1], c[2])
+    end
+end)
+]])
+        local outfile = helper.tmpname()
+        local r = helper.qemu_system({ helper.c_plugin(C_PLUGIN),
+            helper.luahost_plugin(script, { "outfile=" .. outfile }) }, helper.system_guest("hwdev", "aarch64"))
+        assert.are.equal(0, r.status, r.stderr)
+        local c, ours = {}, {}
+        for name, reads, writes in r.log:gmatch("\n([%w_]+), 0x%x+, %x+, (%d+), +%x+, (%d+)") do
+            c[#c + 1] = ("%s %s %s"):format(name, reads, writes)
+        end
+        local report = helper.read(outfile) or ""
+        assert.are.equal("0", report:match("^ram=(%d+)\n"), report)
+        for line in report:gmatch("\n([^\n]+)") do
+            ours[#ours + 1] = line
+        end
+        table.sort(c)
+        table.sort(ours)
+        assert.is_true(#c >= 3, r.log)
+        assert.are.same(c, ours)
+    end)
+end)
