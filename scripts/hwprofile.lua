@@ -55,30 +55,22 @@ if #opt.match > 0 then
     end
 end
 
+-- rmask and wmask: the vCPUs that read and wrote, as hwprofile.c's masks
+-- (bit N = vCPU N), kept up to date as they count (match= prints them at
+-- each access).
 local function new_counts()
-    return { reads = 0, writes = 0, rcpus = {}, wcpus = {} }
+    return { reads = 0, writes = 0, rcpus = {}, wcpus = {}, rmask = 0, wmask = 0 }
 end
 
 local devices, order = {}, {}     -- devices[name] = { name, base, totals, detail }
 
--- The vCPUs of a set as hwprofile.c's mask (1 << vCPU).
-local function mask(cpus)
-    local m = 0
-    for cpu in pairs(cpus) do
-        m = m + 2 ^ cpu
-    end
-    return m
-end
-
 local function fmt_counts(c)
-    local s = ""
-    if track_reads then
-        s = s .. (", %x, %d"):format(mask(c.rcpus), c.reads)
+    if not track_writes then
+        return (", %x, %d"):format(c.rmask, c.reads)
+    elseif not track_reads then
+        return (", %x, %d"):format(c.wmask, c.writes)
     end
-    if track_writes then
-        s = s .. (", %x, %d"):format(mask(c.wcpus), c.writes)
-    end
-    return s
+    return (", %x, %d, %x, %d"):format(c.rmask, c.reads, c.wmask, c.writes)
 end
 
 local function fmt_device(d)
@@ -88,10 +80,16 @@ end
 local function count(c, is_write, vcpu, n)
     if is_write then
         c.writes = c.writes + (n or 1)
-        c.wcpus[vcpu] = true
+        if not c.wcpus[vcpu] then
+            c.wcpus[vcpu] = true
+            c.wmask = c.wmask + 2 ^ vcpu
+        end
     else
         c.reads = c.reads + (n or 1)
-        c.rcpus[vcpu] = true
+        if not c.rcpus[vcpu] then
+            c.rcpus[vcpu] = true
+            c.rmask = c.rmask + 2 ^ vcpu
+        end
     end
 end
 
@@ -141,12 +139,17 @@ end
 -- match=: Lua at each device access, from a stream.
 local function stream_accesses(rw)
     local STORE = luahost.STORE
+    local names = setmetatable({}, { __index = function(t, k)    -- device numbers never change names
+        local name = luahost.device_name(k)
+        t[k] = name
+        return name
+    end })
     local stream = luahost.stream {
         physical = "devices",   -- RAM accesses left in C, as hwprofile.c leaves them
         on_batch = function(vcpu, batch)
             local device, kind, addr, paddr, pc = batch.device, batch.kind, batch.addr, batch.paddr, batch.pc
             for i = 1, batch.n do
-                local name = luahost.device_name(device[i])
+                local name = names[device[i]]
                 device_access(vcpu, name, addr[i], paddr[i], kind[i] == STORE)
                 if detailed then
                     detail_access(vcpu, name, paddr[i], pc[i], kind[i] == STORE)
