@@ -8,9 +8,10 @@
  * - stores BIG (above 2^63) and EXACT (2^53 + 1) to slot[0] and slot[1],
  *   loads them back, loads a signed byte, a short and an int;
  * - calls reg_probe_fn(pattern): at the instruction labelled reg_probe,
- *   rax/x0 hold BIG, rdx/x2 hold EXACT, xmm0/v0 hold the 16 pattern bytes
- *   (loaded from memory by a 16-byte load); before that it loads
- *   pattern[8] (0x88) with a sign-extending byte load (movsbq, ldrsb);
+ *   rax/x0/a0 hold BIG, rdx/x2/a2 hold EXACT, xmm0/v0 hold the 16 pattern
+ *   bytes (loaded from memory by a 16-byte load);
+ *   before that it loads pattern[8] (0x88) with a sign-extending byte load
+ *   (movsbq, ldrsb, lb);
  * - close(-1) BADCLOSES times (each fails with EBADF), getpid() once,
  *   writes MESSAGE to stdout with one write;
  * - counted_loop(ITERS).
@@ -57,6 +58,24 @@ __asm__(".text\n"
         "    movk x0, #0xfedc, lsl #48\n"
         "    movz x2, #0x1\n"
         "    movk x2, #0x20, lsl #48\n"
+        ".globl reg_probe\n"
+        "reg_probe:\n"
+        "    nop\n"
+        "    ret\n"
+        ".size reg_probe_fn, .-reg_probe_fn\n");
+#elif defined(__riscv) && __riscv_xlen == 64
+/* QEMU's default riscv64 CPU has the V extension (v0 is 16 bytes). */
+__asm__(".text\n"
+        ".globl reg_probe_fn\n.type reg_probe_fn, @function\n"
+        "reg_probe_fn:\n"
+        "    .option push\n"
+        "    .option arch, +v\n"
+        "    vsetivli zero, 16, e8, m1, ta, ma\n"
+        "    vle8.v v0, (a0)\n"
+        "    .option pop\n"
+        "    lb a3, 8(a0)\n"
+        "    li a0, 0xfedcba9876543210\n"
+        "    li a2, 0x20000000000001\n"
         ".globl reg_probe\n"
         "reg_probe:\n"
         "    nop\n"

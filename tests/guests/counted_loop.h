@@ -34,6 +34,17 @@ __asm__(".text\n"
         "    b.ne hot_loop_head\n"
         "    ret\n"
         ".size counted_loop, .-counted_loop\n");
+#elif defined(__riscv) && __riscv_xlen == 64
+__asm__(".text\n"
+        ".globl counted_loop\n.type counted_loop, @function\n"
+        "counted_loop:\n"
+        "    j hot_loop_head\n"
+        ".globl hot_loop_head\n"
+        "hot_loop_head:\n"
+        "    addi a0, a0, -1\n"
+        "    bnez a0, hot_loop_head\n"
+        "    ret\n"
+        ".size counted_loop, .-counted_loop\n");
 #else
 #error "counted_loop: no implementation for this architecture"
 #endif

@@ -54,8 +54,18 @@ static void emit(uint8_t *at, uint32_t k)
         0xd65f03c0,                                 /* ret */
     };
     memcpy(at, code, sizeof(code));
+#elif defined(__riscv) && __riscv_xlen == 64
+    uint32_t hi = (k + 0x800) >> 12, lo = (k - (hi << 12)) & 0xfff;
+    uint32_t code[] = {
+        0x00052583,                                 /* lw a1, 0(a0) */
+        (hi << 12) | 0x537,                         /* lui a0, hi */
+        (lo << 20) | 0x5051b,                       /* addiw a0, a0, lo */
+        0x00b5053b,                                 /* addw a0, a0, a1 */
+        0x00008067,                                 /* ret */
+    };
+    memcpy(at, code, sizeof(code));
 #else
-#error "jit: x86_64 or aarch64 only"
+#error "jit: x86_64, aarch64 or riscv64 only"
 #endif
 }
 
