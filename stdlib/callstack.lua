@@ -25,6 +25,18 @@ local luahost = require("luahost")
 
 local callstack = {}
 
+-- A direct call's or jump's target (capstone's group branch_relative:
+-- the address ends its text, "callq 0x401c00", "b.ne #0x401c00"), or nil.
+local function direct_target(insn)
+    for _, group in ipairs(insn:groups()) do
+        if group == "branch_relative" then
+            local hex = insn:disas():match("0x(%x+)$")
+            return hex and (luahost.args.parse_u64(hex, 16))     -- exact under LuaJIT too
+        end
+    end
+    return nil
+end
+
 -- The last instruction of a block, per target: "call", "ret", "jump" or
 -- "none". capstone's groups name calls and returns on x86; on aarch64 it
 -- puts bl and blr among the jumps, so mnemonics decide there.
@@ -54,10 +66,81 @@ local CLASSIFY = {
 }
 CLASSIFY.i386 = CLASSIFY.x86_64
 
+-- riscv64 from the encoding, as capstone 4 has no RISC-V. The calling
+-- convention's link registers are ra (x1) and t0 (x5): a jal or jalr that
+-- writes one is a call, a jalr through one that writes x0 a return; any
+-- other jal, jalr or branch a jump. Also gives a direct jump's target.
+local POW2 = {}
+for i = 0, 32 do
+    POW2[i] = 2 ^ i
+end
+
+-- n bits of word from bit lo, as an integer.
+local function bits(word, lo, n)
+    return math.floor(word / POW2[lo]) % math.floor(POW2[n])
+end
+
+-- The signed value of an nbits-wide two's complement field.
+local function signed(value, nbits)
+    return value >= POW2[nbits - 1] and value - math.floor(POW2[nbits]) or value
+end
+
+local function is_link(reg)
+    return reg == 1 or reg == 5
+end
+
+-- kind, offset of the target from the instruction (nil if indirect)
+local function riscv64_compressed(half)
+    local op, funct3 = half % 4, bits(half, 13, 3)
+    if op == 1 and funct3 == 5 then                             -- c.j
+        return "jump", signed(bits(half, 12, 1) * 2048 + bits(half, 8, 1) * 1024 + bits(half, 9, 2) * 256
+            + bits(half, 6, 1) * 128 + bits(half, 7, 1) * 64 + bits(half, 2, 1) * 32
+            + bits(half, 11, 1) * 16 + bits(half, 3, 3) * 2, 12)
+    elseif op == 1 and funct3 >= 6 then                         -- c.beqz, c.bnez
+        return "jump", signed(bits(half, 12, 1) * 256 + bits(half, 5, 2) * 64 + bits(half, 2, 1) * 32
+            + bits(half, 10, 2) * 8 + bits(half, 3, 2) * 2, 9)
+    elseif op == 2 and funct3 == 4 and bits(half, 2, 5) == 0 and bits(half, 7, 5) ~= 0 then
+        if bits(half, 12, 1) == 1 then                          -- c.jalr
+            return "call"
+        end
+        return is_link(bits(half, 7, 5)) and "ret" or "jump"    -- c.jr
+    end
+    return "none"
+end
+
+local function riscv64_kind(insn)
+    local b = insn:data()
+    local half = b:byte(1) + 256 * b:byte(2)
+    if half % 4 ~= 3 then
+        return riscv64_compressed(half)
+    end
+    local word = half + 65536 * (b:byte(3) + 256 * b:byte(4))
+    local opcode, rd, rs1 = word % 128, bits(word, 7, 5), bits(word, 15, 5)
+    if opcode == 0x6f then                                      -- jal
+        return is_link(rd) and "call" or "jump", signed(bits(word, 31, 1) * 1048576
+            + bits(word, 12, 8) * 4096 + bits(word, 20, 1) * 2048 + bits(word, 21, 10) * 2, 21)
+    elseif opcode == 0x67 then                                  -- jalr
+        if is_link(rd) then
+            return "call"
+        end
+        return (rd == 0 and is_link(rs1)) and "ret" or "jump"
+    elseif opcode == 0x63 then                                  -- beq, bne, blt, ...
+        return "jump", signed(bits(word, 31, 1) * 4096 + bits(word, 7, 1) * 2048
+            + bits(word, 25, 6) * 32 + bits(word, 8, 4) * 2, 13)
+    end
+    return "none"
+end
+
+-- kind and target, for the tables below
+CLASSIFY.riscv64 = function(insn)
+    local kind, offset = riscv64_kind(insn)
+    return kind, offset and insn:vaddr() + offset
+end
+
 -- The bytes a call instruction pushes (its return address), per target:
 -- the host compares stack pointers at a function's start with those at
 -- call instructions.
-local CALL_PUSHES = { x86_64 = 8, i386 = 4, aarch64 = 0 }
+local CALL_PUSHES = { x86_64 = 8, i386 = 4, aarch64 = 0, riscv64 = 0 }
 
 -- GCC's cold parts of a function ("f.cold", "f.cold.3", "f.part.0.cold"):
 -- symbols of their own, reached by jumps from f (or by the unwinder's
@@ -65,18 +148,6 @@ local CALL_PUSHES = { x86_64 = 8, i386 = 4, aarch64 = 0 }
 -- function's: a jump there stays in f.
 local function is_fragment(symbol)
     return symbol:find("%.cold$") ~= nil or symbol:find("%.cold%.%d+$") ~= nil
-end
-
--- A direct call's or jump's target (capstone's group branch_relative:
--- the address ends its text, "callq 0x401c00", "b.ne #0x401c00"), or nil.
-local function direct_target(insn)
-    for _, group in ipairs(insn:groups()) do
-        if group == "branch_relative" then
-            local hex = insn:disas():match("0x(%x+)$")
-            return hex and (luahost.args.parse_u64(hex, 16))     -- exact under LuaJIT too
-        end
-    end
-    return nil
 end
 
 local CallStack = {}
@@ -91,22 +162,26 @@ function callstack.new(options)
     end
     local classify = CLASSIFY[luahost.info.target_name]
     if not classify then
-        error(("callstack: no call and return instructions known for %s (known: x86_64, i386, aarch64)")
+        error(("callstack: no call and return instructions known for %s (known: x86_64, i386, aarch64, riscv64)")
             :format(luahost.info.target_name), 2)
     end
+    local capstone_targets = luahost.info.target_name ~= "riscv64"
     local raw_cs = luahost.callstack(max_depth, CALL_PUSHES[luahost.info.target_name])
     local self = setmetatable({ raw = raw_cs, names = {} }, CallStack)
     luahost.on_tb_translate(function(tb)
         local n = tb:n_insns()
         local last = tb:insn(n)
-        local kind = classify(last)
+        local kind, target = classify(last)
+        if target == nil and kind ~= "none" and kind ~= "ret" and capstone_targets then
+            target = direct_target(last)
+        end
         local pc = tb:vaddr()
         local s = luahost.symbolize(pc)
         local entry = s ~= nil and s.symbol ~= nil and s.symbol_offset == 0 and not is_fragment(s.symbol)
         if kind == "call" then
-            raw_cs:block(tb, kind, entry, last:vaddr() + last:size(), direct_target(last))
+            raw_cs:block(tb, kind, entry, last:vaddr() + last:size(), target)
         elseif kind == "jump" then
-            raw_cs:block(tb, kind, entry, nil, direct_target(last))
+            raw_cs:block(tb, kind, entry, nil, target)
         else
             raw_cs:block(tb, kind, entry)
         end
