@@ -153,6 +153,10 @@ static const char *elf_arch(const char *head)
 
     for (size_t i = 0; i < G_N_ELEMENTS(machines); i++) {
         if (machines[i].machine == machine) {
+            /* RISC-V's 32 and 64-bit ELF share the machine: the class tells. */
+            if (machine == 243 && h[4] == 1) {
+                return "riscv32";
+            }
             return machines[i].arch;
         }
     }
