@@ -20,6 +20,12 @@ local function is_conditional(mnemonic)
         or mnemonic:match("^loop") or mnemonic:match("^b%.") or mnemonic:match("^c?bn?z$")
         or mnemonic:match("^tbn?z$")
 end
+if luahost.info.target_name == "riscv64" then
+    -- beq, bnez, bltu, ...: every riscv64 mnemonic starting with b (j, jal, jr are not)
+    is_conditional = function(mnemonic)
+        return mnemonic:match("^b") ~= nil
+    end
+end
 
 local pending = luahost.scoreboard()    -- per vCPU: id of the branch just run, 0 none
 local branches = {}                     -- id -> record
