@@ -232,6 +232,14 @@ luahost.on_exit(function() luahost.printf("system=%s blocks>0=%s\n",
         assert_usage_error(luahost({ "hotblocks.lua", "--", text }), ".* is not an ELF program")
     end)
 
+    it("tells a 32-bit RISC-V program from a 64-bit one by its ELF class", function()
+        -- an ELF header alone: class 1 (32-bit), little-endian, ET_EXEC, EM_RISCV (243)
+        local path = helper.write(helper.tmpname(), "\127ELF\1\1\1" .. ("\0"):rep(9) .. "\2\0\243\0"
+            .. ("\0"):rep(44))
+        assert(os.execute("chmod +x " .. helper.quote(path)))
+        assert_usage_error(luahost({ "hotblocks.lua", "--", path }), "no qemu%-riscv32 that can load plugins")
+    end)
+
     it("refuses an unknown option and no script", function()
         assert_usage_error(luahost({ "--frobnicate", "hotblocks.lua", "--", "x" }), "unknown option %-%-frobnicate")
         assert_usage_error(luahost({}), "no script given")
