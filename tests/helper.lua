@@ -336,7 +336,7 @@ function helper.sorted_lines(text)
     return lines
 end
 
-helper.arches = { "x86_64", "aarch64" }
+helper.arches = { "x86_64", "aarch64", "riscv64" }
 
 -- The dynamically linked guests of tests/guests/modules/ (PIE, -g, with
 -- shared libraries of their own): name as built there, e.g.
@@ -346,10 +346,12 @@ function helper.modules_guest(name)
 end
 
 -- QEMU options a dynamically linked guest needs, by arch: aarch64 ones
--- find their loader and libraries in Debian's cross sysroot.
+-- and riscv64 ones find their loader and libraries in Debian's cross
+-- sysroots.
 helper.dynamic_qemu_args = {
     x86_64 = {},
     aarch64 = { "-L", "/usr/aarch64-linux-gnu" },
+    riscv64 = { "-L", "/usr/riscv64-linux-gnu" },
 }
 
 -- helper.qemu with QEMU options (a list) before the plugins.
@@ -410,6 +412,24 @@ function helper.elf_symbols(arch, path, dynamic)
         end
     end
     return syms
+end
+
+-- The number of instructions from symbol from (included) to symbol to
+-- (excluded) of a guest, as binutils' objdump disassembles them.
+function helper.insns_between(arch, path, from, to)
+    local status, out, err = helper.sh(("%s -d --no-show-raw-insn %s"):format(
+        helper.binutil(arch, "objdump"), helper.quote(path)))
+    assert(status == 0, "objdump failed: " .. (err or ""))
+    local first = tonumber(assert(out:match("\n(%x+) <" .. from:gsub("%p", "%%%0") .. ">:"), "no " .. from), 16)
+    local last = tonumber(assert(out:match("\n(%x+) <" .. to:gsub("%p", "%%%0") .. ">:"), "no " .. to), 16)
+    local n = 0
+    for addr in out:gmatch("\n *(%x+):\t") do
+        local a = tonumber(addr, 16)
+        if a >= first and a < last then
+            n = n + 1
+        end
+    end
+    return n
 end
 
 -- The PT_LOAD program headers of an ELF file, in file order, from

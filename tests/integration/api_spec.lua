@@ -185,9 +185,11 @@ end)
             local entry = blocks[tonumber(r.stdout:match("counted_loop=0x(%x+)"), 16)]
             local head = blocks[helper.hot_loop_head(r.stdout)]
             assert.are.equal(1, entry.n)
-            assert.matches(arch == "x86_64" and "^jmp" or "^b ", entry.disas)
+            local mnemonics = { x86_64 = { "^jmp", "^sub" }, aarch64 = { "^b ", "^subs" },
+                                riscv64 = { "^j ", "^addi" } }
+            assert.matches(mnemonics[arch][1], entry.disas)
             assert.are.equal(2, head.n)
-            assert.matches(arch == "x86_64" and "^sub" or "^subs", head.disas)
+            assert.matches(mnemonics[arch][2], head.disas)
         end)
     end
 

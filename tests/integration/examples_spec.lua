@@ -133,9 +133,9 @@ describe("examples", function()
         end)
 
         it("between.lua measures instructions between two symbols (" .. arch .. ")", function()
-            -- api.c: reg_probe_fn runs 4 (x86_64) or 8 (aarch64) instructions before reg_probe
+            -- api.c: reg_probe_fn's instructions before reg_probe, as objdump counts them
             local r = run(arch, "between.lua", { "from=reg_probe_fn", "to=reg_probe", "format=csv" }, "api")
-            local want = arch == "x86_64" and 4 or 8
+            local want = helper.insns_between(arch, helper.guest("api", arch), "reg_probe_fn", "reg_probe")
             assert.are.equal(1, tidy(r.report, "count")["@insns"][""])
             assert.are.equal(want, tidy(r.report, "min")["@insns"][""])
             assert.are.equal(want, tidy(r.report, "max")["@insns"][""])
@@ -168,8 +168,11 @@ describe("examples", function()
             end
             assert.is_true(all > 0)
             assert.are.equal(theirs, all)
-            -- api.c's 16-byte load of pattern (movdqu, ldr q0)
-            assert.matches("@bytes,load,\"%[16, 32%)\",%d+\n", r.report)
+            -- api.c's 16-byte load of pattern (movdqu, ldr q0; riscv64's
+            -- vle8.v is 16 byte-sized accesses in QEMU)
+            if arch ~= "riscv64" then
+                assert.matches("@bytes,load,\"%[16, 32%)\",%d+\n", r.report)
+            end
         end)
     end
 

@@ -80,7 +80,8 @@ end
 describe("luahost.fpcalls", function()
     after_each(helper.cleanup)
 
-    for _, arch in ipairs(helper.arches) do
+    -- the targets uftrace.c, the oracle, supports
+    for _, arch in ipairs({ "x86_64", "aarch64" }) do
         it("makes the records libuftrace.so makes, in the same run (" .. arch .. ")", function()
             if not has_c_plugin() then
                 pending("QEMU 10.0 has no contrib/plugins/uftrace.c (it came in 10.1): nothing to compare with")

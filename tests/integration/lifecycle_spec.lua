@@ -197,8 +197,8 @@ describe("functions of newer QEMUs", function()
             local probe_at = helper.printed_address(helper.qemu(arch, {}, guest).stdout, "reg_probe")
             local r = helper.run_lua(arch, [[
 local opt = luahost.args { probe = 0 }
-local WRITE = { x86_64 = 1, aarch64 = 64 }
-local EXACT = { x86_64 = "rdx", aarch64 = "x2" }
+local WRITE = { x86_64 = 1, aarch64 = 64, riscv64 = 64 }
+local EXACT = { x86_64 = "rdx", aarch64 = "x2", riscv64 = "a2" }
 local regs, wrote
 luahost.on_vcpu_init(function() regs = luahost.registers() end)
 local function reg(name)

@@ -35,7 +35,7 @@ end
 -- write(-1, scratch, 16) tells a syscall callback where bytes of the
 -- thread's own are, which these callbacks write (QEMU 10.1+).
 local READ_WRITE = [[
-local write_nr = ({ x86_64 = 1, aarch64 = 64 })[luahost.info.target_name]
+local write_nr = ({ x86_64 = 1, aarch64 = 64, riscv64 = 64 })[luahost.info.target_name]
 local can_write = luahost.has("write_memory")
 local scratch = {}              -- per vCPU
 local reads, writes, failed = 0, 0, 0
@@ -78,7 +78,7 @@ end)
 -- hook holds the Lua lock a while and then makes a scoreboard: a
 -- completion comes in the meantime. Before, 8 runs of 10 hung.
 local RESETS = [[
-local write_nr = ({ x86_64 = 1, aarch64 = 64 })[luahost.info.target_name]
+local write_nr = ({ x86_64 = 1, aarch64 = 64, riscv64 = 64 })[luahost.info.target_name]
 local MAX = 50
 local resets, boards, pending = 0, 0, false
 local function spin(seconds)

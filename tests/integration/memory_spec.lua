@@ -40,8 +40,18 @@ describe("memory callbacks", function()
             assert.are.equal("0xfedcba9876543210", line(slot, "load"))
             assert.are.equal("0x0020000000000001", line(slot + 8, "store"))
             assert.are.equal("0x0020000000000001", line(slot + 8, "load"))
-            -- and loads its 16-byte pattern with one access
-            assert.is_truthy(r.report:find(",reg_probe_fn,0x%x+,0x0,128,load,0xffeeddccbbaa99887766554433221100\n"))
+            -- and loads its 16-byte pattern with one access; riscv64's
+            -- vector load (vle8.v) is one access per byte-sized element in
+            -- QEMU, then comes the byte load of pattern[8]
+            if arch == "riscv64" then
+                local bytes = {}
+                for value in r.report:gmatch(",reg_probe_fn,0x%x+,0x0,8,load,0x(%x+)\n") do
+                    bytes[#bytes + 1] = value
+                end
+                assert.are.equal("00 11 22 33 44 55 66 77 88 99 aa bb cc dd ee ff 88", table.concat(bytes, " "))
+            else
+                assert.is_truthy(r.report:find(",reg_probe_fn,0x%x+,0x0,128,load,0xffeeddccbbaa99887766554433221100\n"))
+            end
         end)
 
         it("marks sign-extending loads and the guest's byte order (" .. arch .. ")", function()
@@ -58,15 +68,24 @@ luahost.on_tb_translate(function(tb)
     end
 end)
 ]], helper.guest("api", arch))
-            -- reg_probe_fn: a 16-byte load of the pattern, a sign-extending
-            -- byte load of pattern[8], and its return (a load on x86_64)
+            -- reg_probe_fn: a 16-byte load of the pattern (on riscv64 16
+            -- byte loads, one per vector element), a sign-extending byte
+            -- load of pattern[8], and its return (a load on x86_64)
             local lines = {}
             for line in r.report:gmatch("[^\n]+") do
                 lines[#lines + 1] = line
             end
-            assert.are.equal("16 false false false 4 7766554433221100", lines[1])
-            assert.are.equal("1 false true false 0 88", lines[2])
-            assert.are.equal(arch == "x86_64" and 3 or 2, #lines)
+            local first = 1
+            if arch == "riscv64" then
+                for i = 1, 16 do
+                    assert.are.equal(("1 false false false 0 %x"):format((i - 1) * 0x11), lines[i])
+                end
+                first = 16
+            else
+                assert.are.equal("16 false false false 4 7766554433221100", lines[1])
+            end
+            assert.are.equal("1 false true false 0 88", lines[first + 1])
+            assert.are.equal(first + (arch == "x86_64" and 2 or 1), #lines)
         end)
 
         for _, track in ipairs({ "rw", "r", "w" }) do
@@ -140,7 +159,7 @@ describe("guest memory reads", function()
     for _, arch in ipairs(helper.arches) do
         it("read what the guest writes, and fail cleanly (" .. arch .. ")", function()
             local r = helper.run_lua(arch, [[
-local WRITE = { x86_64 = 1, aarch64 = 64 }
+local WRITE = { x86_64 = 1, aarch64 = 64, riscv64 = 64 }
 luahost.on_syscall(function(vcpu, num, fd, buf, len)
     if num == WRITE[luahost.info.target_name] and fd == 1 then
         luahost.printf("[%s]\n", luahost.read_memory(buf, len))

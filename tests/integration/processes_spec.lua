@@ -9,7 +9,7 @@ local helper = require("helper")
 -- its syscall hook saw, at exit.
 local SCRIPT = [[
 local execs, tag = 0, (luahost.argv[1] or "tag=-"):match("^tag=(.*)")
-local execve = ({ x86_64 = 59, aarch64 = 221 })[luahost.info.target_name]
+local execve = ({ x86_64 = 59, aarch64 = 221, riscv64 = 221 })[luahost.info.target_name]
 luahost.on_syscall(function(_, num) if num == execve then execs = execs + 1 end end)
 luahost.on_exit(function()
     luahost.printf("exit pid=%d tag=%s execve=%d\n", luahost.pid(), tag, execs)

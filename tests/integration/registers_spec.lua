@@ -4,9 +4,14 @@
 local helper = require("helper")
 
 local NAMES = {
-    x86_64 = { big = "rax", exact = "rdx", vector = "xmm0", flags = "eflags", core = "org.gnu.gdb.i386.core" },
+    x86_64 = { first = "rax", big = "rax", exact = "rdx", vector = "xmm0", flags = "eflags", flags_size = 4,
+               core = "org.gnu.gdb.i386.core" },
     -- cortex-a57 would show v0; QEMU's default user-mode CPU has SVE: z0
-    aarch64 = { big = "x0", exact = "x2", vector = "z0", flags = "cpsr", core = "org.gnu.gdb.aarch64.core" },
+    aarch64 = { first = "x0", big = "x0", exact = "x2", vector = "z0", flags = "cpsr", flags_size = 4,
+                core = "org.gnu.gdb.aarch64.core" },
+    -- no flags register: the float control and status CSR, 64-bit in QEMU's XML
+    riscv64 = { first = "zero", big = "a0", exact = "a2", vector = "v0", flags = "fcsr", flags_size = 8,
+                core = "org.gnu.gdb.riscv.cpu" },
 }
 
 local READ_AT_PROBE = [[
@@ -59,7 +64,7 @@ describe("registers", function()
                 args = { "probe=" .. probe, "big=" .. names.big, "exact=" .. names.exact,
                          "vector=" .. names.vector, "flags=" .. names.flags },
             })
-            assert.are.equal(("first %s %s\n"):format(arch == "x86_64" and "rax" or "x0", names.core),
+            assert.are.equal(("first %s %s\n"):format(names.first, names.core),
                 r.report:match("first [^\n]*\n"))
             -- the values the guest's reg_probe_fn loads (tests/guests/api.c)
             assert.is_truthy(r.report:find("big fedcba9876543210\n", 1, true), r.report)
@@ -69,8 +74,8 @@ describe("registers", function()
             assert.is_true(tonumber(size) >= 16)
             assert.are.equal("00112233445566778899aabbccddeeff", bytes)
             -- the second result is the size in bytes: 8 for a 64-bit
-            -- register, the string's length for a vector, 4 for the flags
-            assert.are.equal(("sizes 8 %d 4\n"):format(size), r.report:match("sizes [^\n]*\n"))
+            -- register, the string's length for a vector, the flags' own
+            assert.are.equal(("sizes 8 %d %d\n"):format(size, names.flags_size), r.report:match("sizes [^\n]*\n"))
             assert.is_truthy(r.report:find("register " .. names.big .. "\n", 1, true))
             assert.is_truthy(r.report:find("without regs: [^\n]*cannot read registers in insn exec "
                 .. "callback: register it with regs=\"r\""), r.report)

@@ -46,8 +46,8 @@ end)
 
         it("give the arguments and results of the guest's own calls (" .. arch .. ")", function()
             local r = helper.run_lua(arch, [[
-local CLOSE = { x86_64 = 3, aarch64 = 57 }
-local WRITE = { x86_64 = 1, aarch64 = 64 }
+local CLOSE = { x86_64 = 3, aarch64 = 57, riscv64 = 57 }
+local WRITE = { x86_64 = 1, aarch64 = 64, riscv64 = 64 }
 local target = luahost.info.target_name
 luahost.on_syscall(function(vcpu, num, fd, buf, len)
     if num == CLOSE[target] then
@@ -63,8 +63,9 @@ luahost.on_syscall_return(function(vcpu, num, ret)
 end)
 ]], helper.guest("api", arch))
             -- api.c: syscall(SYS_close, -1) five times, each failing with
-            -- EBADF (9); the int -1 reaches the register zero-extended
-            local _, closes = r.report:gsub("close%(4294967295%)\n", "")
+            -- EBADF (9); the int -1 reaches the register zero-extended, but
+            -- sign-extended on riscv64, whose ABI keeps 32-bit values so
+            local _, closes = r.report:gsub(arch == "riscv64" and "close%(%-1%)\n" or "close%(4294967295%)\n", "")
             local _, ebadf = r.report:gsub("close %-> %-9\n", "")
             assert.are.equal(5, closes, r.report)
             assert.are.equal(5, ebadf)

@@ -179,7 +179,7 @@ describe("insn.lua", function()
     after_each(helper.cleanup)
 
     -- Two prefixes, the second a longer one of the first, for each ISA.
-    local PREFIXES = { x86_64 = { "cmp", "cmpq" }, aarch64 = { "b", "b.ne" } }
+    local PREFIXES = { x86_64 = { "cmp", "cmpq" }, aarch64 = { "b", "b.ne" }, riscv64 = { "addi", "addiw" } }
 
     for _, arch in ipairs(helper.arches) do
         for _, args in ipairs({ "inline=on", "inline=off" }) do
@@ -282,10 +282,14 @@ end)
             local report = helper.read(lengths .. ".insn")
             os.remove(lengths .. ".insn")
             assert.are.equal(table.concat(want), report)
-            if arch == "aarch64" then
-                assert.are.equal(r.log, report)   -- one length: nothing lost
-            else
+            -- insn.c loses counts when a longer length comes after a
+            -- shorter one: on x86_64 always; never with aarch64's one
+            -- length; riscv64's run starts with 4-byte instructions
+            if arch == "x86_64" then
                 assert.are_not.equal(r.log, report)
+            else
+                assert.are.equal(seq[1], math.max(table.unpack(seq)))
+                assert.are.equal(r.log, report)
             end
         end)
     end
@@ -352,8 +356,12 @@ describe("syscall.lua", function()
         it("hex-dumps every write as libsyscall.so does, log_writes=on (" .. arch .. ")", function()
             for _, args in ipairs({ "log_writes=on", "log_writes=on,print=on" }) do
                 local r = same_run(arch, "syscall", args, "loop", { "10" })
-                -- the guest's own output, 16 bytes a line
-                assert.matches("63 6f 75 6e 74 65 64 5f 6c 6f 6f 70 3d 30 78 34  | counted_loop=0x4\n", r.log, 1, true)
+                -- the guest's own output, 16 bytes a line: its first line
+                -- names counted_loop's address
+                local first = ("counted_loop=0x%x"):format(helper.nm(helper.guest("loop", arch), "counted_loop"))
+                first = first:sub(1, 16)
+                local hex = first:gsub(".", function(c) return ("%02x "):format(c:byte()) end)
+                assert.is_truthy(r.log:find(hex .. " | " .. first .. "\n", 1, true), r.log)
                 -- the dumps; the table's equal rows may come in another order
                 local dumps = "^(.-)syscall no%.  calls  errors\n"
                 if args:find("print=on") then

@@ -127,10 +127,25 @@ local function have_uftrace()
     return helper.sh("uftrace --version") == 0
 end
 
+-- The targets uftrace.c follows frame pointers on (and so uftrace.lua).
+local FP_ARCHES = { "x86_64", "aarch64" }
+
 describe("uftrace.lua", function()
     after_each(cleanup)
 
-    for _, arch in ipairs(helper.arches) do
+    it("refuses riscv64 with one message, as libuftrace.so does", function()
+        local guest = helper.guest("calls", "riscv64")
+        local r = helper.run_file("riscv64", SCRIPT, guest, { status = false, guest_args = { "1", "0" } })
+        assert.are.equal(1, r.status)
+        assert.matches("uftrace%.lua:%d+: target riscv64 is not supported %(aarch64 and x86_64 are%)\n", r.stderr)
+        if has_c_plugin() then
+            local c = helper.qemu("riscv64", { helper.c_plugin("contrib/plugins/libuftrace.so") }, guest, { "1", "0" })
+            assert.are_not.equal(0, c.status)
+            assert.matches("riscv64 target is not supported", c.stderr .. c.log)
+        end
+    end)
+
+    for _, arch in ipairs(FP_ARCHES) do
         for _, privilege in ipairs({ "off", "on" }) do
             it(("writes the records libuftrace.so writes, in the same run (%s, trace-privilege-level=%s)")
                     :format(arch, privilege), function()
