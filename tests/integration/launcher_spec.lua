@@ -386,6 +386,9 @@ running() {   # the processes running QEMU on the guest
 for i in $(seq 200); do [ -n "$(running)" ] && break; sleep 0.05; done
 [ -n "$(running)" ] || echo "never ran"
 %s
+# at most 60 s: a launcher that outlives its signal fails the test, never hangs it
+for i in $(seq 600); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+kill -0 $pid 2>/dev/null && { echo "hung"; kill -KILL $pid; }
 wait $pid
 echo "status=$?"
 echo "left=$(running | tr '\n' ' ')"
