@@ -472,10 +472,12 @@ void lh_flush_records(void)
     if (records == NULL) {
         return;
     }
+    lh_tsan_exclusive_begin();
     for (guint i = 0; i < records->len; i++) {
         LhRecord *r = &g_array_index(records, LhRecord, i);
         r->free(r->record);
     }
+    lh_tsan_exclusive_end();
     g_array_set_size(records, 0);
 }
 
