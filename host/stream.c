@@ -257,16 +257,20 @@ typedef struct LhPhysical {
     uint16_t device;
 } LhPhysical;
 
-static LhPhysical physical_of(qemu_plugin_meminfo_t info, uint64_t vaddr)
+/* Fills p (left as it is without a hwaddr); false for RAM when devices_only. */
+static bool physical_of(qemu_plugin_meminfo_t info, uint64_t vaddr, bool devices_only, LhPhysical *p)
 {
     struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
-    LhPhysical p = { vaddr, 0 };
+    bool io = hw != NULL && qemu_plugin_hwaddr_is_io(hw);
 
-    if (hw != NULL) {
-        p.paddr = qemu_plugin_hwaddr_phys_addr(hw);
-        p.device = qemu_plugin_hwaddr_is_io(hw) ? lh_device_index(qemu_plugin_hwaddr_device_name(hw)) : 1;
+    if (devices_only && !io) {
+        return false;
     }
-    return p;
+    if (hw != NULL) {
+        p->paddr = qemu_plugin_hwaddr_phys_addr(hw);
+        p->device = io ? lh_device_index(qemu_plugin_hwaddr_device_name(hw)) : 1;
+    }
+    return true;
 }
 
 /*
@@ -296,22 +300,14 @@ static void record_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t v
     LhStream *s = site->stream;
     LhPhysical phys = { vaddr, 0 };
 
-    if (s->devices_only) {
-        /* most accesses are RAM: leave as hwprofile.c does, before anything else */
-        struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
-        if (hw == NULL || !qemu_plugin_hwaddr_is_io(hw)) {
-            return;
-        }
-        phys.paddr = qemu_plugin_hwaddr_phys_addr(hw);
-        phys.device = lh_device_index(qemu_plugin_hwaddr_device_name(hw));
+    /* a RAM access in a stream of device accesses leaves first, as in hwprofile.c */
+    if (s->physical && !physical_of(info, vaddr, s->devices_only, &phys)) {
+        return;
     }
     if (G_UNLIKELY(g_atomic_int_get(s->disabled))) {
         return;
     }
     LhStreamBuf *b = buf_of(s, vcpu);
-    if (s->physical && !s->devices_only) {
-        phys = physical_of(info, vaddr);
-    }
     if (s->mem_block_mask != 0 && coalesced_mem(s, b, phys.paddr, phys.device)) {
         return;
     }
