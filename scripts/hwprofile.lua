@@ -59,7 +59,12 @@ end
 -- (bit N = vCPU N), kept up to date as they count (match= prints them at
 -- each access).
 local function new_counts()
-    return { reads = 0, writes = 0, rcpus = {}, wcpus = {}, rmask = 0, wmask = 0 }
+    return { reads = 0, writes = 0, rmask = 0, wmask = 0 }
+end
+
+-- mask with vCPU's bit set
+local function with_cpu(mask, vcpu)
+    return math.floor(mask / 2 ^ vcpu) % 2 == 1 and mask or mask + 2 ^ vcpu
 end
 
 local devices, order = {}, {}     -- devices[name] = { name, base, totals, detail }
@@ -80,16 +85,10 @@ end
 local function count(c, is_write, vcpu, n)
     if is_write then
         c.writes = c.writes + (n or 1)
-        if not c.wcpus[vcpu] then
-            c.wcpus[vcpu] = true
-            c.wmask = c.wmask + 2 ^ vcpu
-        end
+        c.wmask = with_cpu(c.wmask, vcpu)
     else
         c.reads = c.reads + (n or 1)
-        if not c.rcpus[vcpu] then
-            c.rcpus[vcpu] = true
-            c.rmask = c.rmask + 2 ^ vcpu
-        end
+        c.rmask = with_cpu(c.rmask, vcpu)
     end
 end
 
