@@ -38,8 +38,9 @@ local function direct_target(insn)
 end
 
 -- The last instruction of a block, per target: "call", "ret", "jump" or
--- "none". capstone's groups name calls and returns on x86; on aarch64 it
--- puts bl and blr among the jumps, so mnemonics decide there.
+-- "none", and a direct call's or jump's target. capstone's groups name
+-- calls and returns on x86; on aarch64 it puts bl and blr among the
+-- jumps, so mnemonics decide there.
 local AARCH64 = {
     bl = "call", blr = "call", blraa = "call", blrab = "call", blraaz = "call", blrabz = "call",
     ret = "ret", retaa = "ret", retab = "ret",
@@ -47,8 +48,20 @@ local AARCH64 = {
     cbz = "jump", cbnz = "jump", tbz = "jump", tbnz = "jump",
 }
 
+-- A kind classifier of capstone's targets, returning a call's or jump's
+-- direct target too, as every classifier of CLASSIFY does.
+local function with_direct_target(kind_of)
+    return function(insn)
+        local kind = kind_of(insn)
+        if kind == "call" or kind == "jump" then
+            return kind, direct_target(insn)
+        end
+        return kind
+    end
+end
+
 local CLASSIFY = {
-    x86_64 = function(insn)
+    x86_64 = with_direct_target(function(insn)
         local kind = "none"
         for _, group in ipairs(insn:groups()) do
             if group == "call" or group == "ret" then
@@ -58,11 +71,11 @@ local CLASSIFY = {
             end
         end
         return kind
-    end,
-    aarch64 = function(insn)
+    end),
+    aarch64 = with_direct_target(function(insn)
         local mnemonic = insn:disas():match("^(%S+)") or ""
         return AARCH64[mnemonic] or (mnemonic:match("^b%.") and "jump") or "none"
-    end,
+    end),
 }
 CLASSIFY.i386 = CLASSIFY.x86_64
 
@@ -70,19 +83,19 @@ CLASSIFY.i386 = CLASSIFY.x86_64
 -- convention's link registers are ra (x1) and t0 (x5): a jal or jalr that
 -- writes one is a call, a jalr through one that writes x0 a return; any
 -- other jal, jalr or branch a jump. Also gives a direct jump's target.
-local POW2 = {}
+local POW2 = {}      -- integers under Lua 5.4
 for i = 0, 32 do
-    POW2[i] = 2 ^ i
+    POW2[i] = math.floor(2 ^ i)
 end
 
 -- n bits of word from bit lo, as an integer.
 local function bits(word, lo, n)
-    return math.floor(word / POW2[lo]) % math.floor(POW2[n])
+    return math.floor(word / POW2[lo]) % POW2[n]
 end
 
 -- The signed value of an nbits-wide two's complement field.
 local function signed(value, nbits)
-    return value >= POW2[nbits - 1] and value - math.floor(POW2[nbits]) or value
+    return value >= POW2[nbits - 1] and value - POW2[nbits] or value
 end
 
 local function is_link(reg)
@@ -131,7 +144,6 @@ local function riscv64_kind(insn)
     return "none"
 end
 
--- kind and target, for the tables below
 CLASSIFY.riscv64 = function(insn)
     local kind, offset = riscv64_kind(insn)
     return kind, offset and insn:vaddr() + offset
@@ -165,16 +177,12 @@ function callstack.new(options)
         error(("callstack: no call and return instructions known for %s (known: x86_64, i386, aarch64, riscv64)")
             :format(luahost.info.target_name), 2)
     end
-    local capstone_targets = luahost.info.target_name ~= "riscv64"
     local raw_cs = luahost.callstack(max_depth, CALL_PUSHES[luahost.info.target_name])
     local self = setmetatable({ raw = raw_cs, names = {} }, CallStack)
     luahost.on_tb_translate(function(tb)
         local n = tb:n_insns()
         local last = tb:insn(n)
         local kind, target = classify(last)
-        if target == nil and kind ~= "none" and kind ~= "ret" and capstone_targets then
-            target = direct_target(last)
-        end
         local pc = tb:vaddr()
         local s = luahost.symbolize(pc)
         local entry = s ~= nil and s.symbol ~= nil and s.symbol_offset == 0 and not is_fragment(s.symbol)
