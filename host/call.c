@@ -392,6 +392,13 @@ static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
 }
 
 /*
+ * The traceback handler as a value in the registry: LuaJIT makes a new
+ * closure for every lua_pushcfunction, a malloc and a collection per
+ * event. Made with the first hook, where an error is the script's.
+ */
+static int handler_ref = LUA_NOREF;
+
+/*
  * A hook of a global event is kept until exit; one that QEMU holds in a
  * translated block until QEMU flushes it (lh_callback_new). Once
  * luahost.uninstall was called, the callback that called it and the
@@ -399,13 +406,6 @@ static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
  * crashes once it has removed the plugin. (Another vCPU's callback in
  * the meantime may: QEMU ignores it, or its block is flushed.)
  */
-/*
- * The traceback handler as a value in the registry: LuaJIT makes a new
- * closure for every lua_pushcfunction, a malloc and a collection per
- * event. Made with the first hook, where an error is the script's.
- */
-static int handler_ref = LUA_NOREF;
-
 LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
 {
     LhHook *hook;
