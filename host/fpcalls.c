@@ -24,6 +24,14 @@
  * on_records(vcpu, trace, bytes) when it holds capacity of them, and to
  * calls:take at the end; the rest of uftrace.data is Lua's.
  *
+ * Which trace is current is Lua's (calls:switch), but watching for a
+ * change of privilege level at every block is the host's: the script
+ * names bit fields of registers (level_fields) whose values decide the
+ * level, calls:watch_level(insn) reads them in C before insn, and Lua's
+ * on_level(vcpu, pc) runs only when one differs from that vCPU's last
+ * reading (and at its first). A Lua call per block cost uftrace.lua's
+ * trace-privilege-level=on about a fifth of the run.
+ *
  * Each vCPU touches only its own state; calls:restart (at vCPU init),
  * take and entered (at exit) run when that vCPU does not.
  *
@@ -36,6 +44,7 @@
 
 #define UNWIND_MAX 1024
 #define RECORD_BYTES 16
+#define LEVEL_FIELDS_MAX 8
 
 enum { RECORD_ENTRY = 0, RECORD_EXIT = 1, RECORD_MAGIC = 5 };
 
@@ -46,7 +55,15 @@ typedef struct FpVcpu {
     GByteArray **records;       /* per trace: records not yet delivered */
     GByteArray *reg_buf, *mem_buf;
     GHashTable *entered;        /* pcs of every ENTRY record */
+    uint64_t level[LEVEL_FIELDS_MAX];   /* the level fields as last read */
+    bool level_read;            /* since the last restart */
 } FpVcpu;
+
+/* Bits shift .. shift + width - 1 of a register. */
+typedef struct FpField {
+    struct qemu_plugin_register *reg;
+    int shift, width;
+} FpField;
 
 typedef struct LhFpcalls {
     struct qemu_plugin_register *fp;
@@ -54,6 +71,9 @@ typedef struct LhFpcalls {
     LhHook *on_records;
     int n_traces;
     guint capacity;             /* bytes in a trace's buffer that make a delivery */
+    FpField level_fields[LEVEL_FIELDS_MAX];
+    int n_level_fields;
+    LhHook *on_level;           /* or NULL: no level_fields */
 } LhFpcalls;
 
 /* One watched instruction. */
@@ -103,13 +123,18 @@ static uint64_t read64(FpVcpu *v, uint64_t addr)
     return le64(v->mem_buf->data, 8);
 }
 
-static uint64_t read_fp(LhFpcalls *c, FpVcpu *v)
+static uint64_t read_register(FpVcpu *v, struct qemu_plugin_register *reg)
 {
     int n;
 
     g_byte_array_set_size(v->reg_buf, 0);
-    n = lh_qemu_read_register(c->fp, v->reg_buf);
+    n = lh_qemu_read_register(reg, v->reg_buf);
     return n > 0 ? le64(v->reg_buf->data, (size_t)n) : 0;
+}
+
+static uint64_t read_fp(LhFpcalls *c, FpVcpu *v)
+{
+    return read_register(v, c->fp);
 }
 
 static uint64_t now_ns(void)
@@ -250,6 +275,43 @@ static void on_watched(unsigned int vcpu_index, void *udata)
     deliver_if_full(c, v, vcpu_index);
 }
 
+typedef struct FpLevelChange {
+    unsigned int vcpu;
+    uint64_t pc;
+} FpLevelChange;
+
+static int push_level_change(lua_State *L, const void *args)
+{
+    const FpLevelChange *change = args;
+
+    lua_pushinteger(L, change->vcpu);
+    lh_push_u64(L, change->pc);
+    return 2;
+}
+
+/* Before a watched instruction: on_level if a level field changed. */
+static void on_level_watched(unsigned int vcpu_index, void *udata)
+{
+    FpSite *site = udata;
+    lh_tsan_received(site);
+    LhFpcalls *c = site->calls;
+    FpVcpu *v = vcpu_of(c, vcpu_index);
+    bool changed = !v->level_read;
+
+    for (int i = 0; i < c->n_level_fields; i++) {
+        const FpField *f = &c->level_fields[i];
+        uint64_t value = (read_register(v, f->reg) >> f->shift) & ((UINT64_C(1) << f->width) - 1);
+        changed = changed || value != v->level[i];
+        v->level[i] = value;
+    }
+    if (G_LIKELY(!changed)) {
+        return;
+    }
+    v->level_read = true;
+    FpLevelChange change = { vcpu_index, site->pc };
+    lh_dispatch(c->on_level, (int)vcpu_index, push_level_change, &change);
+}
+
 static LhFpcalls *check_calls(lua_State *L)
 {
     return *(LhFpcalls **)luaL_checkudata(L, 1, LH_FPCALLS_MT);
@@ -271,10 +333,8 @@ static FpVcpu *check_vcpu(lua_State *L, LhFpcalls *c, int idx)
     return vcpu_of(c, (unsigned int)vcpu);
 }
 
-/* calls:watch(insn): follow the frame pointer before insn runs. */
-static int fpcalls_watch(lua_State *L)
+static void watch_insn(lua_State *L, LhFpcalls *c, qemu_plugin_vcpu_udata_cb_t cb)
 {
-    LhFpcalls *c = check_calls(L);
     struct qemu_plugin_insn *insn = lh_check_handle(L, 2, LH_INSN_MT, "an insn");
     FpSite *site = g_new(FpSite, 1);
 
@@ -282,7 +342,25 @@ static int fpcalls_watch(lua_State *L)
     site->calls = c;
     site->pc = qemu_plugin_insn_vaddr(insn);
     lh_tsan_publish(site);
-    qemu_plugin_register_vcpu_insn_exec_cb(insn, on_watched, QEMU_PLUGIN_CB_R_REGS, site);
+    qemu_plugin_register_vcpu_insn_exec_cb(insn, cb, QEMU_PLUGIN_CB_R_REGS, site);
+}
+
+/* calls:watch(insn): follow the frame pointer before insn runs. */
+static int fpcalls_watch(lua_State *L)
+{
+    watch_insn(L, check_calls(L), on_watched);
+    return 0;
+}
+
+/* calls:watch_level(insn): before insn runs, on_level if a level field changed. */
+static int fpcalls_watch_level(lua_State *L)
+{
+    LhFpcalls *c = check_calls(L);
+
+    if (c->on_level == NULL) {
+        return lh_error(L, "calls:watch_level: this tracker was made without level_fields");
+    }
+    watch_insn(L, c, on_level_watched);
     return 0;
 }
 
@@ -323,6 +401,7 @@ static int fpcalls_restart(lua_State *L)
 
     v->n = 0;
     v->trace = trace;
+    v->level_read = false;
     for (int i = 0; i < c->n_traces; i++) {
         g_byte_array_set_size(v->records[i], 0);
     }
@@ -379,23 +458,60 @@ static int fpcalls_tostring(lua_State *L)
     return 1;
 }
 
+/* The level fields { { reg_handle, shift, width }, ... } at idx; how many. */
+static int check_level_fields(lua_State *L, int idx, FpField *fields)
+{
+    int n = (int)lh_rawlen(L, idx);
+
+    luaL_argcheck(L, n >= 1 && n <= LEVEL_FIELDS_MAX, idx, "1 to 8 level fields");
+    for (int i = 0; i < n; i++) {
+        FpField *f = &fields[i];
+        lua_rawgeti(L, idx, i + 1);
+        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -2, 2);
+        lua_rawgeti(L, -3, 3);
+        luaL_argcheck(L, lua_islightuserdata(L, -3), idx, "a level field's register");
+        f->reg = lua_touserdata(L, -3);
+        f->shift = (int)luaL_checkinteger(L, -2);
+        f->width = (int)luaL_checkinteger(L, -1);
+        luaL_argcheck(L, f->shift >= 0 && f->width >= 1 && f->shift + f->width <= 64, idx,
+                      "a level field's bits must lie in 0 to 63");
+        lua_pop(L, 4);
+    }
+    return n;
+}
+
 /*
- * raw.fpcalls_new(fp_handle, traces, capacity, on_records): a tracker,
- * living until exit (QEMU keeps its sites in translated code).
+ * raw.fpcalls_new(fp_handle, traces, capacity, on_records [, level_fields,
+ * on_level]): a tracker, living until exit (QEMU keeps its sites in
+ * translated code).
  */
 static int fpcalls_new(lua_State *L)
 {
     lua_Integer traces = luaL_checkinteger(L, 2);
     lua_Integer capacity = luaL_checkinteger(L, 3);
+    FpField fields[LEVEL_FIELDS_MAX];
+    int n_fields = 0;
     LhFpcalls *c;
 
     luaL_checktype(L, 1, LUA_TLIGHTUSERDATA);
     luaL_argcheck(L, traces >= 1 && traces <= 64, 2, "traces must be 1 to 64");
     luaL_argcheck(L, capacity >= 1 && capacity <= (1 << 24), 3, "capacity must be 1 to 2^24");
+    if (!lua_isnoneornil(L, 5)) {
+        luaL_checktype(L, 5, LUA_TTABLE);
+        luaL_checktype(L, 6, LUA_TFUNCTION);
+        n_fields = check_level_fields(L, 5, fields);
+    }
     c = g_new0(LhFpcalls, 1);
     c->fp = lua_touserdata(L, 1);
     c->n_traces = (int)traces;
     c->capacity = (guint)capacity * RECORD_BYTES;
+    if (n_fields > 0) {
+        memcpy(c->level_fields, fields, sizeof(fields));
+        c->n_level_fields = n_fields;
+        c->on_level = lh_hook_new(L, 6, 0, "fpcalls level callback");
+        c->on_level->regs = QEMU_PLUGIN_CB_R_REGS;  /* it reads the level's registers */
+    }
     c->on_records = lh_hook_new(L, 4, 0, "fpcalls records callback");
     int depth = lh_release();   /* QEMU's plugin lock (docs/threading.md) */
     c->vcpus = qemu_plugin_scoreboard_new(sizeof(FpVcpu *));
@@ -407,6 +523,7 @@ static int fpcalls_new(lua_State *L)
 
 static const luaL_Reg fpcalls_methods[] = {
     { "watch", fpcalls_watch },
+    { "watch_level", fpcalls_watch_level },
     { "switch", fpcalls_switch },
     { "restart", fpcalls_restart },
     { "take", fpcalls_take },

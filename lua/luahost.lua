@@ -370,10 +370,32 @@ function luahost.registers()
 end
 
 -- luahost.fpcalls{ register = reg, on_records = fn [, traces = 1]
--- [, capacity = 65536] }: calls and returns followed by the frame pointer
--- reg (from luahost.registers()) at the instructions the script watches,
--- as uftrace's 16-byte records, in C (host/fpcalls.c; docs/api.md).
-local FPCALLS_OPTIONS = { register = "table", on_records = "function", traces = "number", capacity = "number" }
+-- [, capacity = 65536] [, level_fields = { { reg, shift, width }, ... },
+-- on_level = fn] }: calls and returns followed by the frame pointer reg
+-- (from luahost.registers()) at the instructions the script watches, as
+-- uftrace's 16-byte records, in C (host/fpcalls.c; docs/api.md); with
+-- level_fields, on_level(vcpu, pc) when those bits change.
+local FPCALLS_OPTIONS = { register = "table", on_records = "function", traces = "number", capacity = "number",
+    level_fields = "table", on_level = "function" }
+
+-- level_fields as the host takes them: { { handle, shift, width }, ... }.
+local function level_field_handles(fields)
+    local out = {}
+    for i, f in ipairs(fields) do
+        local handle = type(f) == "table" and handle_of[f[1]]
+        local shift, width = type(f) == "table" and f[2], type(f) == "table" and f[3]
+        if not handle or type(shift) ~= "number" or type(width) ~= "number" or shift % 1 ~= 0 or width % 1 ~= 0
+            or shift < 0 or width < 1 or shift + width > 64 then
+            error(("luahost.fpcalls: level_fields[%d] must be { register, shift, width }, bits within 0 to 63")
+                :format(i), 3)
+        end
+        out[i] = { handle, shift, width }
+    end
+    if #out < 1 or #out > 8 then
+        error(("luahost.fpcalls: level_fields must list 1 to 8 fields, got %d"):format(#out), 3)
+    end
+    return out
+end
 
 function luahost.fpcalls(options)
     if type(options) ~= "table" then
@@ -382,7 +404,8 @@ function luahost.fpcalls(options)
     for key, value in pairs(options) do
         local want = FPCALLS_OPTIONS[key]
         if not want then
-            error(("luahost.fpcalls: unknown option %s (expected register, on_records, traces, capacity)")
+            error(("luahost.fpcalls: unknown option %s (expected register, on_records, traces, capacity, "
+                .. "level_fields, on_level)")
                 :format(tostring(key)), 2)
         elseif type(value) ~= want then
             error(("luahost.fpcalls: option %s must be a %s, got %s"):format(key, want, type(value)), 2)
@@ -402,7 +425,11 @@ function luahost.fpcalls(options)
     if capacity % 1 ~= 0 or capacity < 1 or capacity > 16777216 then
         error(("luahost.fpcalls: capacity must be an integer from 1 to 2^24, got %s"):format(capacity), 2)
     end
-    local calls = raw.fpcalls_new(handle, traces, capacity, options.on_records)
+    if (options.level_fields == nil) ~= (options.on_level == nil) then
+        error("luahost.fpcalls: options level_fields and on_level go together", 2)
+    end
+    local fields = options.level_fields and level_field_handles(options.level_fields)
+    local calls = raw.fpcalls_new(handle, traces, capacity, options.on_records, fields, options.on_level)
     return calls
 end
 

@@ -116,13 +116,74 @@ describe("luahost.fpcalls", function()
         end)
     end
 
+    -- level_fields: C reads the fields before each watched instruction and
+    -- calls on_level only when they change. The oracle is a Lua callback
+    -- on every block reading the same bits at the same moment (before the
+    -- block's first instruction): the changes it sees, the first reading
+    -- included, per vCPU, are on_level's calls. rax's bits change often.
+    it("calls on_level exactly when the level fields change (a per-block Lua reading agrees)", function()
+        local source = [[
+local rax, calls
+local on_level, changes, last = {}, {}, {}
+local function count(t, vcpu) t[vcpu] = (t[vcpu] or 0) + 1 end
+luahost.on_vcpu_init(function(vcpu)
+    local fp
+    for _, reg in ipairs(luahost.registers()) do
+        if reg.name == "rbp" then fp = reg elseif reg.name == "rax" then rax = reg end
+    end
+    calls = calls or luahost.fpcalls { register = fp, on_records = function() end,
+        level_fields = { { rax, 0, 3 }, { rax, 5, 1 } },
+        on_level = function(v, pc) count(on_level, v) end }
+    calls:restart(vcpu, 1)
+end)
+luahost.on_tb_translate(function(tb)
+    tb:on_exec(function(v)
+        local low = tonumber(rax:read() % 64)      -- a LuaJIT cdata too
+        local key = low % 8 + 8 * (math.floor(low / 32) % 2)
+        if key ~= last[v] then
+            last[v] = key
+            count(changes, v)
+        end
+    end, nil, "r")
+    for i, insn in tb:insns() do
+        if i == 1 then calls:watch_level(insn) end
+    end
+end)
+luahost.on_exit(function()
+    for v = 0, luahost.num_vcpus() - 1 do
+        luahost.outs(("vcpu %d on_level %d changes %d\n"):format(v, on_level[v] or 0, changes[v] or 0))
+    end
+end)
+]]
+        local r = helper.run_lua("x86_64", source, helper.guest("calls-fp", "x86_64"), { guest_args = { "20", "1" } })
+        local vcpus = 0
+        for vcpu, on_level, changes in r.report:gmatch("vcpu (%d+) on_level (%d+) changes (%d+)\n") do
+            assert.are.equal(tonumber(changes), tonumber(on_level), "vCPU " .. vcpu)
+            assert.is_true(tonumber(changes) > 100, "changes: " .. changes)
+            vcpus = vcpus + 1
+        end
+        assert.are.equal(2, vcpus, r.report)     -- calls-fp runs main and one thread
+    end)
+
     local bad = {
         { "luahost.fpcalls { on_records = print }",
           "luahost.fpcalls: option register %(a register from luahost.registers%(%)%) is required" },
         { "luahost.fpcalls { register = luahost.registers()[1] }",
           "luahost.fpcalls: option on_records %(a function%) is required" },
         { "luahost.fpcalls { register = luahost.registers()[1], on_records = print, regs = 1 }",
-          "luahost.fpcalls: unknown option regs %(expected register, on_records, traces, capacity%)" },
+          "luahost.fpcalls: unknown option regs %(expected register, on_records, traces, capacity, "
+              .. "level_fields, on_level%)" },
+        { "luahost.fpcalls { register = luahost.registers()[1], on_records = print, on_level = print }",
+          "luahost.fpcalls: options level_fields and on_level go together" },
+        { "luahost.fpcalls { register = luahost.registers()[1], on_records = print, on_level = print, "
+              .. "level_fields = { { luahost.registers()[1], 60, 8 } } }",
+          "luahost.fpcalls: level_fields%[1%] must be { register, shift, width }, bits within 0 to 63" },
+        { "luahost.fpcalls { register = luahost.registers()[1], on_records = print, on_level = print, "
+              .. "level_fields = {} }",
+          "luahost.fpcalls: level_fields must list 1 to 8 fields, got 0" },
+        { "luahost.fpcalls { register = luahost.registers()[1], on_records = print }"
+              .. ":watch_level(nil)",
+          "calls:watch_level: this tracker was made without level_fields" },
         { "luahost.fpcalls { register = luahost.registers()[1], on_records = print, traces = 0 }",
           "luahost.fpcalls: traces must be an integer from 1 to 64, got 0" },
         { "luahost.fpcalls { register = luahost.registers()[1], on_records = print }:restart(0, 2)",
