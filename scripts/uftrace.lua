@@ -25,7 +25,7 @@
 -- naming the frame pointer; so does this script, with a C callback
 -- (luahost.fpcalls, host/fpcalls.c) that makes the records: Lua chooses
 -- the instructions, writes the files and, with trace-privilege-level=on,
--- reads the level in a Lua call per block.
+-- works out the level when its register bits change (watched in C).
 local opt = luahost.args {
     ["trace-privilege-level"] = false,
     dir = "uftrace.data",
@@ -86,6 +86,7 @@ local function on_records(vcpu, trace, bytes)
     append(cpus[vcpu].traces[trace], bytes)
 end
 
+-- on_level: the level's bits changed (or are read for the first time)
 local function track_privilege_change(vcpu, pc)
     local cpu = cpus[vcpu]
     local level = arch.privilege_level(cpu.regs)
@@ -103,7 +104,8 @@ luahost.on_vcpu_init(function(vcpu)
     end
     local n_traces = privilege and #arch.level_names or 1
     calls = calls or luahost.fpcalls { register = regs.fp, traces = n_traces, capacity = FLUSH,
-        on_records = on_records }
+        on_records = on_records, level_fields = privilege and arch.level_fields(regs) or nil,
+        on_level = privilege and track_privilege_change or nil }
     local old = cpus[vcpu]
     -- trace id: (vCPU + 1) * 100 + privilege level
     local id = (vcpu + 1) * 100
@@ -123,14 +125,14 @@ luahost.on_vcpu_init(function(vcpu)
 end)
 
 luahost.on_tb_translate(function(tb)
-    if privilege then
-        tb:on_exec(track_privilege_change, tb:vaddr(), "r")
-    end
     -- a callback runs before its instruction: to see what an instruction
     -- did to the frame pointer, watch the next one (and every block's first)
     local modifies = arch.modifies_frame_pointer
     local watch = true
-    for _, insn in tb:insns() do
+    for i, insn in tb:insns() do
+        if i == 1 and privilege then
+            calls:watch_level(insn)     -- before the frame pointer, as the level decides the trace
+        end
         if watch then
             calls:watch(insn)
             watch = false

@@ -102,6 +102,10 @@ arches.x86_64 = {
         end
         return regs.cs:read() % 4
     end,
+    -- the bits privilege_level reads, watched in C (luahost.fpcalls)
+    level_fields = function(regs)
+        return { { regs.cr0, 0, 1 }, { regs.cs, 0, 2 } }
+    end,
     modifies_frame_pointer = function(disas)
         return disas:find("rbp", 1, true) ~= nil
     end,
@@ -139,6 +143,14 @@ arches.aarch64 = {
         end
         local state = nse == 1 and 2 or ns
         return el * 3 + state
+    end,
+    level_fields = function(regs)
+        local fields = { { regs.cpsr, 2, 2 } }
+        if regs.scr then
+            fields[2] = { regs.scr, 0, 1 }      -- NS
+            fields[3] = { regs.scr, 62, 1 }     -- NSE
+        end
+        return fields
     end,
     modifies_frame_pointer = function(disas)
         -- a space first: not the digits of an address

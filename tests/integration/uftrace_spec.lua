@@ -277,6 +277,50 @@ describe("uftrace.lua", function()
         end
     end)
 
+    -- Where QEMU has no libuftrace.so (10.0), the guest's own counts alone.
+    it("moves between traces at each change of exception level: the guest's counts, and libuftrace.so's "
+            .. "records where QEMU has it (system, trace-privilege-level=on)", function()
+        -- el0-aarch64 erets to EL0 and comes back with an svc, once per round
+        local guest = helper.system_guest("el0", "aarch64")
+        local dir = tmpdir()
+        local cmd = { "cd " .. helper.quote(dir) .. " && timeout -k 10 120",
+            helper.quote(os.getenv("QEMU_SYSTEM_AARCH64")) }
+        for _, a in ipairs(helper.system_args) do
+            cmd[#cmd + 1] = helper.quote(a)
+        end
+        if has_c_plugin() then
+            cmd[#cmd + 1] = "-plugin " .. helper.quote(helper.c_plugin("contrib/plugins/libuftrace.so")
+                .. ",trace-privilege-level=on")
+        end
+        cmd[#cmd + 1] = "-plugin " .. helper.quote(helper.luahost_plugin(SCRIPT,
+            { "dir=lua.data", "trace-privilege-level=on" }))
+        cmd[#cmd + 1] = "-kernel " .. helper.quote(guest) .. " </dev/null"
+        local status, out, err = helper.sh(table.concat(cmd, " "))
+        assert.are.equal(0, status, err)
+        local rounds = tonumber(out:match("el0 svc=(%d+)\n"))
+        assert.is_true(rounds ~= nil and rounds > 1, out)
+        local c, lua = dir .. "/uftrace.data", dir .. "/lua.data"
+        for vcpu = 1, has_c_plugin() and 2 or 0 do
+            for level = 0, 9 do     -- aarch64's ten levels
+                local name = ("%d.dat"):format(vcpu * 100 + level)
+                assert.are.same(keys(records(c .. "/" .. name)), keys(records(lua .. "/" .. name)), name)
+            end
+        end
+        -- the guest's own count: each round enters el1_count in the EL1 trace
+        -- and el0_leaf in the EL0 one (no EL3: the secure levels, as uftrace.c reads them)
+        local function entries(name, from, to)
+            local lo, hi, n = helper.nm(guest, from), helper.nm(guest, to), 0
+            for _, r in ipairs(records(lua .. "/" .. name)) do
+                local kind, pc = r.key:match("^(%d) %d+ (%x+)$")
+                pc = tonumber(pc, 16)
+                n = n + ((kind == "0" and lo <= pc and pc < hi) and 1 or 0)
+            end
+            return n
+        end
+        assert.are.equal(rounds, entries("103.dat", "el1_count", "finish"))
+        assert.are.equal(rounds, entries("100.dat", "el0_leaf", "el1_sync"))
+    end)
+
     local bad = {
         { "trace-privilege-level=maybe", "boolean argument parsing failed: trace%-privilege%-level=maybe" },
         { "symfiles=some", "boolean argument parsing failed: symfiles=some" },
