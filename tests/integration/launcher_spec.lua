@@ -370,17 +370,26 @@ describe("the luahost launcher, signalled", function()
     -- process (or runs it under `timeout`), and returns the status the
     -- shell saw and the processes still running the guest (QEMU: none
     -- may be left). Job control (set -m) keeps SIGINT from being ignored,
-    -- as it is in a background job otherwise.
+    -- as it is in a background job otherwise. The processes are found
+    -- with shell builtins alone: a tr and a grep per process took
+    -- seconds a scan on a loaded machine, long enough for timeout(1) to
+    -- end QEMU unseen. A launcher that outlives its signal has its state
+    -- and signal masks, and each thread's, shown in the failure.
     local function signalled(sig, guest_cmd, timeout)
         local token = tostring(math.random(10 ^ 8, 10 ^ 9 - 1))
         local guest = guest_cmd:gsub("TOKEN", token)
-        local script = ([[
+        local script = ([=[
 set -m
 %s %s -e '' -- %s </dev/null >/dev/null 2>&1 &
 pid=$!
 running() {   # the processes running QEMU on the guest
+    local f args
     for f in /proc/[0-9]*/cmdline; do
-        tr '\0' ' ' <"$f" 2>/dev/null | grep -q "^[^ ]*qemu-[^ ]* .*%s" && echo "${f#/proc/}" | cut -d/ -f1
+        mapfile -d '' args <"$f" 2>/dev/null || continue
+        if [[ ${args[0]##*/} == qemu-* && "${args[*]:1}" == *%s* ]]; then
+            f=${f#/proc/}
+            echo "${f%%/cmdline}"
+        fi
     done
 }
 for i in $(seq 200); do [ -n "$(running)" ] && break; sleep 0.05; done
@@ -388,12 +397,19 @@ for i in $(seq 200); do [ -n "$(running)" ] && break; sleep 0.05; done
 %s
 # at most 60 s: a launcher that outlives its signal fails the test, never hangs it
 for i in $(seq 600); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-kill -0 $pid 2>/dev/null && { echo "hung"; kill -KILL $pid; }
+if kill -0 $pid 2>/dev/null; then
+    echo "hung: $(tr '\0' ' ' </proc/$pid/cmdline)"
+    grep -E '^(State|SigQ|SigPnd|ShdPnd|SigBlk|SigIgn|SigCgt):' /proc/$pid/status
+    for t in /proc/$pid/task/*; do
+        echo "thread ${t##*/} $(cat $t/comm) wchan=$(cat $t/wchan)" $(grep -E '^(State|SigPnd|SigBlk):' $t/status)
+    done
+    kill -KILL $pid
+fi
 wait $pid
 echo "status=$?"
 echo "left=$(running | tr '\n' ' ')"
-]]):format(timeout and "timeout -s " .. sig .. " 1" or "", helper.quote(LAUNCHER), guest,
-            token:sub(1, 4) .. "[" .. token:sub(5, 5) .. "]" .. token:sub(6),   -- not this script's own line
+]=]):format(timeout and "timeout -s " .. sig .. " 1" or "", helper.quote(LAUNCHER), guest,
+            token,
             timeout and "" or "kill -" .. sig .. " $pid")
         local path = helper.write(helper.tmpname(), script)
         local _, out = helper.sh("bash " .. helper.quote(path))
