@@ -297,10 +297,16 @@ static void on_level_watched(unsigned int vcpu_index, void *udata)
     LhFpcalls *c = site->calls;
     FpVcpu *v = vcpu_of(c, vcpu_index);
     bool changed = !v->level_read;
+    struct qemu_plugin_register *last_reg = NULL;
+    uint64_t reg_value = 0;
 
     for (int i = 0; i < c->n_level_fields; i++) {
         const FpField *f = &c->level_fields[i];
-        uint64_t value = (read_register(v, f->reg) >> f->shift) & ((UINT64_C(1) << f->width) - 1);
+        if (f->reg != last_reg) {       /* fields of one register, read once */
+            last_reg = f->reg;
+            reg_value = read_register(v, f->reg);
+        }
+        uint64_t value = (reg_value >> f->shift) & (UINT64_MAX >> (64 - f->width));
         changed = changed || value != v->level[i];
         v->level[i] = value;
     }
