@@ -382,8 +382,10 @@ local FPCALLS_OPTIONS = { register = "table", on_records = "function", traces = 
 local function level_field_handles(fields)
     local out = {}
     for i, f in ipairs(fields) do
-        local handle = type(f) == "table" and handle_of[f[1]]
-        local shift, width = type(f) == "table" and f[2], type(f) == "table" and f[3]
+        local handle, shift, width
+        if type(f) == "table" then
+            handle, shift, width = handle_of[f[1]], f[2], f[3]
+        end
         if not handle or type(shift) ~= "number" or type(width) ~= "number" or shift % 1 ~= 0 or width % 1 ~= 0
             or shift < 0 or width < 1 or shift + width > 64 then
             error(("luahost.fpcalls: level_fields[%d] must be { register, shift, width }, bits within 0 to 63")
