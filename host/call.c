@@ -354,12 +354,59 @@ bool lh_pcall_nested(lua_State *L, int nargs, int nresults)
  */
 static GHashTable *funcs;
 
+/*
+ * And a Lua function by its value, in a table with weak keys: one closure
+ * registers a hook per instruction, and finding its definition again
+ * (lua_getinfo, a formatted key, a hash lookup) cost more than the rest
+ * of a registration together.
+ */
+static int funcs_by_value_ref = LUA_NOREF;
+
+static LhFunc *known_func(lua_State *L, int fn_idx)
+{
+    LhFunc *func;
+
+    if (funcs_by_value_ref == LUA_NOREF) {
+        return NULL;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, funcs_by_value_ref);
+    lua_pushvalue(L, fn_idx);
+    lua_rawget(L, -2);
+    func = lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return func;
+}
+
+static void remember_func(lua_State *L, int fn_idx, LhFunc *func)
+{
+    if (funcs_by_value_ref == LUA_NOREF) {
+        lua_newtable(L);
+        lua_newtable(L);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        funcs_by_value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, funcs_by_value_ref);
+    lua_pushvalue(L, fn_idx);
+    lua_pushlightuserdata(L, func);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
 static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
 {
     lua_Debug ar;
     char *key, *c_what = NULL;
     LhFunc *func;
+    bool is_c = lua_iscfunction(L, fn_idx);
 
+    if (fn_idx < 0) {     /* absolute: values are pushed above it */
+        fn_idx = lua_gettop(L) + fn_idx + 1;
+    }
+    if (!is_c && (func = known_func(L, fn_idx)) != NULL) {
+        return func;
+    }
     lua_pushvalue(L, fn_idx);
     lua_getinfo(L, ">S", &ar);
     if (strcmp(ar.what, "C") == 0) {
@@ -387,6 +434,9 @@ static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
     } else {
         g_free(key);
         g_free(c_what);
+    }
+    if (!is_c) {
+        remember_func(L, fn_idx, func);
     }
     return func;
 }
