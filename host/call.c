@@ -449,6 +449,43 @@ static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
 static int handler_ref = LUA_NOREF;
 
 /*
+ * value_ref of a hook that carries a number, kept in the hook itself: a
+ * registry slot (luaL_ref) cost about as much as the rest of a
+ * registration, and the value most callbacks carry is an address or a
+ * count. Below LUA_REFNIL, so luaL_unref ignores them.
+ */
+enum { VALUE_INTEGER = -10, VALUE_FLOAT = -11 };
+
+static void keep_value(lua_State *L, int idx, LhHook *hook)
+{
+    if (lua_type(L, idx) != LUA_TNUMBER) {
+        lua_pushvalue(L, idx);
+        hook->value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        return;
+    }
+#if !LH_LUAJIT
+    if (lua_isinteger(L, idx)) {
+        hook->value_ref = VALUE_INTEGER;
+        hook->value.i = lua_tointeger(L, idx);
+        return;
+    }
+#endif
+    hook->value_ref = VALUE_FLOAT;
+    hook->value.n = lua_tonumber(L, idx);
+}
+
+static void push_value(lua_State *L, const LhHook *hook)
+{
+    if (hook->value_ref == VALUE_INTEGER) {
+        lua_pushinteger(L, hook->value.i);
+    } else if (hook->value_ref == VALUE_FLOAT) {
+        lua_pushnumber(L, hook->value.n);
+    } else {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, hook->value_ref);
+    }
+}
+
+/*
  * A hook of a global event is kept until exit; one that QEMU holds in a
  * translated block until QEMU flushes it (lh_callback_new). Once
  * luahost.uninstall was called, the callback that called it and the
@@ -476,8 +513,7 @@ LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
     lua_pushvalue(L, fn_idx);
     hook->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (value_idx != 0 && !lua_isnoneornil(L, value_idx)) {
-        lua_pushvalue(L, value_idx);
-        hook->value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        keep_value(L, value_idx, hook);
     } else {
         hook->value_ref = LUA_NOREF;
     }
@@ -603,7 +639,7 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
             nargs += push_args(L, args);
         }
         if (hook->value_ref != LUA_NOREF) {
-            lua_rawgeti(L, LUA_REGISTRYINDEX, hook->value_ref);
+            push_value(L, hook);
             nargs++;
         }
         int status = stacked_pcall(L, nargs, 0, base);

@@ -63,7 +63,12 @@ typedef struct LhHook {
     LhFunc *func;
     const char *what;       /* names the hook in error messages */
     int fn_ref;
-    int value_ref;          /* LUA_NOREF when the callback carries none */
+    int value_ref;          /* LUA_NOREF when the callback carries none;
+                             * a number is kept in value (call.c) */
+    union {
+        lua_Integer i;
+        lua_Number n;
+    } value;
     int via_ref;            /* else called as via(fn, args...) (streams) */
     enum qemu_plugin_cb_flags regs;     /* register access it asked for */
     unsigned int mask;      /* discontinuity kinds it wants */

@@ -226,6 +226,39 @@ luahost.on_exit(function() luahost.outs(table.concat(msgs, "\n") .. "\n") end)
         assert.matches("luahost.tb expected, got table", lines[6])
         assert.matches("vCPU index 4096 out of range %(1 vCPUs%)", lines[7])
     end)
+
+    -- Numbers are kept in the hook itself, everything else in the Lua
+    -- registry (host/call.c): both must come back as they went in.
+    it("a callback's carried value comes back as given: numbers, u64s, strings, tables", function()
+        local r = run("x86_64", [[
+local big = luahost.args.parse_u64("0xfedcba9876543210")   -- LuaJIT: a uint64_t cdata
+local values = { 0, 1, -1, 0.5, -2.25, 1e300, 2^53, 9007199254740993, -0.0, 0/0, big,
+    "text", true, false, {}, print }
+local seen, wrong, done = {}, {}, false
+local function same(a, b)
+    if type(a) ~= type(b) or (math.type and math.type(a) ~= math.type(b)) then return false end
+    if a ~= a then return b ~= b end                          -- NaN
+    if type(a) == "number" and a == 0 then return 1 / a == 1 / b end   -- -0.0 is not 0.0
+    return rawequal(a, b)
+end
+luahost.on_tb_translate(function(tb)
+    if done then return end
+    done = true
+    for i, v in ipairs(values) do
+        tb:on_exec(function(_, got)
+            seen[i] = true
+            if not same(values[i], got) then wrong[#wrong + 1] = ("%d: %s"):format(i, tostring(got)) end
+        end, v)
+    end
+end)
+luahost.on_exit(function()
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    luahost.printf("seen %d of %d wrong {%s}\n", n, #values, table.concat(wrong, ", "))
+end)
+]], {}, "loop", { "10" })
+        assert.are.equal("seen 16 of 16 wrong {}\n", r.report)
+    end)
 end)
 
 describe("lifecycle, scoreboards and output", function()
