@@ -111,27 +111,39 @@ void lh_check_regs_context(lua_State *L, bool write)
     }
 }
 
-/* Handle kinds are named with their article: "a tb", "an insn". */
+/*
+ * The metatables lh_new_type made, by the address of their name (the
+ * LH_*_MT literals): luaL_checkudata and luaL_getmetatable find the
+ * metatable by name in the registry, hashing and comparing the string,
+ * on every method call and every handle made.
+ */
+static struct {
+    const char *name;
+    const void *mt;
+    int ref;
+} types[16];
+static int n_types;
+
+static void push_metatable(lua_State *L, const char *mt)
+{
+    for (int i = 0; i < n_types; i++) {
+        if (types[i].name == mt) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, types[i].ref);
+            return;
+        }
+    }
+    luaL_getmetatable(L, mt);
+}
+
 void lh_push_handle(lua_State *L, void *ptr, const char *mt)
 {
     LhHandle *h = lua_newuserdata(L, sizeof(*h));
 
     h->ptr = ptr;
     h->epoch = lh_thread()->live_epoch;
-    luaL_getmetatable(L, mt);
+    push_metatable(L, mt);
     lua_setmetatable(L, -2);
 }
-
-/*
- * The metatables lh_new_type made, by the address of their name (the
- * LH_*_MT literals): luaL_checkudata finds the metatable by name in the
- * registry, hashing and comparing the string, on every method call.
- */
-static struct {
-    const char *name;
-    const void *mt;
-} types[16];
-static int n_types;
 
 /* luaL_checkudata, without a lookup by name for a type lh_new_type made. */
 void *lh_check_udata(lua_State *L, int idx, const char *mt)
@@ -150,6 +162,7 @@ void *lh_check_udata(lua_State *L, int idx, const char *mt)
     return luaL_checkudata(L, idx, mt);     /* another name, or the error */
 }
 
+/* Handle kinds are named with their article: "a tb", "an insn". */
 void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
 {
     LhHandle *h = lh_check_udata(L, idx, mt);
@@ -166,7 +179,9 @@ void lh_new_type(lua_State *L, const char *mt, const luaL_Reg *methods, const lu
     luaL_newmetatable(L, mt);
     if (n_types < (int)G_N_ELEMENTS(types)) {
         types[n_types].name = mt;
-        types[n_types++].mt = lua_topointer(L, -1);
+        types[n_types].mt = lua_topointer(L, -1);
+        lua_pushvalue(L, -1);
+        types[n_types++].ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     if (meta != NULL) {
         luaL_setfuncs(L, meta, 0);
