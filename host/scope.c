@@ -206,6 +206,9 @@ void lh_set_functions(lua_State *L, int raw, const luaL_Reg *fns)
  */
 enum qemu_plugin_cb_flags lh_check_regs(lua_State *L, int idx)
 {
+    if (lua_isnoneornil(L, idx)) {     /* the usual case, and one per instruction */
+        return QEMU_PLUGIN_CB_NO_REGS;
+    }
     if (lua_type(L, idx) == LUA_TSTRING && strcmp(lua_tostring(L, idx), "pc") == 0) {
 #if LH_HAVE_SET_PC
         return QEMU_PLUGIN_CB_RW_REGS_PC;
