@@ -69,6 +69,9 @@ end
 
 -- The text naming addr, or nil.
 function Set:at(addr)
+    if #self.entries == 0 then   -- nothing to find: the modules need not be read
+        return nil
+    end
     self:refresh()
     return self.at_address[addr]
 end
