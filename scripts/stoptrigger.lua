@@ -80,14 +80,17 @@ end
 
 local executed = luahost.scoreboard()   -- instructions started, per vCPU
 
+local stop_at = icount and icount + 1
+local any_place = #places > 0
+
 luahost.on_tb_translate(function(tb)
     for _, insn in tb:insns() do
         local pc = insn:vaddr()
-        if icount then
+        if stop_at then
             insn:inline("add", executed, 1)
-            insn:on_exec_if(executed, "eq", icount + 1, icount_reached, pc)
+            insn:on_exec_if(executed, "eq", stop_at, icount_reached, pc)
         end
-        local place = trigger:at(pc)
+        local place = any_place and trigger:at(pc)
         if place then
             insn:on_exec(address_reached, { pc = pc, code = code_of[place] })
         end
