@@ -102,6 +102,42 @@ describe("insnclass", function()
         assert.is_nil(insnclass.new("aarch64").uses_groups)
     end)
 
+    it("finds, for any groups, the first class naming one of them, as a walk of the table does", function()
+        -- the rule, walked: the first class naming a group, or with none
+        local function walked(classes, groups)
+            for _, class in ipairs(classes) do
+                if next(class.groups) == nil then
+                    return class
+                end
+                for _, g in ipairs(groups) do
+                    if class.groups[g] then
+                        return class
+                    end
+                end
+            end
+            return classes[#classes]
+        end
+        local classes = insnclass.new("x86_64")
+        local names = { "unknown" }
+        for _, class in ipairs(classes) do
+            for g in pairs(class.groups) do
+                names[#names + 1] = g
+            end
+        end
+        table.sort(names)
+        local pairs_checked = 0
+        for _, a in ipairs(names) do
+            for _, b in ipairs(names) do
+                for _, groups in ipairs({ { a }, { a, b }, { "mode64", a, b } }) do
+                    assert.are.equal(walked(classes, groups).name, insnclass.match(classes, 0, groups).name,
+                        table.concat(groups, ","))
+                end
+                pairs_checked = pairs_checked + 1
+            end
+        end
+        assert.is_true(pairs_checked > 400)
+    end)
+
     it("applies count= to a copy of the table", function()
         local classes = insnclass.new("aarch64")
         assert.are.equal("  Add/Sub (imm)", insnclass.set_count(classes, "asi").name)
