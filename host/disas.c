@@ -12,7 +12,8 @@
  * printed as QEMU prints it, "mnemonic op_str": the same library gives
  * the same text, while QEMU opens and closes capstone on every call,
  * about 6 us each. System mode keeps QEMU's, which follows the CPU mode
- * (16, 32 or 64-bit x86, AArch32).
+ * (16, 32 or 64-bit x86, AArch32). luahost.disassemble(bytes, vaddr)
+ * gives the same text later, from bytes kept at translation.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -27,16 +28,6 @@ static const char *open_error;
 static csh text_handle;     /* as QEMU's, for insn:disas */
 static cs_insn *text_decoded;
 static bool text_failed;
-
-/* Called by lh_open_insn, once raw.info exists. */
-void lh_disas_init(lua_State *L, int raw)
-{
-    lua_getfield(L, raw, "info");
-    lua_getfield(L, -1, "target_name");
-    g_free(target_name);
-    target_name = g_strdup(lua_tostring(L, -1));
-    lua_pop(L, 2);
-}
 
 /* The capstone architecture and mode of the guest; false if luahost has none. */
 static bool guest_arch(cs_arch *arch, cs_mode *mode)
@@ -136,21 +127,58 @@ static bool open_text_capstone(void)
  * Pushes insn's disassembly as QEMU's qemu_plugin_insn_disas gives it, and
  * returns true; false (nothing pushed) where QEMU's own must be used.
  */
-bool lh_push_disas(lua_State *L, struct qemu_plugin_insn *insn)
+static bool push_text(lua_State *L, const uint8_t *code, size_t size, uint64_t address)
 {
-    uint8_t bytes[32];
-
     if (lh.system_emulation || !open_text_capstone()) {
         return false;
     }
-    size_t size = qemu_plugin_insn_data(insn, bytes, sizeof(bytes));
-    const uint8_t *code = bytes;
-    uint64_t address = qemu_plugin_insn_vaddr(insn);
-
     if (cs_disasm_iter(text_handle, &code, &size, &address, text_decoded)) {
         lua_pushfstring(L, "%s %s", text_decoded->mnemonic, text_decoded->op_str);
     } else {
         lua_pushliteral(L, "");
     }
     return true;
+}
+
+bool lh_push_disas(lua_State *L, struct qemu_plugin_insn *insn)
+{
+    uint8_t bytes[32];
+    size_t size = qemu_plugin_insn_data(insn, bytes, sizeof(bytes));
+
+    return push_text(L, bytes, size, qemu_plugin_insn_vaddr(insn));
+}
+
+/*
+ * raw.disassemble(bytes, vaddr): insn:disas()'s text for an instruction's
+ * bytes (insn:data()) at vaddr, made at any time, so that a script can
+ * keep the bytes at translation and disassemble the few instructions its
+ * report shows; nil where insn:disas() is QEMU's (system mode, guests
+ * other than x86_64 and aarch64).
+ */
+static int disassemble(lua_State *L)
+{
+    size_t size;
+    const char *bytes = luaL_checklstring(L, 1, &size);
+    uint64_t address = lh_check_u64(L, 2);
+
+    if (!push_text(L, (const uint8_t *)bytes, size, address)) {
+        lua_pushnil(L);
+    }
+    return 1;
+}
+
+static const luaL_Reg disas_functions[] = {
+    { "disassemble", disassemble },
+    { NULL, NULL },
+};
+
+/* Called by lh_open_insn, once raw.info exists. */
+void lh_disas_init(lua_State *L, int raw)
+{
+    lua_getfield(L, raw, "info");
+    lua_getfield(L, -1, "target_name");
+    g_free(target_name);
+    target_name = g_strdup(lua_tostring(L, -1));
+    lua_pop(L, 2);
+    lh_set_functions(L, raw, disas_functions);
 }

@@ -198,6 +198,9 @@ for k, v in pairs(raw.info) do
 end
 
 luahost.num_vcpus = raw.num_vcpus
+-- luahost.disassemble(bytes, vaddr): insn:disas()'s text for bytes kept
+-- from insn:data(), at any time; nil where only QEMU can disassemble.
+luahost.disassemble = raw.disassemble
 
 -- The guest, through the current vCPU (valid in callbacks on a vCPU).
 luahost.read_memory = raw.read_memory
