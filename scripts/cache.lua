@@ -181,6 +181,11 @@ end
 local stream = luahost.stream { on_batch = on_batch, physical = system, unchecked = true,
     coalesce = { mem = opt.dblksize, exec = not system and opt.iblksize or nil } }
 
+-- Instructions are disassembled when a report shows them, where that
+-- gives insn:disas()'s text (user mode, at addr: the guest address): it
+-- was a quarter of the translation hook's time.
+local disassemble_later = not system and luahost.disassemble("", 0) ~= nil
+
 luahost.on_tb_translate(function(tb)
     local prev_block
     for _, insn in tb:insns() do
@@ -189,9 +194,13 @@ luahost.on_tb_translate(function(tb)
         local addr = system and (insn:haddr() or 0) or insn:vaddr()
         local rec = insns[addr]
         if not rec then   -- the first translation's symbol and text stay
-            rec = { addr = addr, symbol = insn:qemu_symbol(), disas = insn:disas(),
-                dmisses = 0, imisses = 0, l2misses = 0,
+            rec = { addr = addr, symbol = insn:qemu_symbol(), dmisses = 0, imisses = 0, l2misses = 0,
                 location = opt.symbolize and luahost.describe(insn:vaddr()) or nil }
+            if disassemble_later then
+                rec.bytes = insn:data()
+            else
+                rec.disas = insn:disas()
+            end
             insns[addr] = rec
             records[#records + 1] = rec
             rec.id = #records
@@ -270,6 +279,7 @@ local function top_list(title, field)
     for _, rec in ipairs(sorted) do
         local symbol = rec.symbol and (" (%s)"):format(rec.symbol) or ""
         local location = rec.location and ", " .. rec.location or ""
+        rec.disas = rec.disas or luahost.disassemble(rec.bytes, rec.addr)
         out[#out + 1] = ("0x%x%s, %d, %s%s\n"):format(rec.addr, symbol, rec[field], rec.disas, location)
     end
     return table.concat(out)
