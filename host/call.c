@@ -486,6 +486,40 @@ static void push_value(lua_State *L, const LhHook *hook)
 }
 
 /*
+ * The hooks of callbacks come from chunks, all freed at the flush that
+ * frees the hooks (lh_flush_records): one is made per registration, most
+ * often per instruction, and a malloc and a free each were a tenth of
+ * what a registration cost.
+ */
+#define HOOKS_PER_CHUNK 512
+static GPtrArray *hook_chunks;      /* of LhHook[HOOKS_PER_CHUNK] */
+static guint chunk_used = HOOKS_PER_CHUNK;
+
+static LhHook *callback_hook_alloc(void)
+{
+    if (chunk_used == HOOKS_PER_CHUNK) {
+        if (hook_chunks == NULL) {
+            hook_chunks = g_ptr_array_new_with_free_func(g_free);
+        }
+        g_ptr_array_add(hook_chunks, g_new(LhHook, HOOKS_PER_CHUNK));
+        chunk_used = 0;
+    }
+    LhHook *chunk = g_ptr_array_index(hook_chunks, hook_chunks->len - 1);
+    LhHook *hook = &chunk[chunk_used++];
+
+    memset(hook, 0, sizeof(*hook));
+    return hook;
+}
+
+static void callback_hooks_release(void)
+{
+    if (hook_chunks != NULL) {
+        g_ptr_array_set_size(hook_chunks, 0);
+        chunk_used = HOOKS_PER_CHUNK;
+    }
+}
+
+/*
  * A hook of a global event is kept until exit; one that QEMU holds in a
  * translated block until QEMU flushes it (lh_callback_new). Once
  * luahost.uninstall was called, the callback that called it and the
@@ -493,7 +527,7 @@ static void push_value(lua_State *L, const LhHook *hook)
  * crashes once it has removed the plugin. (Another vCPU's callback in
  * the meantime may: QEMU ignores it, or its block is flushed.)
  */
-LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
+static LhHook *hook_make(lua_State *L, int fn_idx, int value_idx, const char *what, bool callback)
 {
     LhHook *hook;
 
@@ -507,7 +541,7 @@ LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
         lua_pushcfunction(L, lh_message_handler);
         handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    hook = g_new0(LhHook, 1);
+    hook = callback ? callback_hook_alloc() : g_new0(LhHook, 1);
     hook->func = func_for(L, fn_idx, what);
     hook->what = hook->func->c_what != NULL ? hook->func->c_what : what;
     lua_pushvalue(L, fn_idx);
@@ -520,6 +554,11 @@ LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
     hook->via_ref = LUA_NOREF;
     hook->regs = QEMU_PLUGIN_CB_NO_REGS;
     return hook;
+}
+
+LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
+{
+    return hook_make(L, fn_idx, value_idx, what, false);
 }
 
 /*
@@ -561,6 +600,7 @@ void lh_flush_records(void)
         LhRecord *r = &g_array_index(records, LhRecord, i);
         r->free(r->record);
     }
+    callback_hooks_release();
     lh_tsan_exclusive_end();
     g_array_set_size(records, 0);
 }
@@ -573,8 +613,7 @@ static void callback_free(void *p)
 
     luaL_unref(L, LUA_REGISTRYINDEX, hook->fn_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, hook->value_ref);
-    g_free(hook);
-}
+}   /* its memory goes with its chunk, after the flush's records */
 
 /*
  * The hook of an exec, conditional or memory callback: fn at fn_idx, its
@@ -584,7 +623,7 @@ static void callback_free(void *p)
 LhHook *lh_callback_new(lua_State *L, int fn_idx, int regs_idx, const char *what)
 {
     enum qemu_plugin_cb_flags regs = lh_check_regs(L, regs_idx);
-    LhHook *hook = lh_hook_new(L, fn_idx, fn_idx + 1, what);
+    LhHook *hook = hook_make(L, fn_idx, fn_idx + 1, what, true);
 
     hook->regs = regs;
     lh_keep_until_flush(hook, callback_free);
