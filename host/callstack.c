@@ -434,7 +434,7 @@ static void on_vcpu_exit(int vcpu, const void *data)
 
 static LhCallstack *check_cs(lua_State *L)
 {
-    return luaL_checkudata(L, 1, LH_CALLSTACK_MT);
+    return lh_check_udata(L, 1, LH_CALLSTACK_MT);
 }
 
 /*

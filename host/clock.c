@@ -61,7 +61,7 @@ static int time_ns(lua_State *L)
 /* clock:update_ns(ns): the guest's virtual time becomes ns (never earlier). */
 static int clock_update_ns(lua_State *L)
 {
-    LhClock *c = luaL_checkudata(L, 1, LH_CLOCK_MT);
+    LhClock *c = lh_check_udata(L, 1, LH_CLOCK_MT);
     uint64_t ns = lh_check_u64(L, 2);
 
     luaL_argcheck(L, ns <= INT64_MAX, 2, "time must be below 2^63 ns");

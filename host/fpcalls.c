@@ -320,7 +320,7 @@ static void on_level_watched(unsigned int vcpu_index, void *udata)
 
 static LhFpcalls *check_calls(lua_State *L)
 {
-    return *(LhFpcalls **)luaL_checkudata(L, 1, LH_FPCALLS_MT);
+    return *(LhFpcalls **)lh_check_udata(L, 1, LH_FPCALLS_MT);
 }
 
 static int check_trace(lua_State *L, LhFpcalls *c, int idx)

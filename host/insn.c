@@ -174,7 +174,7 @@ static int insn_inline(lua_State *L)
 
 static int insn_tostring(lua_State *L)
 {
-    LhHandle *h = luaL_checkudata(L, 1, LH_INSN_MT);
+    LhHandle *h = lh_check_udata(L, 1, LH_INSN_MT);
 
     if (h->epoch != lh_thread()->live_epoch) {
         lua_pushliteral(L, "insn (expired)");

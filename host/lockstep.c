@@ -156,7 +156,7 @@ static void on_translate(int vcpu, const void *data)
 
 static LhLockstep *check_lockstep(lua_State *L)
 {
-    return *(LhLockstep **)luaL_checkudata(L, 1, LH_LOCKSTEP_MT);
+    return *(LhLockstep **)lh_check_udata(L, 1, LH_LOCKSTEP_MT);
 }
 
 /* lockstep:counts(): the blocks and instructions run so far. */

@@ -155,7 +155,7 @@ static int mem_hwaddr(lua_State *L)
 
 static int mem_tostring(lua_State *L)
 {
-    LhMem *m = luaL_checkudata(L, 1, LH_MEM_MT);
+    LhMem *m = lh_check_udata(L, 1, LH_MEM_MT);
 
     if (m->h.epoch != lh_thread()->live_epoch) {
         lua_pushliteral(L, "mem (expired)");

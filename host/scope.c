@@ -145,21 +145,33 @@ void lh_push_handle(lua_State *L, void *ptr, const char *mt)
     lua_setmetatable(L, -2);
 }
 
-/* luaL_checkudata, without a lookup by name for a type lh_new_type made. */
-void *lh_check_udata(lua_State *L, int idx, const char *mt)
+/* luaL_testudata, without a lookup by name for a type lh_new_type made. */
+void *lh_test_udata(lua_State *L, int idx, const char *mt)
 {
     void *p = lua_touserdata(L, idx);
 
-    if (p != NULL && lua_getmetatable(L, idx)) {
-        const void *have = lua_topointer(L, -1);
-        lua_pop(L, 1);
-        for (int i = 0; i < n_types; i++) {
-            if (types[i].name == mt && types[i].mt == have) {
-                return p;
+    if (p == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < n_types; i++) {
+        if (types[i].name == mt) {
+            const void *have = NULL;
+            if (lua_getmetatable(L, idx)) {
+                have = lua_topointer(L, -1);
+                lua_pop(L, 1);
             }
+            return have == types[i].mt ? p : NULL;
         }
     }
-    return luaL_checkudata(L, idx, mt);     /* another name, or the error */
+    return luaL_testudata(L, idx, mt);      /* a type made elsewhere */
+}
+
+/* luaL_checkudata, the same way. */
+void *lh_check_udata(lua_State *L, int idx, const char *mt)
+{
+    void *p = lh_test_udata(L, idx, mt);
+
+    return p != NULL ? p : luaL_checkudata(L, idx, mt);     /* the error */
 }
 
 /* Handle kinds are named with their article: "a tb", "an insn". */

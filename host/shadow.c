@@ -150,7 +150,7 @@ static void on_access(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t va
 
 static LhShadow *check_shadow(lua_State *L)
 {
-    return *(LhShadow **)luaL_checkudata(L, 1, LH_SHADOW_MT);
+    return *(LhShadow **)lh_check_udata(L, 1, LH_SHADOW_MT);
 }
 
 /* shadow:mem(insn [, rw]): mirror or check each access of insn of kind rw. */

@@ -339,7 +339,7 @@ static LhStreamBuf *existing_buf(LhStream *s, lua_Integer vcpu)
 
 static LhStream *check_stream(lua_State *L)
 {
-    return *(LhStream **)luaL_checkudata(L, 1, LH_STREAM_MT);
+    return *(LhStream **)lh_check_udata(L, 1, LH_STREAM_MT);
 }
 
 /* The site's id: the argument at idx, 0 to 2^32 - 1, or 0. */
@@ -366,13 +366,13 @@ static int stream_exec(lua_State *L)
 {
     LhStream *s = check_stream(L);
 
-    if (luaL_testudata(L, 2, LH_TB_MT) != NULL) {
+    if (lh_test_udata(L, 2, LH_TB_MT) != NULL) {
         struct qemu_plugin_tb *tb = lh_check_handle(L, 2, LH_TB_MT, "a tb");
         size_t n = qemu_plugin_tb_n_insns(tb);
         LhSite *site = site_new(L, s, 3, qemu_plugin_tb_vaddr(tb), KIND_TB,
                                 (uint16_t)MIN(n, UINT16_MAX));
         qemu_plugin_register_vcpu_tb_exec_cb(tb, record_exec, QEMU_PLUGIN_CB_NO_REGS, site);
-    } else if (luaL_testudata(L, 2, LH_INSN_MT) != NULL) {
+    } else if (lh_test_udata(L, 2, LH_INSN_MT) != NULL) {
         struct qemu_plugin_insn *insn = lh_check_handle(L, 2, LH_INSN_MT, "an insn");
         LhSite *site = site_new(L, s, 3, qemu_plugin_insn_vaddr(insn), KIND_INSN,
                                 (uint16_t)qemu_plugin_insn_size(insn));

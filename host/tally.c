@@ -236,7 +236,7 @@ static void on_exec(unsigned int vcpu, void *udata)
 
 static LhTally *check_tally(lua_State *L)
 {
-    return *(LhTally **)luaL_checkudata(L, 1, LH_TALLY_MT);
+    return *(LhTally **)lh_check_udata(L, 1, LH_TALLY_MT);
 }
 
 /* tally:mem(insn [, rw]): count each of insn's accesses. */
@@ -270,7 +270,7 @@ static int tally_exec(lua_State *L)
     struct qemu_plugin_tb *tb = lh_check_handle(L, 2, LH_TB_MT, "a tb");
     Site site = { .tally = tally, .pc = qemu_plugin_tb_vaddr(tb) };
 
-    if (luaL_testudata(L, 3, LH_SCOREBOARD_MT) != NULL) {
+    if (lh_test_udata(L, 3, LH_SCOREBOARD_MT) != NULL) {
         site.key_entry = lh_check_entry(L, 3);
         site.key_from_entry = true;
     } else {

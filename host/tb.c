@@ -105,7 +105,7 @@ static int tb_inline(lua_State *L)
 
 static int tb_tostring(lua_State *L)
 {
-    LhHandle *h = luaL_checkudata(L, 1, LH_TB_MT);
+    LhHandle *h = lh_check_udata(L, 1, LH_TB_MT);
 
     if (h->epoch != lh_thread()->live_epoch) {
         lua_pushliteral(L, "tb (expired)");
