@@ -142,6 +142,29 @@ local function set_of(list)
     return set
 end
 
+-- For a table of group classes alone: the index of the first class
+-- naming each group, and of the first catch-all (the last class if there
+-- is none). The first class matching a list of groups is then the least
+-- of these, found in a lookup per group instead of a walk of the table
+-- (a group table is walked for every new encoding, most of howvec.lua's
+-- translation under Lua 5.4).
+local function group_index(classes)
+    local first, catch_all = {}, #classes
+    for i = #classes, 1, -1 do
+        local class = classes[i]
+        if not class.groups then
+            return nil
+        end
+        if next(class.groups) == nil then
+            catch_all = i
+        end
+        for group in pairs(class.groups) do
+            first[group] = i
+        end
+    end
+    return { first = first, catch_all = catch_all }
+end
+
 -- A fresh copy of a table (count= changes a copy, never the module's).
 function insnclass.new(name)
     local rows = assert(insnclass.tables[name], "no instruction-class table " .. tostring(name))
@@ -156,6 +179,7 @@ function insnclass.new(name)
         end
         classes[i] = class
     end
+    classes.by_group = classes.uses_groups and group_index(classes) or nil
     return classes
 end
 
@@ -206,48 +230,20 @@ local function matches(class, opcode, groups)
     return band(opcode, class.mask) == class.pattern
 end
 
--- For a table of group classes alone: the index of the first class
--- naming each group, and of the first catch-all (the last class if there
--- is none). The first class matching a list of groups is then the least
--- of these, found in a lookup per group instead of a walk of the table
--- (a group table is walked for every new encoding, most of howvec.lua's
--- translation under Lua 5.4).
-local function group_index(classes)
-    local first, catch_all = {}, #classes
-    for i = #classes, 1, -1 do
-        local class = classes[i]
-        if not class.groups then
-            return nil
-        end
-        if next(class.groups) == nil then
-            catch_all = i
-        end
-        for group in pairs(class.groups) do
-            first[group] = i
-        end
-    end
-    return { first = first, catch_all = catch_all }
-end
-
 -- The first class matching the opcode (mask tables) or one of the
 -- capstone group names in the list groups (group tables); the last class
 -- if none does, as in howvec.c.
 function insnclass.match(classes, opcode, groups)
-    if classes.uses_groups then
-        if classes.by_group == nil then
-            classes.by_group = group_index(classes) or false
-        end
-        local index = classes.by_group
-        if index then
-            local best = index.catch_all
-            for _, group in ipairs(groups) do
-                local i = index.first[group]
-                if i and i < best then
-                    best = i
-                end
+    local index = classes.by_group
+    if index then
+        local best = index.catch_all
+        for _, group in ipairs(groups) do
+            local i = index.first[group]
+            if i and i < best then
+                best = i
             end
-            return classes[best]
         end
+        return classes[best]
     end
     for _, class in ipairs(classes) do
         if matches(class, opcode, groups) then
