@@ -83,6 +83,45 @@ function report.top(records, field, limit, tie)
     return rows
 end
 
+-- The ids 1..n with the largest values[id] first, at most limit of them
+-- (all if nil); ties by tie[id], smallest first, when tie is given. For
+-- records kept in columns, an array per field: no table per record, and
+-- for a short list no sort of all n, only a compare with its last.
+function report.top_ids(n, values, limit, tie)
+    limit = math.min(limit or n, n)
+    local function before(a, b)
+        if values[a] ~= values[b] then
+            return values[a] > values[b]
+        end
+        return tie ~= nil and tie[a] < tie[b]
+    end
+    local top = {}
+    if limit > 64 then
+        for id = 1, n do
+            top[id] = id
+        end
+        table.sort(top, before)
+        for i = n, limit + 1, -1 do
+            top[i] = nil
+        end
+        return top
+    end
+    for id = 1, limit > 0 and n or 0 do
+        local i = #top
+        if i < limit or before(id, top[i]) then
+            if i == limit then
+                i = i - 1           -- the last one drops out
+            end
+            while i >= 1 and before(id, top[i]) do
+                top[i + 1] = top[i]
+                i = i - 1
+            end
+            top[i + 1] = id
+        end
+    end
+    return top
+end
+
 -- Aligned columns: text left-aligned, numbers right-aligned, a header line.
 function report.text(columns, rows)
     local cells, widths, numeric = {}, {}, {}

@@ -24,6 +24,27 @@ describe("report", function()
         assert.are.same({}, report.top({}, "n", 5))
     end)
 
+    it("keeps the top ids of records in columns, as report.top keeps records", function()
+        -- both ways of selecting: a short list, and a sort of all when long
+        local n, values, tie, recs = 300, {}, {}, {}
+        local seed = 7
+        for id = 1, n do
+            seed = (seed * 1103515245 + 12345) % 2147483648
+            values[id], tie[id] = seed % 17, id * 7919 % 1009   -- ties unique: 1009 is prime
+            recs[id] = { n = values[id], pc = tie[id], id = id }
+        end
+        for _, limit in ipairs({ 0, 1, 5, 64, 65, 299, 300, 400 }) do
+            local want = {}
+            for i, rec in ipairs(report.top(recs, "n", limit, "pc")) do
+                want[i] = rec.id
+            end
+            assert.are.same(want, report.top_ids(n, values, limit, tie), "limit " .. limit)
+        end
+        assert.are.equal(n, #report.top_ids(n, values, nil, tie))
+        assert.are.same({ 2, 3, 1 }, report.top_ids(3, { 1, 5, 5 }, 5))
+        assert.are.same({}, report.top_ids(0, {}, 5))
+    end)
+
     it("aligns text columns: text left, numbers right", function()
         assert.are.equal("name   calls\nread       5\nwrite  12345\n",
             report.text({ "name", "calls" }, { { "read", 5 }, { "write", 12345 } }))
