@@ -370,7 +370,8 @@ describe("the luahost launcher, signalled", function()
     -- process (or runs it under `timeout`), and returns the status the
     -- shell saw and the processes still running the guest (QEMU: none
     -- may be left). Job control (set -m) keeps SIGINT from being ignored,
-    -- as it is in a background job otherwise. The processes are found
+    -- as it is in a background job otherwise, and env --default-signal
+    -- SIGHUP, ignored when the suite runs under nohup. The processes are found
     -- with shell builtins alone: a tr and a grep per process took
     -- seconds a scan on a loaded machine, long enough for timeout(1) to
     -- end QEMU unseen. A launcher that outlives its signal has its state
@@ -380,7 +381,7 @@ describe("the luahost launcher, signalled", function()
         local guest = guest_cmd:gsub("TOKEN", token)
         local script = ([=[
 set -m
-%s %s -e '' -- %s </dev/null >/dev/null 2>&1 &
+%s env --default-signal=INT,TERM,HUP %s -e '' -- %s </dev/null >/dev/null 2>&1 &
 pid=$!
 running() {   # the processes running QEMU on the guest
     local f args

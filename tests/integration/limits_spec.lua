@@ -118,7 +118,7 @@ describe("a signal during a call into Lua that does not end", function()
         local script = helper.lua_file(source)
         local out = helper.tmpname()
         local status, _, stderr = helper.sh(([[
-env --default-signal=INT timeout -k 5 60 %s -plugin %s -d plugin %s wait >%s &
+env --default-signal=INT,TERM,HUP timeout -k 5 60 %s -plugin %s -d plugin %s wait >%s &
 pid=$!
 for i in $(seq 20); do grep -q ready %s && break; sleep 0.05; done
 sleep 0.3
