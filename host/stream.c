@@ -27,13 +27,18 @@ static const char *const column_names[] = {
 enum LhColumn { COL_KIND, COL_SIZE, COL_ID, COL_PC, COL_ADDR, COL_VALUE, COL_VALUE_HIGH,
                 COL_PADDR, COL_DEVICE, COL_COUNT };
 
+/* coalesce: the block a vCPU touched last in one set of blocks. */
+typedef struct LhLastBlock {
+    uint64_t block;
+    bool seen;
+} LhLastBlock;
+
 /* One vCPU's buffer: allocated on the vCPU's first event, never moved. */
 typedef struct LhStreamBuf {
     uint32_t n;             /* events in it */
     uint32_t gen;           /* bumped when a delivery ends: batch liveness */
     bool delivering;        /* its on_batch is running */
-    bool has_last_exec, has_last_mem;
-    uint64_t last_exec, last_mem;   /* coalesce: the block of the previous event */
+    LhLastBlock *last_exec, *last_mem;  /* coalesce: one per set */
     uint64_t coalesced_exec, coalesced_mem;
     uint8_t *kind;
     uint16_t *size;
@@ -46,6 +51,21 @@ typedef struct LhStreamBuf {
     uint64_t *paddr;
 } LhStreamBuf;
 
+/*
+ * coalesce = { exec|mem = block size, exec_sets|mem_sets = sets }: an
+ * event in the block its vCPU touched last among the blocks of its set
+ * (block number modulo sets) is counted, not recorded. To a cache model
+ * of that geometry it is a hit on its set's most recent block: a hit that
+ * changes nothing under LRU, FIFO or random replacement.
+ */
+typedef struct LhCoalesce {
+    uint64_t mask;          /* ~(block size - 1), or 0: off */
+    unsigned int shift;     /* log2(block size) */
+    uint32_t sets;          /* 1 to LH_MAX_COALESCE_SETS */
+} LhCoalesce;
+
+enum { LH_MAX_COALESCE_SETS = 65536 };
+
 typedef struct LhStream {
     struct qemu_plugin_scoreboard *bufs;    /* LhStreamBuf * per vCPU */
     LhHook *on_batch;
@@ -54,8 +74,7 @@ typedef struct LhStream {
     bool values;
     bool physical;
     bool devices_only;      /* physical = "devices": RAM accesses are not recorded */
-    uint64_t exec_block_mask;   /* coalesce: ~(block size - 1), or 0 */
-    uint64_t mem_block_mask;
+    LhCoalesce exec_coalesce, mem_coalesce;
 } LhStream;
 
 /* One registration: what every event it records shares. */
@@ -117,6 +136,12 @@ static LhStreamBuf *buf_new(LhStream *s)
     b->id = g_new(uint32_t, cap);
     b->pc = g_new(uint64_t, cap);
     b->addr = g_new(uint64_t, cap);
+    if (s->exec_coalesce.mask != 0) {
+        b->last_exec = g_new0(LhLastBlock, s->exec_coalesce.sets);
+    }
+    if (s->mem_coalesce.mask != 0) {
+        b->last_mem = g_new0(LhLastBlock, s->mem_coalesce.sets);
+    }
     if (s->values) {
         b->value = g_new(uint64_t, cap);
         b->value_high = g_new(uint64_t, cap);
@@ -186,6 +211,26 @@ static inline void full_check(LhSite *site, LhStreamBuf *b, unsigned int vcpu)
     }
 }
 
+/*
+ * coalesce: whether addr's block is the one last touched in its set
+ * (counted in *count, then, instead of recorded); else it becomes it.
+ */
+static inline bool coalesced(const LhCoalesce *c, LhLastBlock *last, uint64_t addr, uint64_t *count)
+{
+    uint64_t block = addr & c->mask;
+    uint64_t number = block >> c->shift;
+    uint64_t set = (c->sets & (c->sets - 1)) == 0 ? number & (c->sets - 1) : number % c->sets;
+    LhLastBlock *l = &last[set];
+
+    if (l->seen && l->block == block) {
+        (*count)++;
+        return true;
+    }
+    l->block = block;
+    l->seen = true;
+    return false;
+}
+
 static void record_exec(unsigned int vcpu, void *udata)
 {
     LhSite *site = udata;
@@ -197,14 +242,9 @@ static void record_exec(unsigned int vcpu, void *udata)
         return;
     }
     LhStreamBuf *b = buf_of(s, vcpu);
-    if (s->exec_block_mask != 0) {
-        uint64_t block = site->pc & s->exec_block_mask;
-        if (b->has_last_exec && block == b->last_exec) {
-            b->coalesced_exec++;
-            return;
-        }
-        b->last_exec = block;
-        b->has_last_exec = true;
+    if (s->exec_coalesce.mask != 0
+        && coalesced(&s->exec_coalesce, b->last_exec, site->pc, &b->coalesced_exec)) {
+        return;
     }
     uint32_t i = b->n;
 
@@ -274,23 +314,13 @@ static bool physical_of(qemu_plugin_meminfo_t info, uint64_t vaddr, bool devices
 }
 
 /*
- * coalesce: an access to the block of the previous one (physical when the
- * stream records physical addresses) is only counted. Device accesses
- * never are, nor do they move the previous block.
+ * coalesce for memory: by the physical address when the stream records
+ * them. Device accesses are never coalesced, nor do they move a set's
+ * last block.
  */
 static bool coalesced_mem(LhStream *s, LhStreamBuf *b, uint64_t addr, uint16_t device)
 {
-    if (device > 1) {
-        return false;
-    }
-    uint64_t block = addr & s->mem_block_mask;
-    if (b->has_last_mem && block == b->last_mem) {
-        b->coalesced_mem++;
-        return true;
-    }
-    b->last_mem = block;
-    b->has_last_mem = true;
-    return false;
+    return device <= 1 && coalesced(&s->mem_coalesce, b->last_mem, addr, &b->coalesced_mem);
 }
 
 static void record_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
@@ -308,7 +338,7 @@ static void record_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t v
         return;
     }
     LhStreamBuf *b = buf_of(s, vcpu);
-    if (s->mem_block_mask != 0 && coalesced_mem(s, b, phys.paddr, phys.device)) {
+    if (s->mem_coalesce.mask != 0 && coalesced_mem(s, b, phys.paddr, phys.device)) {
         return;
     }
     uint32_t i = b->n;
@@ -433,32 +463,42 @@ static int stream_tostring(lua_State *L)
     return 1;
 }
 
-/* A coalescing block size: 0 (off) or a power of two, as a mask. */
-static uint64_t check_block_mask(lua_State *L, int idx)
+/* Coalescing: a block size at idx (0: off, or a power of two) and sets at sets_idx (default 1). */
+static LhCoalesce check_coalesce(lua_State *L, int idx, int sets_idx)
 {
     lua_Integer size = luaL_optinteger(L, idx, 0);
+    lua_Integer sets = luaL_optinteger(L, sets_idx, 1);
+    LhCoalesce c = { 0, 0, (uint32_t)sets };
 
     luaL_argcheck(L, size >= 0 && (size & (size - 1)) == 0, idx,
                   "a coalescing block size must be a power of two");
-    return size == 0 ? 0 : ~(uint64_t)(size - 1);
+    luaL_argcheck(L, sets >= 1 && sets <= LH_MAX_COALESCE_SETS, sets_idx,
+                  "coalescing sets must be from 1 to 65536");
+    if (size != 0) {
+        c.mask = ~(uint64_t)(size - 1);
+        while (((uint64_t)1 << c.shift) < (uint64_t)size) {
+            c.shift++;
+        }
+    }
+    return c;
 }
 
 /*
  * raw.stream_new(on_batch, capacity, values, physical, exec_block,
- * mem_block, devices_only): a stream. Streams live as long as the plugin: QEMU keeps
- * their sites in translated code.
+ * mem_block, devices_only, exec_sets, mem_sets): a stream. Streams live as
+ * long as the plugin: QEMU keeps their sites in translated code.
  */
 static int stream_new(lua_State *L)
 {
     lua_Integer capacity = luaL_checkinteger(L, 2);
-    uint64_t exec_mask = check_block_mask(L, 5);
-    uint64_t mem_mask = check_block_mask(L, 6);
+    LhCoalesce exec_coalesce = check_coalesce(L, 5, 8);
+    LhCoalesce mem_coalesce = check_coalesce(L, 6, 9);
     LhStream *s;
 
     luaL_argcheck(L, capacity >= 1 && capacity <= (1 << 24), 2, "capacity must be 1 to 2^24");
     s = g_new0(LhStream, 1);
-    s->exec_block_mask = exec_mask;
-    s->mem_block_mask = mem_mask;
+    s->exec_coalesce = exec_coalesce;
+    s->mem_coalesce = mem_coalesce;
     s->on_batch = lh_hook_new(L, 1, 0, "stream batch callback");
     s->on_batch->via_ref = deliver_ref;
     s->disabled = &s->on_batch->func->disabled;

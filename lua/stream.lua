@@ -136,7 +136,8 @@ local OPTIONS = { on_batch = "function", capacity = "number", values = "boolean"
     coalesce = "table", unchecked = "boolean" }
 
 -- luahost.stream{ on_batch = fn [, capacity = 4096] [, values = false]
--- [, physical = false | true | "devices"] [, coalesce = { exec = bytes, mem = bytes }]
+-- [, physical = false | true | "devices"]
+-- [, coalesce = { exec = bytes, mem = bytes [, exec_sets = n] [, mem_sets = n] }]
 -- [, unchecked = false] }: a stream; stream:exec(tb or insn [, id]) and
 -- stream:mem(insn [, id [, rw]]) add events to it at translation time.
 function stream.new(options)
@@ -162,11 +163,20 @@ function stream.new(options)
         error(("luahost.stream: capacity must be an integer from 1 to 2^24, got %s"):format(capacity), 3)
     end
     local coalesce = options.coalesce or {}
-    for key, size in pairs(coalesce) do
-        if (key ~= "exec" and key ~= "mem") or type(size) ~= "number" or size < 1 or size % 1 ~= 0
-                or 2 ^ math.floor(math.log(size, 2) + 0.5) ~= size then
-            error(("luahost.stream: coalesce takes exec = and mem = block sizes, powers of two; got %s = %s")
-                :format(tostring(key), tostring(size)), 3)
+    for key, n in pairs(coalesce) do
+        local class = key == "exec_sets" and "exec" or key == "mem_sets" and "mem" or nil
+        if class then
+            if type(n) ~= "number" or n < 1 or n > 65536 or n % 1 ~= 0 then
+                error(("luahost.stream: coalesce %s must be an integer from 1 to 65536, got %s")
+                    :format(key, tostring(n)), 3)
+            elseif coalesce[class] == nil then
+                error(("luahost.stream: coalesce %s needs %s = (a block size)"):format(key, class), 3)
+            end
+        elseif (key ~= "exec" and key ~= "mem") or type(n) ~= "number" or n < 1 or n % 1 ~= 0
+                or 2 ^ math.floor(math.log(n, 2) + 0.5) ~= n then
+            error(("luahost.stream: coalesce takes exec = and mem = block sizes, powers of two, "
+                .. "and exec_sets = and mem_sets = counts; got %s = %s")
+                :format(tostring(key), tostring(n)), 3)
         end
     end
     if options.unchecked then
@@ -174,7 +184,7 @@ function stream.new(options)
     end
     local physical = options.physical == true or options.physical == "devices"
     return raw.stream_new(options.on_batch, capacity, options.values == true, physical,
-        coalesce.exec, coalesce.mem, options.physical == "devices")
+        coalesce.exec, coalesce.mem, options.physical == "devices", coalesce.exec_sets, coalesce.mem_sets)
 end
 
 stream.device_name = raw.stream_device_name

@@ -149,7 +149,8 @@ misuse("main", "luahost.stream { on_batch = fn, capacity = 2^24 + 1 }",
 misuse("main", "luahost.stream { on_batch = fn, bogus = 1 }", "luahost.stream: unknown option bogus (expected "
     .. "on_batch, capacity, values, physical, coalesce, unchecked)")
 misuse("main", "luahost.stream { on_batch = fn, coalesce = { exec = 3 } }",
-    "luahost.stream: coalesce takes exec = and mem = block sizes, powers of two; got exec = 3")
+    "luahost.stream: coalesce takes exec = and mem = block sizes, powers of two, and exec_sets = and "
+    .. "mem_sets = counts; got exec = 3")
 misuse("tb", "stream:exec(42)", "bad argument #1 to 'exec' (tb or insn expected, got number)")
 misuse("tb", "stream:exec(tb, -1)", "bad argument #2 to 'exec' (id must be an integer from 0 to 2^32 - 1)")
 misuse("tb", "stream:exec(tb, 2^32)", "bad argument #2 to 'exec' (id must be an integer from 0 to 2^32 - 1)")

@@ -84,6 +84,71 @@ luahost.on_exit(function()
 end)
 ]==]
 
+-- Two streams of the same events: one whole, one coalesced per set (a
+-- non-power-of-two number of sets for accesses). The whole one's events,
+-- put through the rule here, must be the coalesced one's, in the same
+-- order (compared by a running hash and a count), and the events the rule
+-- drops the coalesced one's counts.
+local SETS = [==[
+local RULE = { exec = { block = 64, sets = 32 }, mem = { block = 64, sets = 24 } }
+local CLASS = { [luahost.TB] = "exec", [luahost.INSN] = "exec", [luahost.LOAD] = "mem", [luahost.STORE] = "mem" }
+local expected, got, dropped, last = {}, {}, {}, {}
+
+local function hash(h, kind, addr)
+    return (h * 1000003 + addr * 4 + kind) % 2147483647
+end
+
+local function on_whole(vcpu, batch)
+    local e = expected[vcpu] or { n = 0, h = 0 }
+    local d = dropped[vcpu] or { exec = 0, mem = 0 }
+    local l = last[vcpu] or { exec = {}, mem = {} }
+    expected[vcpu], dropped[vcpu], last[vcpu] = e, d, l
+    for i = 1, batch.n do
+        local kind, addr = tonumber(batch.kind[i]), tonumber(batch.addr[i])
+        local class = CLASS[kind]
+        local number = math.floor(addr / RULE[class].block)
+        local set = number % RULE[class].sets
+        if l[class][set] == number then
+            d[class] = d[class] + 1
+        else
+            l[class][set] = number
+            e.n, e.h = e.n + 1, hash(e.h, kind, addr)
+        end
+    end
+end
+
+local function on_coalesced(vcpu, batch)
+    local g = got[vcpu] or { n = 0, h = 0 }
+    got[vcpu] = g
+    for i = 1, batch.n do
+        g.n, g.h = g.n + 1, hash(g.h, tonumber(batch.kind[i]), tonumber(batch.addr[i]))
+    end
+end
+
+local whole = luahost.stream { on_batch = on_whole }
+local coalesced = luahost.stream { on_batch = on_coalesced, coalesce = { exec = RULE.exec.block,
+    exec_sets = RULE.exec.sets, mem = RULE.mem.block, mem_sets = RULE.mem.sets } }
+luahost.on_tb_translate(function(tb)
+    whole:exec(tb)
+    coalesced:exec(tb)
+    for _, insn in tb:insns() do
+        whole:exec(insn)
+        whole:mem(insn)
+        coalesced:exec(insn)
+        coalesced:mem(insn)
+    end
+end)
+
+luahost.on_exit(function()
+    for vcpu = 0, luahost.num_vcpus() - 1 do
+        local e, g, d = expected[vcpu], got[vcpu], dropped[vcpu]
+        local exec, mem = coalesced:coalesced(vcpu)
+        luahost.printf("vcpu %d expected %d %d got %d %d dropped %d %d coalesced %s %s\n", vcpu, e.n, e.h,
+            g.n, g.h, d.exec, d.mem, exec, mem)
+    end
+end)
+]==]
+
 local function check_counts(report, vcpus)
     local rows = 0
     for vcpu, tb, tb_inline, insn, insn_inline, mem, mem_inline in
@@ -144,6 +209,18 @@ describe("event streams", function()
             })
             check_counts(r.report, 1)
         end)
+
+        it("coalesce per set exactly as the rule says, in order (" .. arch .. ")", function()
+            local r = helper.run_lua(arch, SETS, helper.guest("memtraffic", arch))
+            local vcpu, en, eh, gn, gh, de, dm, ce, cm = r.report:match(
+                "vcpu (%d+) expected (%d+) (%d+) got (%d+) (%d+) dropped (%d+) (%d+) coalesced (%d+) (%d+)\n")
+            assert.are.equal("0", vcpu, r.report)
+            assert.are.equal(en, gn, "events delivered")
+            assert.are.equal(eh, gh, "the events delivered, in order")
+            assert.are.equal(de, ce, "executions coalesced")
+            assert.are.equal(dm, cm, "accesses coalesced")
+            assert.is_true(tonumber(de) > 0 and tonumber(dm) > 0 and tonumber(en) > 0, r.report)
+        end)
     end
 
     it("give physical addresses and devices in system mode as libmem.so does", function()
@@ -168,7 +245,12 @@ describe("stream misuse", function()
         fails("luahost.stream { on_batch = print, capacity = 0 }",
             ":1: luahost.stream: capacity must be an integer from 1 to 2^24, got 0")
         fails("luahost.stream { on_batch = print, coalesce = { mem = 48 } }",
-            ":1: luahost.stream: coalesce takes exec = and mem = block sizes, powers of two; got mem = 48")
+            ":1: luahost.stream: coalesce takes exec = and mem = block sizes, powers of two, "
+            .. "and exec_sets = and mem_sets = counts; got mem = 48")
+        fails("luahost.stream { on_batch = print, coalesce = { mem = 64, mem_sets = 0 } }",
+            ":1: luahost.stream: coalesce mem_sets must be an integer from 1 to 65536, got 0")
+        fails("luahost.stream { on_batch = print, coalesce = { exec_sets = 4 } }",
+            ":1: luahost.stream: coalesce exec_sets needs exec = (a block size)")
         fails("luahost.stream { on_batch = print, size = 1 }", ":1: luahost.stream: unknown option size")
         fails("luahost.stream { }", ":1: luahost.stream: option on_batch (a function) is required")
         fails("local s = luahost.stream { on_batch = print }\nluahost.on_tb_translate(function(tb) s:exec(tb, -1) end)",
