@@ -162,11 +162,27 @@ end)
 describe("the plugin lock", function()
     after_each(helper.cleanup)
 
+    -- QEMU's own race (docs/threading.md, "A reset and a syscall"): a
+    -- reset frees the syscall callback while another thread, in a
+    -- syscall, may be about to read it; QEMU then dies of a SIGSEGV in
+    -- qemu_plugin_vcpu_syscall (a core dump's backtrace, about 1 run in
+    -- 100 on a loaded machine). This spec makes that race on purpose, so
+    -- a run that dies so is made again, once per test: a second one fails.
+    local function reset_run(arch, retried)
+        local r = run(arch, RESETS, { "1", "300", "16", "1" })
+        if r.status == 128 + 11 and r.stderr:find("QEMU internal SIGSEGV", 1, true) and not retried[1] then
+            retried[1] = r.stderr
+            return reset_run(arch, retried)
+        end
+        return r
+    end
+
     for _, arch in ipairs(helper.arches) do
         it(("a reset completes while a syscall hook makes scoreboards, %d runs (%s)")
             :format(RUNS, arch), function()
+            local retried = {}
             for i = 1, RUNS do
-                local r = run(arch, RESETS, { "1", "300", "16", "1" })
+                local r = reset_run(arch, retried)
                 assert(r.status ~= 137, ("run %d: killed after %d s: a deadlock"):format(i, LIMIT))
                 assert.are.equal(0, r.status, r.stderr)
                 local resets, boards = r.report:match("resets=(%d+) boards=(%d+)")
