@@ -16,6 +16,7 @@
 --                  ELF address in the module, as hex): the same from run
 --                  to run under ASLR, so runs merge by (module, offset,
 --                  icount)
+local entry_pool = require("entries")
 local report = require("report")
 
 local opt = luahost.args {
@@ -28,7 +29,12 @@ if opt.limit < 0 then
     luahost.usage_error(("limit must be at least 0: limit=%d"):format(opt.limit))
 end
 
-local blocks = {}   -- blocks[pc][insns] = record
+-- blocks[pc][insns] = record. Each record's counter is a field of a
+-- scoreboard of 64 (stdlib/entries.lua): a scoreboard of its own took
+-- 1 KiB, as QEMU sizes one for 16 vCPUs and luahost pads each vCPU's
+-- fields to a cache line (22-24 MB over libhotblocks.so on bench's
+-- sqlite workload).
+local blocks = {}
 local entries = 0
 
 local function count_exec(vcpu, rec)
@@ -45,7 +51,7 @@ local function record_for(pc, insns)
     if rec then
         rec.tcount = rec.tcount + 1
     else
-        rec = { pc = pc, insns = insns, tcount = 1, exec = luahost.scoreboard() }
+        rec = { pc = pc, insns = insns, tcount = 1, exec = entry_pool.new() }
         by_size[insns] = rec
         if opt.symbolize then   -- what the first translation at pc was
             local where = luahost.symbolize(pc)

@@ -28,18 +28,18 @@ end
 
 local RANGE = { "integer argument out of range (-2^63 to 2^63 - 1)", "integer argument out of range (-2^53 to 2^53)" }
 
-bad("scripts/hotblocks.lua", 21, { "colour=red" },
+bad("scripts/hotblocks.lua", 22, { "colour=red" },
     "option parsing failed: colour=red (known options: format, inline, limit, symbolize)")
-bad("scripts/hotblocks.lua", 21, { "limit=12x" }, "integer argument parsing failed: limit=12x")
-bad("scripts/hotblocks.lua", 21, { "limit=" }, "integer argument parsing failed: limit=")
-bad("scripts/hotblocks.lua", 21, { "limit=99999999999999999999" },
+bad("scripts/hotblocks.lua", 22, { "limit=12x" }, "integer argument parsing failed: limit=12x")
+bad("scripts/hotblocks.lua", 22, { "limit=" }, "integer argument parsing failed: limit=")
+bad("scripts/hotblocks.lua", 22, { "limit=99999999999999999999" },
     { RANGE[1] .. ": limit=99999999999999999999", RANGE[2] .. ": limit=99999999999999999999" })
-bad("scripts/hotblocks.lua", 21, { "limit=-99999999999999999999" },
+bad("scripts/hotblocks.lua", 22, { "limit=-99999999999999999999" },
     { RANGE[1] .. ": limit=-99999999999999999999", RANGE[2] .. ": limit=-99999999999999999999" })
-bad("scripts/hotblocks.lua", 21, { "inline=perhaps" }, "boolean argument parsing failed: inline=perhaps")
-bad("scripts/hotblocks.lua", 21, { "format=xml" }, "expected one of text, csv, json: format=xml")
-bad("scripts/hotblocks.lua", 21, { "symbolize=2" }, "boolean argument parsing failed: symbolize=2")
-bad("scripts/hotblocks.lua", 28, { "limit=-5" }, "limit must be at least 0: limit=-5")
+bad("scripts/hotblocks.lua", 22, { "inline=perhaps" }, "boolean argument parsing failed: inline=perhaps")
+bad("scripts/hotblocks.lua", 22, { "format=xml" }, "expected one of text, csv, json: format=xml")
+bad("scripts/hotblocks.lua", 22, { "symbolize=2" }, "boolean argument parsing failed: symbolize=2")
+bad("scripts/hotblocks.lua", 29, { "limit=-5" }, "limit must be at least 0: limit=-5")
 
 local function geometry(cache, size, block, assoc, why)
     local prefix = cache == "L2 cache" and "l2" or cache:sub(1, 1)
