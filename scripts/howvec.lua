@@ -55,23 +55,11 @@ end
 
 local individual = {}   -- individual[opcode] = { text =, class =, hits = }
 
--- A new counter: an entry of a scoreboard of 64, made 64 at a time.
+-- A new counter: a field of a scoreboard of 64 (stdlib/entries.lua).
 -- QEMU makes and sizes a scoreboard for every vCPU, about 2,700
 -- instructions each, and a counter is made per (class, opcode) at
 -- translation: 40% of the translated instructions on a short program.
-local POOL = {}
-for i = 1, 64 do
-    POOL[i] = "c" .. i
-end
-local pool, used = nil, #POOL
-
-local function new_counter()
-    if used == #POOL then
-        pool, used = luahost.scoreboard(POOL), 0
-    end
-    used = used + 1
-    return pool[POOL[used]]
-end
+local new_counter = require("entries").new
 
 local function individual_hits(insn, opcode, class)
     local rec = individual[opcode]
