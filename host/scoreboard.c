@@ -94,18 +94,22 @@ static int scoreboard_new(lua_State *L)
         lua_newtable(L);
         anchors_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    luaL_checkstack(L, (int)n + 2, "too many scoreboard fields");
+    luaL_checkstack(L, (int)n + 3, "too many scoreboard fields");
     lua_rawgeti(L, LUA_REGISTRYINDEX, anchors_ref);
     int anchors = lua_gettop(L);
+    lua_Integer anchored = (lua_Integer)lh_rawlen(L, anchors);
+    luaL_getmetatable(L, LH_SCOREBOARD_MT);
+    int mt = lua_gettop(L);
     for (lua_Integer i = 0; i < n; i++) {
         Entry *e = lua_newuserdata(L, sizeof(*e));
         e->score = score;
         e->offset = (size_t)i * sizeof(uint64_t);
-        luaL_getmetatable(L, LH_SCOREBOARD_MT);
+        lua_pushvalue(L, mt);
         lua_setmetatable(L, -2);
         lua_pushvalue(L, -1);
-        lua_rawseti(L, anchors, (int)lh_rawlen(L, anchors) + 1);
+        lua_rawseti(L, anchors, (int)(anchored + i + 1));
     }
+    lua_remove(L, mt);
     lua_remove(L, anchors);
     return (int)n;
 }
