@@ -7,26 +7,23 @@
 --     local e = entries.new()      -- e:get(vcpu), e:add(vcpu, n), e:sum(); tb:inline("add", e, 1)
 local entries = {}
 
-local FIELDS = 64
-local pool = {}
+local FIELDS = {}
+for i = 1, 64 do
+    FIELDS[i] = "f" .. i
+end
+local board, used = nil, #FIELDS
 
 function entries.new()
-    if #pool == 0 then
-        local names = {}
-        for i = 1, FIELDS do
-            names[i] = "f" .. i
-        end
-        local board = require("luahost").scoreboard(names)
-        for i = FIELDS, 1, -1 do
-            pool[#pool + 1] = board["f" .. i]
-        end
+    if used == #FIELDS then
+        board, used = require("luahost").scoreboard(FIELDS), 0
     end
-    return table.remove(pool)
+    used = used + 1
+    return board[FIELDS[used]]
 end
 
 -- Forgets the pool (for tests).
 function entries._reset()
-    pool = {}
+    board, used = nil, #FIELDS
 end
 
 return entries
