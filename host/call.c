@@ -281,8 +281,8 @@ static G_GNUC_NO_INLINE int pcall_on_stack(char *top, lua_State *L, int nargs, i
  * runs. QEMU's translated code uses AVX and calls back with them dirty,
  * and on Intel cores every legacy-SSE instruction then pays for it: all
  * of LuaJIT's number handling, interpreted or compiled. hotblocks.lua
- * inline=off under LuaJIT took 2.2 times as long (the same under Lua
- * 5.4, whose integers need no SSE). vzeroupper needs AVX.
+ * inline=off under LuaJIT took 2.2 times as long; Lua 5.4, whose
+ * integers need no SSE, lost nothing. vzeroupper needs AVX.
  */
 static inline void clear_upper_vectors(void)
 {
