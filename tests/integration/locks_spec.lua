@@ -168,11 +168,11 @@ describe("the plugin lock", function()
     -- qemu_plugin_vcpu_syscall (a core dump's backtrace, about 1 run in
     -- 100 on a loaded machine). This spec makes that race on purpose, so
     -- a run that dies so is made again, once per test: a second one fails.
-    local function reset_run(arch, retried)
+    local function reset_run(arch, test)
         local r = run(arch, RESETS, { "1", "300", "16", "1" })
-        if r.status == 128 + 11 and r.stderr:find("QEMU internal SIGSEGV", 1, true) and not retried[1] then
-            retried[1] = r.stderr
-            return reset_run(arch, retried)
+        if r.status == 128 + 11 and r.stderr:find("QEMU internal SIGSEGV", 1, true) and not test.retried then
+            test.retried = true
+            return reset_run(arch, test)
         end
         return r
     end
@@ -180,9 +180,9 @@ describe("the plugin lock", function()
     for _, arch in ipairs(helper.arches) do
         it(("a reset completes while a syscall hook makes scoreboards, %d runs (%s)")
             :format(RUNS, arch), function()
-            local retried = {}
+            local test = {}
             for i = 1, RUNS do
-                local r = reset_run(arch, retried)
+                local r = reset_run(arch, test)
                 assert(r.status ~= 137, ("run %d: killed after %d s: a deadlock"):format(i, LIMIT))
                 assert.are.equal(0, r.status, r.stderr)
                 local resets, boards = r.report:match("resets=(%d+) boards=(%d+)")
