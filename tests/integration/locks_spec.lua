@@ -165,8 +165,8 @@ describe("the plugin lock", function()
     -- QEMU's own race (docs/threading.md, "A reset and a syscall"): a
     -- reset frees the syscall callback while another thread, in a
     -- syscall, may be about to read it; QEMU then dies of a SIGSEGV in
-    -- qemu_plugin_vcpu_syscall (a core dump's backtrace, about 1 run in
-    -- 100 on a loaded machine). This spec makes that race on purpose, so
+    -- qemu_plugin_vcpu_syscall (a core dump's backtrace; once in 420 runs
+    -- on a loaded machine). This spec makes that race on purpose, so
     -- a run that dies so is made again, once per test: a second one fails.
     local function reset_run(arch, test)
         local r = run(arch, RESETS, { "1", "300", "16", "1" })
