@@ -476,9 +476,7 @@ static LhCoalesce check_coalesce(lua_State *L, int idx, int sets_idx)
                   "coalescing sets must be from 1 to 65536");
     if (size != 0) {
         c.mask = ~(uint64_t)(size - 1);
-        while (((uint64_t)1 << c.shift) < (uint64_t)size) {
-            c.shift++;
-        }
+        c.shift = (unsigned int)__builtin_ctzll((unsigned long long)size);
     }
     return c;
 }
