@@ -14,7 +14,9 @@
  *      tsan.h (what ThreadSanitizer must be told), qemu_api.c (QEMU's
  *      plugin API versions: the one place that knows them)
  *   2. types: tb.c insn.c mem.c scoreboard.c stream.c callstack.c fpcalls.c blocks.c shadow.c
- *      tally.c lockstep.c registers.c guest.c clock.c disas.c, one per Lua-visible type
+ *      tally.c lockstep.c registers.c guest.c clock.c disas.c, one per Lua-visible type;
+ *      modules.c symtab.c maps.c exec.c process.c threadexit.c, the guest's
+ *      modules, process and threads as the host follows them
  *   3. hooks.c: hooks on QEMU's global events
  *   4. lifecycle.c: reset, uninstall, exit
  *   5. plugin.c: the entry point
@@ -335,6 +337,7 @@ bool lh_host_runs(const char *arch);
 
 /* process.c: the guest process's signals, forks and execs (user mode). */
 void lh_open_process(lua_State *L, int raw, const qemu_info_t *info);
+void lh_open_thread_exits(const qemu_info_t *info);
 
 /* maps.c: the ELF files the guest has mapped (user mode). */
 typedef struct LhMapped {

@@ -248,6 +248,7 @@ static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **arg
     lh_open_lockstep(L, raw);
     lh_open_modules(L, raw, info);
     lh_open_process(L, raw, info);
+    lh_open_thread_exits(info);
     push_features(L);
     lua_setfield(L, raw, "features");
 }

@@ -12,6 +12,7 @@ local LAYERS = {
     ["blocks.c"] = 2, ["shadow.c"] = 2, ["tally.c"] = 2, ["lockstep.c"] = 2,
     ["registers.c"] = 2, ["guest.c"] = 2, ["clock.c"] = 2, ["disas.c"] = 2,
     ["modules.c"] = 2, ["symtab.c"] = 2, ["maps.c"] = 2, ["exec.c"] = 2, ["process.c"] = 2,
+    ["threadexit.c"] = 2,
     ["hooks.c"] = 3, ["interval.c"] = 3,
     ["lifecycle.c"] = 4,
     ["plugin.c"] = 5,
