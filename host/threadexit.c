@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -117,6 +118,18 @@ static void watch_returns(int vcpu, const void *data)
     }
 }
 
+/*
+ * A forked child has one thread, and another thread of the parent may have
+ * held the lock, or been growing the list, at the fork: both start anew
+ * (the old list is left, as it may be half-grown).
+ */
+static void fork_child(void)
+{
+    g_mutex_init(&lock);
+    ended = g_array_new(FALSE, FALSE, sizeof(pid_t));
+    g_atomic_int_set(&process_ending, 0);
+}
+
 /* Listens to syscalls in user mode on targets whose numbers luahost knows. */
 void lh_open_thread_exits(const qemu_info_t *info)
 {
@@ -126,6 +139,7 @@ void lh_open_thread_exits(const qemu_info_t *info)
     sys = lh_syscalls(info->target_name);
     if (sys != NULL) {
         ended = g_array_new(FALSE, FALSE, sizeof(pid_t));
+        pthread_atfork(NULL, NULL, fork_child);
         lh_listen(LH_AT_SYSCALL_HOOKED, watch_exits);
         lh_listen(LH_AT_SYSCALL_RETURN, watch_returns);
     }
