@@ -590,22 +590,27 @@ LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what)
  * record made before it. Blocks QEMU drops one by one (the guest wrote
  * over their code, or unmapped it) may still be running on another vCPU:
  * theirs are kept until the next flush, which comes at the latest when
- * the code cache fills up. Under the Lua lock, as translation hooks run.
+ * the code cache fills up. Made as translation hooks run, and by the
+ * host's translation listeners, which in system mode run on several
+ * vCPUs' threads at once: under records_lock.
  */
 typedef struct LhRecord {
     void *record;
     void (*free)(void *record);
 } LhRecord;
 static GArray *records;
+static GMutex records_lock;
 
 void lh_keep_until_flush(void *record, void (*free_fn)(void *record))
 {
     LhRecord r = { record, free_fn };
 
+    g_mutex_lock(&records_lock);
     if (records == NULL) {
         records = g_array_new(FALSE, FALSE, sizeof(LhRecord));
     }
     g_array_append_val(records, r);
+    g_mutex_unlock(&records_lock);
 }
 
 void lh_flush_records(void)
