@@ -504,40 +504,6 @@ static void push_value(lua_State *L, const LhHook *hook)
 }
 
 /*
- * The hooks of callbacks come from chunks, all freed at the flush that
- * frees the hooks (lh_flush_records): one is made per registration, most
- * often per instruction, and a malloc and a free each were a tenth of
- * what a registration cost.
- */
-#define HOOKS_PER_CHUNK 512
-static GPtrArray *hook_chunks;      /* of LhHook[HOOKS_PER_CHUNK] */
-static guint chunk_used = HOOKS_PER_CHUNK;
-
-static LhHook *callback_hook_alloc(void)
-{
-    if (chunk_used == HOOKS_PER_CHUNK) {
-        if (hook_chunks == NULL) {
-            hook_chunks = g_ptr_array_new_with_free_func(g_free);
-        }
-        g_ptr_array_add(hook_chunks, g_new(LhHook, HOOKS_PER_CHUNK));
-        chunk_used = 0;
-    }
-    LhHook *chunk = g_ptr_array_index(hook_chunks, hook_chunks->len - 1);
-    LhHook *hook = &chunk[chunk_used++];
-
-    memset(hook, 0, sizeof(*hook));
-    return hook;
-}
-
-static void callback_hooks_release(void)
-{
-    if (hook_chunks != NULL) {
-        g_ptr_array_set_size(hook_chunks, 0);
-        chunk_used = HOOKS_PER_CHUNK;
-    }
-}
-
-/*
  * A hook of a global event is kept until exit; one that QEMU holds in a
  * translated block until QEMU flushes it (lh_callback_new). Once
  * luahost.uninstall was called, the callback that called it and the
@@ -559,7 +525,7 @@ static LhHook *hook_make(lua_State *L, int fn_idx, int value_idx, const char *wh
         lua_pushcfunction(L, lh_message_handler);
         handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    hook = callback ? callback_hook_alloc() : g_new0(LhHook, 1);
+    hook = callback ? lh_new_until_flush(sizeof(*hook)) : g_new0(LhHook, 1);
     hook->func = func_for(L, fn_idx, what);
     hook->what = hook->func->c_what != NULL ? hook->func->c_what : what;
     lua_pushvalue(L, fn_idx);
@@ -613,19 +579,60 @@ void lh_keep_until_flush(void *record, void (*free_fn)(void *record))
     g_mutex_unlock(&records_lock);
 }
 
+/*
+ * Memory for what QEMU holds in translated code that needs nothing but
+ * freeing (the hooks of callbacks, the sites of streams and tallies, the
+ * blocks of callstacks): zeroed, handed out from chunks that the flush
+ * frees together, after the records' free functions, which may read it.
+ * One is made per registration, most often per instruction: a malloc, a
+ * record and a free each were a fifth of a stream registration's cost.
+ */
+enum { CHUNK_SIZE = 16384, CHUNK_ALIGN = 16 };
+static GPtrArray *chunks;
+static char *chunk_next;
+static size_t chunk_left;
+
+void *lh_new_until_flush(size_t size)
+{
+    void *p;
+
+    size = (size + CHUNK_ALIGN - 1) & ~(size_t)(CHUNK_ALIGN - 1);
+    g_mutex_lock(&records_lock);
+    if (chunks == NULL) {
+        chunks = g_ptr_array_new_with_free_func(g_free);
+    }
+    if (size > CHUNK_SIZE / 4) {        /* a chunk of its own */
+        p = g_malloc(size);
+        g_ptr_array_add(chunks, p);
+    } else {
+        if (size > chunk_left) {
+            chunk_next = g_malloc(CHUNK_SIZE);
+            chunk_left = CHUNK_SIZE;
+            g_ptr_array_add(chunks, chunk_next);
+        }
+        p = chunk_next;
+        chunk_next += size;
+        chunk_left -= size;
+    }
+    g_mutex_unlock(&records_lock);
+    return memset(p, 0, size);
+}
+
 void lh_flush_records(void)
 {
-    if (records == NULL) {
-        return;
-    }
     lh_tsan_exclusive_begin();
-    for (guint i = 0; i < records->len; i++) {
-        LhRecord *r = &g_array_index(records, LhRecord, i);
-        r->free(r->record);
+    if (records != NULL) {
+        for (guint i = 0; i < records->len; i++) {
+            LhRecord *r = &g_array_index(records, LhRecord, i);
+            r->free(r->record);
+        }
+        g_array_set_size(records, 0);
     }
-    callback_hooks_release();
+    if (chunks != NULL) {
+        g_ptr_array_set_size(chunks, 0);
+        chunk_left = 0;
+    }
     lh_tsan_exclusive_end();
-    g_array_set_size(records, 0);
 }
 
 /* A hook of lh_callback_new's, once QEMU has flushed its code. */
@@ -636,7 +643,7 @@ static void callback_free(void *p)
 
     luaL_unref(L, LUA_REGISTRYINDEX, hook->fn_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, hook->value_ref);
-}   /* its memory goes with its chunk, after the flush's records */
+}   /* its memory goes with its chunk (lh_new_until_flush), after the flush's records */
 
 /*
  * The hook of an exec, conditional or memory callback: fn at fn_idx, its

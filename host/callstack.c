@@ -476,9 +476,8 @@ static int callstack_block(lua_State *L)
     int kind = luaL_checkoption(L, 3, NULL, kinds);
     uint64_t ret_addr = kind == KIND_CALL ? lh_check_u64(L, 5) : 0;
     uint64_t target = (kind == KIND_CALL || kind == KIND_JUMP) && !lua_isnoneornil(L, 6) ? lh_check_u64(L, 6) : 0;
-    CsBlock *b = g_new0(CsBlock, 1);
+    CsBlock *b = lh_new_until_flush(sizeof(*b));     /* QEMU holds it in the block */
 
-    lh_keep_until_flush(b, g_free);     /* QEMU holds it in the block */
     b->cs = cs;
     b->pc = qemu_plugin_tb_vaddr(tb);
     b->insns = (uint32_t)qemu_plugin_tb_n_insns(tb);

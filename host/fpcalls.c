@@ -342,9 +342,8 @@ static FpVcpu *check_vcpu(lua_State *L, LhFpcalls *c, int idx)
 static void watch_insn(lua_State *L, LhFpcalls *c, qemu_plugin_vcpu_udata_cb_t cb)
 {
     struct qemu_plugin_insn *insn = lh_check_handle(L, 2, LH_INSN_MT, "an insn");
-    FpSite *site = g_new(FpSite, 1);
+    FpSite *site = lh_new_until_flush(sizeof(*site));   /* QEMU holds it in the block */
 
-    lh_keep_until_flush(site, g_free);  /* QEMU holds it in the block */
     site->calls = c;
     site->pc = qemu_plugin_insn_vaddr(insn);
     lh_tsan_publish(site);

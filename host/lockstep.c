@@ -145,11 +145,10 @@ static void on_exec(unsigned int vcpu, void *udata)
 static void on_translate(int vcpu, const void *data)
 {
     struct qemu_plugin_tb *tb = (struct qemu_plugin_tb *)data;
-    Block *block = g_new(Block, 1);
+    Block *block = lh_new_until_flush(sizeof(*block));  /* QEMU holds it in the TB */
 
     block->pc = qemu_plugin_tb_vaddr(tb);
     block->insns = qemu_plugin_tb_n_insns(tb);
-    lh_keep_until_flush(block, g_free);     /* QEMU holds it in the TB */
     lh_tsan_publish(block);
     qemu_plugin_register_vcpu_tb_exec_cb(tb, on_exec, QEMU_PLUGIN_CB_NO_REGS, block);
 }

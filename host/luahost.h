@@ -223,6 +223,7 @@ bool lh_pcall_nested(lua_State *L, int nargs, int nresults);
 LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what);
 LhHook *lh_callback_new(lua_State *L, int fn_idx, int regs_idx, const char *what);
 void lh_keep_until_flush(void *record, void (*free_fn)(void *record));
+void *lh_new_until_flush(size_t size);
 void lh_flush_records(void);
 bool lh_hook_disabled(LhHook *hook);
 void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args);

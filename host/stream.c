@@ -380,8 +380,7 @@ static LhSite *site_new(lua_State *L, LhStream *s, int id_idx, uint64_t pc, uint
 
     luaL_argcheck(L, id >= 0 && id <= UINT32_MAX && id == (lua_Number)(uint32_t)id, id_idx,
                   "id must be an integer from 0 to 2^32 - 1");
-    site = g_new(LhSite, 1);
-    lh_keep_until_flush(site, g_free);  /* QEMU holds it in its TBs */
+    site = lh_new_until_flush(sizeof(*site));   /* QEMU holds it in its TBs */
     site->stream = s;
     site->pc = pc;
     site->id = (uint32_t)id;

@@ -247,10 +247,9 @@ static int tally_mem(lua_State *L)
     enum qemu_plugin_mem_rw rw = lh_check_rw(L, 3);
 
     if (tally->needs_pc) {
-        MemSite *site = g_new(MemSite, 1);
+        MemSite *site = lh_new_until_flush(sizeof(*site));  /* QEMU holds it in its TBs */
         site->tally = tally;
         site->pc = qemu_plugin_insn_vaddr(insn);
-        lh_keep_until_flush(site, g_free);  /* QEMU holds it in its TBs */
         lh_tsan_publish(site);
         qemu_plugin_register_vcpu_mem_cb(insn, on_mem_at, QEMU_PLUGIN_CB_NO_REGS, rw, site);
     } else {
@@ -285,8 +284,7 @@ static int tally_exec(lua_State *L)
         cond = lh_check_cond(L, 5);
         imm = lh_check_u64(L, 6);
     }
-    Site *copy = g_memdup2(&site, sizeof(site));
-    lh_keep_until_flush(copy, g_free);  /* QEMU holds it in its TBs */
+    Site *copy = memcpy(lh_new_until_flush(sizeof(site)), &site, sizeof(site));   /* QEMU holds it */
     lh_tsan_publish(copy);
     if (conditional) {
         qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, on_exec, QEMU_PLUGIN_CB_NO_REGS, cond, entry, imm, copy);
