@@ -258,5 +258,8 @@ enum qemu_plugin_mem_rw lh_check_rw(lua_State *L, int idx)
         QEMU_PLUGIN_MEM_R, QEMU_PLUGIN_MEM_W, QEMU_PLUGIN_MEM_RW,
     };
 
-    return rws[luaL_checkoption(L, idx, "rw", names)];
+    if (lua_isnoneornil(L, idx)) {
+        return QEMU_PLUGIN_MEM_RW;      /* most calls: luaL_checkoption's strcmp for nothing */
+    }
+    return rws[luaL_checkoption(L, idx, NULL, names)];
 }
