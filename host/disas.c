@@ -17,6 +17,8 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <string.h>
+
 #include <capstone/capstone.h>
 
 #include "luahost.h"
@@ -133,7 +135,15 @@ static bool push_text(lua_State *L, const uint8_t *code, size_t size, uint64_t a
         return false;
     }
     if (cs_disasm_iter(text_handle, &code, &size, &address, text_decoded)) {
-        lua_pushfstring(L, "%s %s", text_decoded->mnemonic, text_decoded->op_str);
+        /* "mnemonic op_str": lua_pushfstring's format parsing was a fifth of this */
+        char text[sizeof(text_decoded->mnemonic) + 1 + sizeof(text_decoded->op_str)];
+        size_t m = strnlen(text_decoded->mnemonic, sizeof(text_decoded->mnemonic));
+        size_t o = strnlen(text_decoded->op_str, sizeof(text_decoded->op_str));
+
+        memcpy(text, text_decoded->mnemonic, m);
+        text[m] = ' ';
+        memcpy(text + m + 1, text_decoded->op_str, o);
+        lua_pushlstring(L, text, m + 1 + o);
     } else {
         lua_pushliteral(L, "");
     }
