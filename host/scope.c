@@ -175,14 +175,25 @@ void *lh_check_udata(lua_State *L, int idx, const char *mt)
 }
 
 /* Handle kinds are named with their article: "a tb", "an insn". */
-void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
+static void *live_handle(lua_State *L, const LhHandle *h, const char *kind)
 {
-    LhHandle *h = lh_check_udata(L, idx, mt);
-
     if (h->epoch != lh_thread()->live_epoch) {
         lh_error(L, "attempt to use %s handle after the callback that provided it returned", kind);
     }
     return h->ptr;
+}
+
+void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
+{
+    return live_handle(L, lh_check_udata(L, idx, mt), kind);
+}
+
+/* What a handle of type mt at idx points to (an error if not live), NULL if idx is no such handle. */
+void *lh_test_handle(lua_State *L, int idx, const char *mt, const char *kind)
+{
+    LhHandle *h = lh_test_udata(L, idx, mt);
+
+    return h != NULL ? live_handle(L, h, kind) : NULL;
 }
 
 /* A metatable whose __index is the method table, as liolib's FILE*. */

@@ -394,18 +394,19 @@ static LhSite *site_new(lua_State *L, LhStream *s, int id_idx, uint64_t pc, uint
 static int stream_exec(lua_State *L)
 {
     LhStream *s = check_stream(L);
+    struct qemu_plugin_insn *insn;
+    struct qemu_plugin_tb *tb;
 
-    if (lh_test_udata(L, 2, LH_TB_MT) != NULL) {
-        struct qemu_plugin_tb *tb = lh_check_handle(L, 2, LH_TB_MT, "a tb");
+    /* an insn first: most sites are per instruction */
+    if ((insn = lh_test_handle(L, 2, LH_INSN_MT, "an insn")) != NULL) {
+        LhSite *site = site_new(L, s, 3, qemu_plugin_insn_vaddr(insn), KIND_INSN,
+                                (uint16_t)qemu_plugin_insn_size(insn));
+        qemu_plugin_register_vcpu_insn_exec_cb(insn, record_exec, QEMU_PLUGIN_CB_NO_REGS, site);
+    } else if ((tb = lh_test_handle(L, 2, LH_TB_MT, "a tb")) != NULL) {
         size_t n = qemu_plugin_tb_n_insns(tb);
         LhSite *site = site_new(L, s, 3, qemu_plugin_tb_vaddr(tb), KIND_TB,
                                 (uint16_t)MIN(n, UINT16_MAX));
         qemu_plugin_register_vcpu_tb_exec_cb(tb, record_exec, QEMU_PLUGIN_CB_NO_REGS, site);
-    } else if (lh_test_udata(L, 2, LH_INSN_MT) != NULL) {
-        struct qemu_plugin_insn *insn = lh_check_handle(L, 2, LH_INSN_MT, "an insn");
-        LhSite *site = site_new(L, s, 3, qemu_plugin_insn_vaddr(insn), KIND_INSN,
-                                (uint16_t)qemu_plugin_insn_size(insn));
-        qemu_plugin_register_vcpu_insn_exec_cb(insn, record_exec, QEMU_PLUGIN_CB_NO_REGS, site);
     } else {
         return luaL_typerror(L, 2, "tb or insn");
     }
