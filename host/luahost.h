@@ -262,6 +262,7 @@ void *lh_test_udata(lua_State *L, int idx, const char *mt);
 void *lh_check_udata(lua_State *L, int idx, const char *mt);
 void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind);
 void *lh_test_handle(lua_State *L, int idx, const char *mt, const char *kind);
+void *lh_live_handle(lua_State *L, int idx, const char *kind);
 void lh_new_type(lua_State *L, const char *mt, const luaL_Reg *methods, const luaL_Reg *meta);
 void lh_set_functions(lua_State *L, int raw, const luaL_Reg *fns);
 

@@ -188,6 +188,12 @@ void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
     return live_handle(L, lh_check_udata(L, idx, mt), kind);
 }
 
+/* The same for a handle whose type the host made sure of (a closure's upvalue). */
+void *lh_live_handle(lua_State *L, int idx, const char *kind)
+{
+    return live_handle(L, lua_touserdata(L, idx), kind);
+}
+
 /* What a handle of type mt at idx points to (an error if not live), NULL if idx is no such handle. */
 void *lh_test_handle(lua_State *L, int idx, const char *mt, const char *kind)
 {

@@ -41,12 +41,17 @@ static int tb_insn(lua_State *L)
     return 1;
 }
 
+/*
+ * The iterator, a closure over the tb handle (checked once, by tb:insns):
+ * a check of its type per instruction was a sixth of the step. The
+ * handle still must be live.
+ */
 static int insns_next(lua_State *L)
 {
-    struct qemu_plugin_tb *tb = check_tb(L);
+    struct qemu_plugin_tb *tb = lh_live_handle(L, lua_upvalueindex(1), "a tb");
     lua_Integer i = luaL_checkinteger(L, 2) + 1;
 
-    if ((size_t)i > qemu_plugin_tb_n_insns(tb)) {
+    if (i < 1 || (size_t)i > qemu_plugin_tb_n_insns(tb)) {
         return 0;
     }
     lua_pushinteger(L, i);
@@ -58,7 +63,8 @@ static int insns_next(lua_State *L)
 static int tb_insns(lua_State *L)
 {
     check_tb(L);
-    lua_pushcfunction(L, insns_next);
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, insns_next, 1);
     lua_pushvalue(L, 1);
     lua_pushinteger(L, 0);
     return 3;

@@ -15,6 +15,7 @@ luahost.on_vcpu_init(function() kept.regs = luahost.registers() end)
 luahost.on_tb_translate(function(tb)
     kept.tb = kept.tb or tb
     kept.insn = kept.insn or tb:insn(1)
+    kept.insns = kept.insns or tb:insns()
     stream:exec(tb)
     tb:insn(1):on_mem(function(vcpu, mem) kept.mem = kept.mem or mem end)
 end)
@@ -213,6 +214,7 @@ misuse("exec", "kept.tb:vaddr()", "attempt to use a tb handle after the callback
 misuse("exit", "kept.tb:vaddr()", "attempt to use a tb handle after the callback that provided it returned")
 misuse("exit", "kept.tb:on_exec(fn)", "attempt to use a tb handle after the callback that provided it returned")
 misuse("exit", "kept.insn:disas()", "attempt to use an insn handle after the callback that provided it returned")
+misuse("exit", "kept.insns(nil, 0)", "attempt to use a tb handle after the callback that provided it returned")
 misuse("exit", "kept.mem:size()", "attempt to use a mem handle after the callback that provided it returned")
 -- the lifecycle
 misuse("tb", "luahost.uninstall() tb:on_exec(fn)",
