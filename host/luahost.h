@@ -234,11 +234,15 @@ void lh_exec_cb(unsigned int vcpu_index, void *udata);
  * Handle liveness, modelled on liolib's closed files: QEMU's tb, insn and
  * hwaddr pointers are valid only during the callback that provided them.
  * Each callback runs in a fresh epoch; a handle made in another epoch is
- * refused with a Lua error instead of touching a stale pointer.
+ * refused with a Lua error instead of touching a stale pointer. A handle
+ * names its type (type: its LH_*_MT, by address): lh_check_handle
+ * compares that where the metatable's fetch and compare cost three times
+ * as much, on every method call.
  */
 typedef struct LhHandle {
     void *ptr;
     uint64_t epoch;
+    const char *type;
 } LhHandle;
 
 typedef struct LhScope {

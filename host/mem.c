@@ -36,6 +36,7 @@ static void push_mem(lua_State *L, qemu_plugin_meminfo_t info, uint64_t vaddr)
 
     m->h.ptr = NULL;
     m->h.epoch = lh_thread()->live_epoch;
+    m->h.type = LH_MEM_MT;
     m->info = info;
     m->vaddr = vaddr;
     lua_rawgeti(L, LUA_REGISTRYINDEX, mem_mt_ref);

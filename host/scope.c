@@ -141,6 +141,7 @@ void lh_push_handle(lua_State *L, void *ptr, const char *mt)
 
     h->ptr = ptr;
     h->epoch = lh_thread()->live_epoch;
+    h->type = mt;
     push_metatable(L, mt);
     lua_setmetatable(L, -2);
 }
@@ -183,9 +184,28 @@ static void *live_handle(lua_State *L, const LhHandle *h, const char *kind)
     return h->ptr;
 }
 
+/*
+ * A handle of type mt at idx, or NULL: a userdata as long as a handle at
+ * least, holding mt's address where a handle holds its type. No script
+ * can write a userdata's bytes, and no other userdata the host makes
+ * holds an LH_*_MT. Anything else takes the metatable's check (and its
+ * error).
+ */
+static LhHandle *as_handle(lua_State *L, int idx, const char *mt)
+{
+    LhHandle *h = lua_touserdata(L, idx);
+
+    if (h != NULL && (size_t)lh_rawlen(L, idx) >= sizeof(*h) && h->type == mt) {
+        return h;
+    }
+    return NULL;
+}
+
 void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
 {
-    return live_handle(L, lh_check_udata(L, idx, mt), kind);
+    LhHandle *h = as_handle(L, idx, mt);
+
+    return live_handle(L, h != NULL ? h : lh_check_udata(L, idx, mt), kind);
 }
 
 /* The same for a handle whose type the host made sure of (a closure's upvalue). */
@@ -197,8 +217,11 @@ void *lh_live_handle(lua_State *L, int idx, const char *kind)
 /* What a handle of type mt at idx points to (an error if not live), NULL if idx is no such handle. */
 void *lh_test_handle(lua_State *L, int idx, const char *mt, const char *kind)
 {
-    LhHandle *h = lh_test_udata(L, idx, mt);
+    LhHandle *h = as_handle(L, idx, mt);
 
+    if (h == NULL) {
+        h = lh_test_udata(L, idx, mt);
+    }
     return h != NULL ? live_handle(L, h, kind) : NULL;
 }
 
