@@ -460,9 +460,11 @@ static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
 }
 
 /*
- * The traceback handler as a value in the registry: LuaJIT makes a new
- * closure for every lua_pushcfunction, a malloc and a collection per
- * event. Made with the first hook, where an error is the script's.
+ * The traceback handler as a value in the registry, for a callback made
+ * while Lua runs on the thread (LH_HANDLER_INDEX is then the running C
+ * function's first slot): LuaJIT makes a new closure for every
+ * lua_pushcfunction. Made with the first hook, where an error is the
+ * script's.
  */
 static int handler_ref = LUA_NOREF;
 
@@ -681,8 +683,11 @@ static void apply_error_policy(LhHook *hook)
 /*
  * Calls hook's function in a scope on vcpu (an index, or LH_*_VCPU) with
  * the arguments push_args pushes (it returns how many; NULL: none), the
- * hook's carried value after them. The handler goes under the function
- * first, so nothing is moved on the stack.
+ * hook's carried value after them. With no Lua running on the thread,
+ * the traceback handler is the one at the bottom of its stack
+ * (LH_HANDLER_INDEX), not pushed: a registry lookup less per event.
+ * Nested in a call into Lua, stack indices count from the running C
+ * function's frame: the handler is pushed under the function.
  */
 void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
 {
@@ -695,10 +700,14 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
 
     /* Nothing runs after an uninstall (an interval hook that waited for the lock). */
     if (!lh_hook_disabled(hook) && !lh.uninstalled) {
-        int base = lua_gettop(L) + 1;
+        bool nested = lh_thread()->in_lua > 0;
+        int handler = LH_HANDLER_INDEX;
         int nargs = 0;
 
-        lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);
+        if (G_UNLIKELY(nested)) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);
+            handler = lua_gettop(L);
+        }
         if (hook->via_ref != LUA_NOREF) {
             lua_rawgeti(L, LUA_REGISTRYINDEX, hook->via_ref);
             nargs++;
@@ -711,17 +720,19 @@ void lh_dispatch(LhHook *hook, int vcpu, LhPushArgs push_args, const void *args)
             push_value(L, hook);
             nargs++;
         }
-        int status = stacked_pcall(L, nargs, 0, base);
+        /* No results: the stack is as it was, or has the error message on top. */
+        int status = stacked_pcall(L, nargs, 0, handler);
         if (status != LUA_OK) {
             lh_report("error in %s: %s%s", hook->what, lua_tostring(L, -1),
                       status == LUA_ERRMEM ? lh_limits_memory_note() : "");
-            lua_settop(L, base - 1);
+            lua_pop(L, 1);
             /* a signal's interruption is not the script's error: the signal ends the run */
             if (!lh_limits_took_signal()) {
                 apply_error_policy(hook);
             }
-        } else {
-            lua_settop(L, base - 1);
+        }
+        if (G_UNLIKELY(nested)) {
+            lua_pop(L, 1);
         }
     }
     lh_leave(saved);

@@ -218,6 +218,8 @@ void lh_open_limits(lua_State *L, int raw);
 /* call.c: the protected call, hooks and the one dispatcher. */
 typedef int (*LhPushArgs)(lua_State *L, const void *args);
 int lh_message_handler(lua_State *L);
+/* Where lh_message_handler sits on every LhThread's stack, under all else. */
+#define LH_HANDLER_INDEX 1
 bool lh_pcall(lua_State *L, int nargs, int nresults, const char *what);
 bool lh_pcall_nested(lua_State *L, int nargs, int nresults);
 LhHook *lh_hook_new(lua_State *L, int fn_idx, int value_idx, const char *what);

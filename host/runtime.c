@@ -51,10 +51,16 @@ static void thread_key_new(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-/* On L (lh.L): a Lua thread, anchored in the registry; its reference. */
+/*
+ * On L (lh.L): a Lua thread, anchored in the registry; its reference.
+ * The traceback handler stays at the bottom of its stack
+ * (LH_HANDLER_INDEX), so that a callback need not push it.
+ */
 static int new_lua_thread(lua_State *L)
 {
-    lua_newthread(L);
+    lua_State *thread = lua_newthread(L);
+
+    lua_pushcfunction(thread, lh_message_handler);
     lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
     return 1;
 }
