@@ -622,6 +622,7 @@ void *lh_new_until_flush(size_t size)
 
 void lh_flush_records(void)
 {
+    g_mutex_lock(&records_lock);    /* uncontended (no vCPU translates), but TSan sees the order */
     lh_tsan_exclusive_begin();
     if (records != NULL) {
         for (guint i = 0; i < records->len; i++) {
@@ -635,6 +636,7 @@ void lh_flush_records(void)
         chunk_left = 0;
     }
     lh_tsan_exclusive_end();
+    g_mutex_unlock(&records_lock);
 }
 
 /* A hook of lh_callback_new's, once QEMU has flushed its code. */
