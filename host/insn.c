@@ -45,6 +45,22 @@ static int insn_data(lua_State *L)
     return 1;
 }
 
+/*
+ * The first 4 bytes as a little-endian number, zero-padded: what QEMU's
+ * howvec.c and execlog.c read as the opcode. One call where
+ * insnclass.opcode(insn:data()) made a string and took it apart, a third
+ * of execlog.lua's translation hook.
+ */
+static int insn_opcode(lua_State *L)
+{
+    uint8_t bytes[4] = { 0 };
+
+    qemu_plugin_insn_data(check_insn(L), bytes, sizeof(bytes));
+    lua_pushinteger(L, (lua_Integer)((uint32_t)bytes[0] | (uint32_t)bytes[1] << 8
+                                     | (uint32_t)bytes[2] << 16 | (uint32_t)bytes[3] << 24));
+    return 1;
+}
+
 static int insn_disas(lua_State *L)
 {
     struct qemu_plugin_insn *insn = check_insn(L);
@@ -190,6 +206,7 @@ static const luaL_Reg insn_methods[] = {
     { "vaddr", insn_vaddr },
     { "size", insn_size },
     { "data", insn_data },
+    { "opcode", insn_opcode },
     { "disas", insn_disas },
     { "symbol", insn_symbol },
     { "qemu_symbol", insn_qemu_symbol },
