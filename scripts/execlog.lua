@@ -29,7 +29,6 @@
 --   0, 0x402914, 0x24848b48, "movq 0x100(%rsp), %rax", load, 0x7f6f449e7680, rax -> 0x00007f6f449e7688
 -- It is printed when the vCPU's next instruction executes, which is when
 -- the registers show what the instruction did; at exit, each vCPU's last.
-local insnclass = require("insnclass")     -- opcode(): the first 32 bits, as the C plugins read them
 local regs = require("regs")
 local addresses = require("addresses")
 
@@ -145,7 +144,7 @@ end
 -- A new id for an instruction about to be logged.
 local function insn_id(insn, vaddr, disas)
     local id = #texts + 1
-    texts[id] = ('0x%x, 0x%x, "%s"'):format(vaddr, insnclass.opcode(insn:data()), disas)
+    texts[id] = ('0x%x, 0x%x, "%s"'):format(vaddr, insn:opcode(), disas)
     if endings then
         endings[id] = ", " .. luahost.describe(vaddr) .. "\n"
     end

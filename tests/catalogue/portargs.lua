@@ -83,11 +83,11 @@ bad("scripts/cache.lua", 69, { "cores=0" }, "cores must be at least 1: cores=0")
 bad("scripts/cache.lua", 69, { "cores=-1" }, "cores must be at least 1: cores=-1")
 bad("scripts/cache.lua", 104, { "limit=-1" }, "limit must be at least 0: limit=-1")
 
-bad("scripts/execlog.lua", 36, { "colour=red" },
+bad("scripts/execlog.lua", 35, { "colour=red" },
     "option parsing failed: colour=red (known options: afilter, ifilter, rdisas, reg, symbolize)")
-bad("scripts/execlog.lua", 36, { "rdisas=x" }, "boolean argument parsing failed: rdisas=x")
-bad("scripts/execlog.lua", 36, { "symbolize=maybe" }, "boolean argument parsing failed: symbolize=maybe")
-bad("scripts/execlog.lua", 47, { "afilter=0x99999999999999999" }, "wider than 64 bits: afilter=0x99999999999999999")
+bad("scripts/execlog.lua", 35, { "rdisas=x" }, "boolean argument parsing failed: rdisas=x")
+bad("scripts/execlog.lua", 35, { "symbolize=maybe" }, "boolean argument parsing failed: symbolize=maybe")
+bad("scripts/execlog.lua", 46, { "afilter=0x99999999999999999" }, "wider than 64 bits: afilter=0x99999999999999999")
 never_named("scripts/execlog.lua", { "afilter=zz" }, "afilter=zz", "zz")
 
 bad("scripts/howvec.lua", 31, { "table=zz" }, "expected one of ARCH, default: table=zz")
