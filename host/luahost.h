@@ -153,6 +153,17 @@ static inline LhThread *lh_thread(void)
 /* The thread that holds the Lua lock, or NULL (read by limits.c without it). */
 extern LhThread *volatile lh_owner;
 
+/* stats=on: the nanoseconds this thread has waited for the Lua lock. */
+extern __thread uint64_t lh_lock_wait_ns __attribute__((tls_model("initial-exec")));
+
+static inline uint64_t lh_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /*
  * runtime.c: the lock, reports, stopping, listeners.
  *

@@ -123,11 +123,28 @@ static G_GNUC_NO_INLINE LhThread *thread_new(void)
  */
 static GMutex lua_lock;
 static __thread int held __attribute__((tls_model("initial-exec")));
+__thread uint64_t lh_lock_wait_ns __attribute__((tls_model("initial-exec")));
+
+/*
+ * stats=on: how long this thread waited for the lock, so that the time
+ * of a hook can be told from the time other threads' hooks kept it out.
+ */
+static void take_lua_lock(void)
+{
+    if (G_LIKELY(!lh.stats)) {
+        g_mutex_lock(&lua_lock);
+    } else if (!g_mutex_trylock(&lua_lock)) {
+        uint64_t start = lh_now_ns();
+
+        g_mutex_lock(&lua_lock);
+        lh_lock_wait_ns += lh_now_ns() - start;
+    }
+}
 
 void lh_lock(void)
 {
     if (held++ == 0) {
-        g_mutex_lock(&lua_lock);
+        take_lua_lock();
         if (G_UNLIKELY(lh_self == NULL)) {
             thread_new();
         }
@@ -158,7 +175,7 @@ int lh_release(void)
 void lh_reacquire(int depth)
 {
     if (depth > 0) {
-        g_mutex_lock(&lua_lock);
+        take_lua_lock();
         held = depth;
         __atomic_store_n(&lh_owner, lh_self, __ATOMIC_RELEASE);   /* limits.c's watchdog reads it */
     }

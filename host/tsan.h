@@ -5,10 +5,11 @@
  * GLib's GMutex and GCond are futexes inside libglib, which is not
  * instrumented: TSan would see neither the exclusion nor the order a
  * GMutex makes, and report races on everything it guards. Every
- * g_mutex_lock, g_mutex_unlock and g_cond_wait_until of the host goes
- * through these wrappers, which announce the lock to TSan with its mutex
- * annotations (a wait releases and takes the mutex again). A GRecMutex
- * needs none: GLib builds it on pthread_mutex_t, which TSan intercepts.
+ * g_mutex_lock, g_mutex_trylock, g_mutex_unlock and g_cond_wait_until of
+ * the host goes through these wrappers, which announce the lock to TSan
+ * with its mutex annotations (a wait releases and takes the mutex
+ * again). A GRecMutex needs none: GLib builds it on pthread_mutex_t,
+ * which TSan intercepts.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -33,6 +34,16 @@ static inline void lh_tsan_mutex_unlock(GMutex *m)
     __tsan_mutex_post_unlock(m, 0);
 }
 
+static inline gboolean lh_tsan_mutex_trylock(GMutex *m)
+{
+    gboolean taken;
+
+    __tsan_mutex_pre_lock(m, __tsan_mutex_try_lock);
+    taken = g_mutex_trylock(m);
+    __tsan_mutex_post_lock(m, taken ? __tsan_mutex_try_lock : __tsan_mutex_try_lock_failed, 0);
+    return taken;
+}
+
 static inline gboolean lh_tsan_cond_wait_until(GCond *c, GMutex *m, gint64 end_time)
 {
     gboolean signalled;
@@ -47,6 +58,7 @@ static inline gboolean lh_tsan_cond_wait_until(GCond *c, GMutex *m, gint64 end_t
 
 #define g_mutex_lock(m) lh_tsan_mutex_lock(m)
 #define g_mutex_unlock(m) lh_tsan_mutex_unlock(m)
+#define g_mutex_trylock(m) lh_tsan_mutex_trylock(m)
 #define g_cond_wait_until(c, m, t) lh_tsan_cond_wait_until((c), (m), (t))
 
 /*

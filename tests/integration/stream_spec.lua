@@ -370,10 +370,33 @@ describe("stats=on", function()
 local s = luahost.stream { on_batch = function() end }
 luahost.on_tb_translate(function(tb) s:exec(tb) end)
 ]], helper.guest("loop", "x86_64"), { args = { "stats=on" } })
-        local blocks, batches, events = r.stderr:match(
-            "luahost: stats: (%d+) blocks translated, [%d.]+ ms in translation hooks %([%d.]+ us per block%); "
+        local blocks, waited, batches, events = r.stderr:match(
+            "luahost: stats: (%d+) blocks translated, [%d.]+ ms in translation hooks %([%d.]+ us per block%), "
+            .. "([%d.]+) ms of it waiting for the Lua lock %([%d.]+ us per block%); "
             .. "(%d+) batches, (%d+) events streamed")
         assert.is_truthy(blocks, r.stderr)
         assert.is_true(tonumber(blocks) > 0 and tonumber(batches) > 0 and tonumber(events) > 0)
+        assert.are.equal(0, tonumber(waited))     -- one thread: nobody else takes the lock
+    end)
+
+    -- The jit guest's threads each write new code and run it (tests/guests/
+    -- jit.c): each run of that code holds the lock 0.5 ms, so the other
+    -- threads translate theirs while one holds it.
+    it("tells the translation hooks' own time from their wait for the lock #threads", function()
+        local r = helper.run_lua("x86_64", [[
+luahost.on_tb_translate(function(tb)
+    if tb:vaddr() > 0x10000000 then     -- the code the guest writes, each thread its own
+        tb:on_exec(function()
+            local stop = os.clock() + 0.0005
+            while os.clock() < stop do end
+        end)
+    end
+end)
+]], helper.guest("jit", "x86_64"), { args = { "stats=on" }, guest_args = { "4", "10", "16" } })
+        local total, waited = r.stderr:match(
+            "in translation hooks %(([%d.]+) us per block%), [%d.]+ ms of it waiting for the Lua lock %(([%d.]+) us")
+        assert.is_truthy(total, r.stderr)
+        assert.is_true(tonumber(waited) > 0, r.stderr)
+        assert.is_true(tonumber(waited) <= tonumber(total), r.stderr)
     end)
 end)
