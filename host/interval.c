@@ -22,6 +22,8 @@ typedef struct LhInterval {
     LhHook *hook;
     gint64 period_us;
     gint64 due_us;          /* monotonic */
+    bool after_reset;       /* registered while a reset is pending: kept by it */
+    bool dropped;           /* by a reset; read and written under the Lua lock */
 } LhInterval;
 
 static GMutex lock;
@@ -29,6 +31,20 @@ static GCond changed;
 static GPtrArray *intervals;
 static GThread *thread;
 static bool stopping;
+
+/*
+ * A reset may drop the hook while this thread waits for the Lua lock:
+ * it is checked under that lock. A dropped LhInterval is never freed, so
+ * that the thread can still read it.
+ */
+static void call_interval(LhInterval *in)
+{
+    lh_lock();
+    if (!in->dropped) {
+        lh_dispatch(in->hook, LH_NO_VCPU, NULL, NULL);
+    }
+    lh_unlock();
+}
 
 static void *run_intervals(void *unused)
 {
@@ -41,7 +57,7 @@ static void *run_intervals(void *unused)
             if (in->due_us <= now) {
                 in->due_us = now + in->period_us;
                 g_mutex_unlock(&lock);      /* never hold it while Lua runs */
-                lh_dispatch(in->hook, LH_NO_VCPU, NULL, NULL);
+                call_interval(in);
                 g_mutex_lock(&lock);
             }
             next = MIN(next, in->due_us);
@@ -69,6 +85,25 @@ void lh_interval_stop(void)
     stop_intervals(LH_NO_VCPU, NULL);
 }
 
+/*
+ * A reset's completion, under the Lua lock: the hooks registered before
+ * the request are dropped, those registered since are kept.
+ */
+void lh_interval_forget(void)
+{
+    g_mutex_lock(&lock);
+    for (guint i = intervals->len; i-- > 0;) {
+        LhInterval *in = g_ptr_array_index(intervals, i);
+        if (in->after_reset) {
+            in->after_reset = false;
+        } else {
+            in->dropped = true;
+            g_ptr_array_remove_index(intervals, i);
+        }
+    }
+    g_mutex_unlock(&lock);
+}
+
 /* Reset and uninstall need a vCPU: QEMU completes them at once off one. */
 bool lh_on_interval_thread(void)
 {
@@ -85,6 +120,7 @@ static int on_interval(lua_State *L)
     in = g_new0(LhInterval, 1);
     in->hook = lh_hook_new(L, 2, 0, "interval hook");
     in->period_us = (gint64)(seconds * G_USEC_PER_SEC);
+    in->after_reset = lh.reset_pending;
     g_mutex_lock(&lock);
     in->due_us = g_get_monotonic_time() + in->period_us;
     g_ptr_array_add(intervals, in);

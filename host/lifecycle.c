@@ -44,6 +44,7 @@ static void on_reset_done(void)
     lh_lock();
     lh_streams_flush_all();     /* QEMU dropped the sites: nothing more comes */
     lh_hooks_forget();          /* except those registered since the request */
+    lh_interval_forget();
     lh.reset_pending = false;   /* before registering them: that lets go of the lock */
     lh_hooks_start();
     LhHook *hook = take(&reset_done);

@@ -377,6 +377,7 @@ void lh_streams_stats(uint64_t *batches, uint64_t *events);
 void lh_open_interval(lua_State *L, int raw);
 void lh_interval_start(void);
 void lh_interval_stop(void);
+void lh_interval_forget(void);
 bool lh_on_interval_thread(void);
 
 /* hooks.c: hooks on QEMU's global events. */

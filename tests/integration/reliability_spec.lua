@@ -200,6 +200,27 @@ end)
         assert.matches("checksum=", r.stdout)
     end)
 
+    it("a reset drops the interval hooks registered before it #threads", function()
+        -- they kept ticking after the reset, and a script that registered
+        -- its hooks again in the completion had each one twice
+        local r = run([[
+local old, new, reset_done, translations = 0, 0, false, 0
+luahost.on_interval(0.01, function() if reset_done then old = old + 1 end end)
+luahost.on_tb_translate(function()
+    translations = translations + 1
+    if translations == 100 then
+        luahost.reset(function()
+            reset_done = true
+            luahost.on_interval(0.01, function() new = new + 1 end)
+            luahost.on_exit(function() luahost.outs(("old=%d new>0=%s\n"):format(old, tostring(new > 0))) end)
+        end)
+    end
+end)
+]], {}, GUEST, { "20000000" })
+        assert_status(0, r)
+        assert.are.equal("old=0 new>0=true\n", r.log)
+    end)
+
     it("neither is asked for from an interval hook #threads", function()
         for _, fn in ipairs({ "uninstall", "reset" }) do
             local r = run(("luahost.on_interval(0.01, function()\n    luahost.%s()\nend)\n"):format(fn),
