@@ -47,10 +47,12 @@ static void on_reset_done(void)
     lh_interval_forget();
     lh.reset_pending = false;   /* before registering them: that lets go of the lock */
     lh_hooks_start();
-    LhHook *hook = take(&reset_done);
-    lh_unlock();
-    call_completion(hook);
-    lh_lock();
+    /*
+     * The lock is held from the completion's start to the end of the
+     * reset, as the script sees it: another thread that asked as soon as
+     * the completion returned was refused as pending.
+     */
+    call_completion(take(&reset_done));
     resetting = false;
     lh_unlock();
 }
