@@ -36,18 +36,15 @@
 #include "qemu_api.h"
 #include "tsan.h"
 
-/* Metatable names: defined once, shown in wrong-type errors. */
-#define LH_TB_MT "luahost.tb"
-#define LH_INSN_MT "luahost.insn"
-#define LH_SCOREBOARD_MT "luahost.scoreboard"
-#define LH_MEM_MT "luahost.mem"
-#define LH_HWADDR_MT "luahost.hwaddr"
-#define LH_CLOCK_MT "luahost.clock"
-#define LH_STREAM_MT "luahost.stream"
-#define LH_CALLSTACK_MT "luahost.callstack"
-#define LH_FPCALLS_MT "luahost.fpcalls"
-#define LH_TALLY_MT "luahost.tally"
-#define LH_LOCKSTEP_MT "luahost.lockstep"
+/*
+ * Metatable names, shown in wrong-type errors (scope.c). Arrays, not
+ * literals: a handle holds its type by the name's address, which must be
+ * the same in every file, and identical literals are not merged across
+ * files in every build (ASan's).
+ */
+extern const char LH_TB_MT[], LH_INSN_MT[], LH_SCOREBOARD_MT[], LH_MEM_MT[], LH_HWADDR_MT[],
+    LH_CLOCK_MT[], LH_STREAM_MT[], LH_CALLSTACK_MT[], LH_FPCALLS_MT[], LH_TALLY_MT[],
+    LH_LOCKSTEP_MT[];
 
 /*
  * A function definition QEMU calls back, keyed by where it is defined:

@@ -111,9 +111,21 @@ void lh_check_regs_context(lua_State *L, bool write)
     }
 }
 
+const char LH_TB_MT[] = "luahost.tb";
+const char LH_INSN_MT[] = "luahost.insn";
+const char LH_SCOREBOARD_MT[] = "luahost.scoreboard";
+const char LH_MEM_MT[] = "luahost.mem";
+const char LH_HWADDR_MT[] = "luahost.hwaddr";
+const char LH_CLOCK_MT[] = "luahost.clock";
+const char LH_STREAM_MT[] = "luahost.stream";
+const char LH_CALLSTACK_MT[] = "luahost.callstack";
+const char LH_FPCALLS_MT[] = "luahost.fpcalls";
+const char LH_TALLY_MT[] = "luahost.tally";
+const char LH_LOCKSTEP_MT[] = "luahost.lockstep";
+
 /*
  * The metatables lh_new_type made, by the address of their name (the
- * LH_*_MT literals): luaL_checkudata and luaL_getmetatable find the
+ * LH_*_MT arrays): luaL_checkudata and luaL_getmetatable find the
  * metatable by name in the registry, hashing and comparing the string,
  * on every method call and every handle made.
  */

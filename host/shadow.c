@@ -17,7 +17,7 @@
 
 #include "luahost.h"
 
-#define LH_SHADOW_MT "luahost.shadow"
+static const char LH_SHADOW_MT[] = "luahost.shadow";
 
 typedef struct Region {
     uint64_t base;
