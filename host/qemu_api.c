@@ -19,6 +19,13 @@ static LhQemuSyscallFilterFn syscall_filter_fn;
 #if LH_HAVE_DISCON
 static LhQemuDisconFn discon_fn;
 #endif
+/*
+ * A slot is set again at each registration, after a reset too, while other
+ * vCPUs' callbacks read it: atomic, though the function is always the same.
+ */
+#define SET_SLOT(slot, fn) __atomic_store_n(&(slot), (fn), __ATOMIC_RELAXED)
+#define SLOT(slot) __atomic_load_n(&(slot), __ATOMIC_RELAXED)
+
 /* vcpu_for_each nests (a script may call it from its own fn): per thread. */
 static __thread LhQemuVcpuFn for_each_fn;
 
@@ -41,42 +48,42 @@ static void at_atexit(void *userdata)
 static void at_atexit(qemu_plugin_id_t id, void *userdata)
 #endif
 {
-    atexit_fn();
+    SLOT(atexit_fn)();
 }
 
 static void at_flush LH_CB0
 {
-    flush_fn();
+    SLOT(flush_fn)();
 }
 
 static void at_reset LH_CB0
 {
-    reset_fn();
+    SLOT(reset_fn)();
 }
 
 static void at_uninstall LH_CB0
 {
-    uninstall_fn();
+    SLOT(uninstall_fn)();
 }
 
 static void at_vcpu_init LH_CB(unsigned int vcpu_index)
 {
-    vcpu_init_fn(vcpu_index);
+    SLOT(vcpu_init_fn)(vcpu_index);
 }
 
 static void at_vcpu_exit LH_CB(unsigned int vcpu_index)
 {
-    vcpu_exit_fn(vcpu_index);
+    SLOT(vcpu_exit_fn)(vcpu_index);
 }
 
 static void at_vcpu_idle LH_CB(unsigned int vcpu_index)
 {
-    vcpu_idle_fn(vcpu_index);
+    SLOT(vcpu_idle_fn)(vcpu_index);
 }
 
 static void at_vcpu_resume LH_CB(unsigned int vcpu_index)
 {
-    vcpu_resume_fn(vcpu_index);
+    SLOT(vcpu_resume_fn)(vcpu_index);
 }
 
 static void at_for_each LH_CB(unsigned int vcpu_index)
@@ -86,7 +93,7 @@ static void at_for_each LH_CB(unsigned int vcpu_index)
 
 static void at_tb_trans LH_CB(struct qemu_plugin_tb *tb)
 {
-    tb_trans_fn(tb);
+    SLOT(tb_trans_fn)(tb);
 }
 
 static void at_syscall LH_CB(unsigned int vcpu_index, int64_t num,
@@ -95,12 +102,12 @@ static void at_syscall LH_CB(unsigned int vcpu_index, int64_t num,
 {
     const uint64_t args[8] = { a1, a2, a3, a4, a5, a6, a7, a8 };
 
-    syscall_fn(vcpu_index, num, args);
+    SLOT(syscall_fn)(vcpu_index, num, args);
 }
 
 static void at_syscall_ret LH_CB(unsigned int vcpu_index, int64_t num, int64_t ret)
 {
-    syscall_ret_fn(vcpu_index, num, ret);
+    SLOT(syscall_ret_fn)(vcpu_index, num, ret);
 }
 
 #if LH_HAVE_SYSCALL_FILTER
@@ -117,7 +124,7 @@ static bool at_syscall_filter LH_CB(unsigned int vcpu_index, int64_t num,
     const uint64_t args[8] = { a1, a2, a3, a4, a5, a6, a7, a8 };
     int64_t ret = 0;
 
-    if (!syscall_filter_fn(vcpu_index, num, args, &ret)) {
+    if (!SLOT(syscall_filter_fn)(vcpu_index, num, args, &ret)) {
         return false;
     }
     *sysret = (LhSysret)ret;
@@ -129,68 +136,68 @@ static bool at_syscall_filter LH_CB(unsigned int vcpu_index, int64_t num,
 static void at_discon LH_CB(unsigned int vcpu_index, enum qemu_plugin_discon_type type,
                             uint64_t from_pc, uint64_t to_pc)
 {
-    discon_fn(vcpu_index, (int)type, from_pc, to_pc);
+    SLOT(discon_fn)(vcpu_index, (int)type, from_pc, to_pc);
 }
 #endif
 
 void lh_qemu_on_atexit(qemu_plugin_id_t id, LhQemuFn fn)
 {
-    atexit_fn = fn;
+    SET_SLOT(atexit_fn, fn);
     qemu_plugin_register_atexit_cb(id, at_atexit, NULL);
 }
 
 void lh_qemu_on_vcpu_init(qemu_plugin_id_t id, LhQemuVcpuFn fn)
 {
-    vcpu_init_fn = fn;
+    SET_SLOT(vcpu_init_fn, fn);
     qemu_plugin_register_vcpu_init_cb(id, at_vcpu_init LH_USERDATA);
 }
 
 void lh_qemu_on_vcpu_exit(qemu_plugin_id_t id, LhQemuVcpuFn fn)
 {
-    vcpu_exit_fn = fn;
+    SET_SLOT(vcpu_exit_fn, fn);
     qemu_plugin_register_vcpu_exit_cb(id, at_vcpu_exit LH_USERDATA);
 }
 
 void lh_qemu_on_vcpu_idle(qemu_plugin_id_t id, LhQemuVcpuFn fn)
 {
-    vcpu_idle_fn = fn;
+    SET_SLOT(vcpu_idle_fn, fn);
     qemu_plugin_register_vcpu_idle_cb(id, at_vcpu_idle LH_USERDATA);
 }
 
 void lh_qemu_on_vcpu_resume(qemu_plugin_id_t id, LhQemuVcpuFn fn)
 {
-    vcpu_resume_fn = fn;
+    SET_SLOT(vcpu_resume_fn, fn);
     qemu_plugin_register_vcpu_resume_cb(id, at_vcpu_resume LH_USERDATA);
 }
 
 void lh_qemu_on_tb_trans(qemu_plugin_id_t id, LhQemuTbFn fn)
 {
-    tb_trans_fn = fn;
+    SET_SLOT(tb_trans_fn, fn);
     qemu_plugin_register_vcpu_tb_trans_cb(id, at_tb_trans LH_USERDATA);
 }
 
 void lh_qemu_on_flush(qemu_plugin_id_t id, LhQemuFn fn)
 {
-    flush_fn = fn;
+    SET_SLOT(flush_fn, fn);
     qemu_plugin_register_flush_cb(id, at_flush LH_USERDATA);
 }
 
 void lh_qemu_on_syscall(qemu_plugin_id_t id, LhQemuSyscallFn fn)
 {
-    syscall_fn = fn;
+    SET_SLOT(syscall_fn, fn);
     qemu_plugin_register_vcpu_syscall_cb(id, at_syscall LH_USERDATA);
 }
 
 void lh_qemu_on_syscall_ret(qemu_plugin_id_t id, LhQemuSyscallRetFn fn)
 {
-    syscall_ret_fn = fn;
+    SET_SLOT(syscall_ret_fn, fn);
     qemu_plugin_register_vcpu_syscall_ret_cb(id, at_syscall_ret LH_USERDATA);
 }
 
 void lh_qemu_on_syscall_filter(qemu_plugin_id_t id, LhQemuSyscallFilterFn fn)
 {
 #if LH_HAVE_SYSCALL_FILTER
-    syscall_filter_fn = fn;
+    SET_SLOT(syscall_filter_fn, fn);
     qemu_plugin_register_vcpu_syscall_filter_cb(id, at_syscall_filter LH_USERDATA);
 #else
     g_assert_not_reached();     /* callers check LH_HAVE_SYSCALL_FILTER */
@@ -200,7 +207,7 @@ void lh_qemu_on_syscall_filter(qemu_plugin_id_t id, LhQemuSyscallFilterFn fn)
 void lh_qemu_on_discon(qemu_plugin_id_t id, LhQemuDisconFn fn)
 {
 #if LH_HAVE_DISCON
-    discon_fn = fn;
+    SET_SLOT(discon_fn, fn);
     qemu_plugin_register_vcpu_discon_cb(id, QEMU_PLUGIN_DISCON_ALL, at_discon LH_USERDATA);
 #else
     g_assert_not_reached();     /* callers check LH_HAVE_DISCON */
@@ -209,13 +216,13 @@ void lh_qemu_on_discon(qemu_plugin_id_t id, LhQemuDisconFn fn)
 
 void lh_qemu_reset(qemu_plugin_id_t id, LhQemuFn done)
 {
-    reset_fn = done;
+    SET_SLOT(reset_fn, done);
     qemu_plugin_reset(id, at_reset LH_USERDATA);
 }
 
 void lh_qemu_uninstall(qemu_plugin_id_t id, LhQemuFn done)
 {
-    uninstall_fn = done;
+    SET_SLOT(uninstall_fn, done);
     qemu_plugin_uninstall(id, at_uninstall LH_USERDATA);
 }
 
