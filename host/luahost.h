@@ -250,9 +250,9 @@ void lh_exec_cb(unsigned int vcpu_index, void *udata);
  * as much, on every method call.
  */
 typedef struct LhHandle {
+    const char *type;   /* first, as every type checked by it (scope.c) */
     void *ptr;
     uint64_t epoch;
-    const char *type;
 } LhHandle;
 
 typedef struct LhScope {

@@ -158,8 +158,26 @@ void lh_push_handle(lua_State *L, void *ptr, const char *mt)
     lua_setmetatable(L, -2);
 }
 
-/* luaL_testudata, without a lookup by name for a type lh_new_type made. */
-void *lh_test_udata(lua_State *L, int idx, const char *mt)
+/*
+ * A userdata whose first word is mt's address, or NULL. Handles and
+ * scoreboard entries start with their type's LH_*_MT: no script can write
+ * a userdata's bytes, and no other userdata a script can reach starts
+ * with an LH_*_MT (the others start with a heap pointer), so the word
+ * tells the type where the metatable's fetch and compare cost several
+ * times as much, on every method call.
+ */
+static void *tagged(lua_State *L, int idx, const char *mt)
+{
+    const char *const *p = lua_touserdata(L, idx);
+
+    if (p != NULL && (size_t)lh_rawlen(L, idx) >= sizeof(*p) && *p == mt) {
+        return (void *)p;
+    }
+    return NULL;
+}
+
+/* luaL_testudata, without its lookup by name for a type lh_new_type made. */
+static void *by_metatable(lua_State *L, int idx, const char *mt)
 {
     void *p = lua_touserdata(L, idx);
 
@@ -179,6 +197,14 @@ void *lh_test_udata(lua_State *L, int idx, const char *mt)
     return luaL_testudata(L, idx, mt);      /* a type made elsewhere */
 }
 
+/* luaL_testudata, by the first word where it can. */
+void *lh_test_udata(lua_State *L, int idx, const char *mt)
+{
+    void *p = tagged(L, idx, mt);
+
+    return p != NULL ? p : by_metatable(L, idx, mt);
+}
+
 /* luaL_checkudata, the same way. */
 void *lh_check_udata(lua_State *L, int idx, const char *mt)
 {
@@ -196,26 +222,9 @@ static void *live_handle(lua_State *L, const LhHandle *h, const char *kind)
     return h->ptr;
 }
 
-/*
- * A handle of type mt at idx, or NULL: a userdata as long as a handle at
- * least, holding mt's address where a handle holds its type. No script
- * can write a userdata's bytes, and no other userdata the host makes
- * holds an LH_*_MT. Anything else takes the metatable's check (and its
- * error).
- */
-static LhHandle *as_handle(lua_State *L, int idx, const char *mt)
-{
-    LhHandle *h = lua_touserdata(L, idx);
-
-    if (h != NULL && (size_t)lh_rawlen(L, idx) >= sizeof(*h) && h->type == mt) {
-        return h;
-    }
-    return NULL;
-}
-
 void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind)
 {
-    LhHandle *h = as_handle(L, idx, mt);
+    LhHandle *h = tagged(L, idx, mt);   /* else the metatable's check, and its error */
 
     return live_handle(L, h != NULL ? h : lh_check_udata(L, idx, mt), kind);
 }
@@ -229,10 +238,10 @@ void *lh_live_handle(lua_State *L, int idx, const char *kind)
 /* What a handle of type mt at idx points to (an error if not live), NULL if idx is no such handle. */
 void *lh_test_handle(lua_State *L, int idx, const char *mt, const char *kind)
 {
-    LhHandle *h = as_handle(L, idx, mt);
+    LhHandle *h = tagged(L, idx, mt);
 
     if (h == NULL) {
-        h = lh_test_udata(L, idx, mt);
+        h = by_metatable(L, idx, mt);
     }
     return h != NULL ? live_handle(L, h, kind) : NULL;
 }

@@ -14,6 +14,7 @@
 enum { CACHE_LINE = 64 };   /* bytes; x86_64 and aarch64 hosts */
 
 typedef struct Entry {
+    const char *type;   /* LH_SCOREBOARD_MT: checked by it (scope.c) */
     struct qemu_plugin_scoreboard *score;
     size_t offset;
 } Entry;
@@ -102,6 +103,7 @@ static int scoreboard_new(lua_State *L)
     int mt = lua_gettop(L);
     for (lua_Integer i = 0; i < n; i++) {
         Entry *e = lua_newuserdata(L, sizeof(*e));
+        e->type = LH_SCOREBOARD_MT;
         e->score = score;
         e->offset = (size_t)i * sizeof(uint64_t);
         lua_pushvalue(L, mt);

@@ -43,6 +43,8 @@ case("tb", "tb on_exec_if entry", function(tb) tb:on_exec_if({}, "eq", 1, fn) en
 case("tb", "tb inline op", function(tb) tb:inline("mul", entry, 1) end)
 case("tb", "tb insn range", function(tb) tb:insn(0) end)
 case("tb", "tb method on other type", function(tb) tb.vaddr(entry) end)
+case("tb", "tb inline on other type", function(tb) tb:inline("add", tb, 1) end)
+case("tb", "entry method on other type", function(tb) entry.get(tb, 0) end)
 case("tb", "read_memory type", function(tb) luahost.read_memory("x", 4) end)
 case("tb", "read_memory length", function(tb) luahost.read_memory(tb:vaddr(), 2^21) end)
 
@@ -108,6 +110,8 @@ local EXPECTED = {
     ["tb inline op"] = "bad argument #1 to 'inline' %(invalid option 'mul'%)",
     ["tb insn range"] = "bad argument #1 to 'insn' %(instruction index out of range%)",
     ["tb method on other type"] = "bad argument #1 to 'vaddr' %(luahost%.tb expected, got [%w.]+%)",
+    ["tb inline on other type"] = "bad argument #2 to 'inline' %(luahost%.scoreboard expected, got [%w.]+%)",
+    ["entry method on other type"] = "bad argument #1 to 'get' %(luahost%.scoreboard expected, got [%w.]+%)",
     ["read_memory type"] = "bad argument #1 to '[%w.]*read_memory'",
     ["read_memory length"] = "bad argument #2 to '[%w.]*read_memory' %(length must be from 1 to 1048576 bytes%)",
     ["insn on_mem rw"] = "bad argument #3 to 'on_mem' %(invalid option 'x'%)",
