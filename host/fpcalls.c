@@ -320,7 +320,7 @@ static void on_level_watched(unsigned int vcpu_index, void *udata)
 
 static LhFpcalls *check_calls(lua_State *L)
 {
-    return *(LhFpcalls **)lh_check_udata(L, 1, LH_FPCALLS_MT);
+    return lh_check_box(L, 1, LH_FPCALLS_MT);
 }
 
 static int check_trace(lua_State *L, LhFpcalls *c, int idx)
@@ -521,8 +521,7 @@ static int fpcalls_new(lua_State *L)
     int depth = lh_release();   /* QEMU's plugin lock (docs/threading.md) */
     c->vcpus = qemu_plugin_scoreboard_new(sizeof(FpVcpu *));
     lh_reacquire(depth);
-    *(LhFpcalls **)lua_newuserdata(L, sizeof(LhFpcalls *)) = c;
-    luaL_setmetatable(L, LH_FPCALLS_MT);
+    lh_push_box(L, c, LH_FPCALLS_MT);
     return 1;
 }
 

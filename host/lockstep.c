@@ -155,7 +155,7 @@ static void on_translate(int vcpu, const void *data)
 
 static LhLockstep *check_lockstep(lua_State *L)
 {
-    return *(LhLockstep **)lh_check_udata(L, 1, LH_LOCKSTEP_MT);
+    return lh_check_box(L, 1, LH_LOCKSTEP_MT);
 }
 
 /* lockstep:counts(): the blocks and instructions run so far. */
@@ -258,8 +258,7 @@ static int lockstep_new(lua_State *L)
     lh_tsan_publish(ls);
     the_lockstep = ls;      /* lives as long as the plugin: QEMU's TBs reach it */
     lh_listen(LH_AT_TRANSLATE, on_translate);
-    *(LhLockstep **)lua_newuserdata(L, sizeof(LhLockstep *)) = ls;
-    luaL_setmetatable(L, LH_LOCKSTEP_MT);
+    lh_push_box(L, ls, LH_LOCKSTEP_MT);
     return 1;
 }
 

@@ -272,6 +272,8 @@ enum qemu_plugin_mem_rw lh_check_rw(lua_State *L, int idx);
 void lh_check_vcpu_context(lua_State *L, const char *what);
 void lh_check_regs_context(lua_State *L, bool write);
 void lh_push_handle(lua_State *L, void *ptr, const char *mt);
+void lh_push_box(lua_State *L, void *ptr, const char *mt);
+void *lh_check_box(lua_State *L, int idx, const char *mt);
 void *lh_test_udata(lua_State *L, int idx, const char *mt);
 void *lh_check_udata(lua_State *L, int idx, const char *mt);
 void *lh_check_handle(lua_State *L, int idx, const char *mt, const char *kind);

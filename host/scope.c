@@ -159,12 +159,12 @@ void lh_push_handle(lua_State *L, void *ptr, const char *mt)
 }
 
 /*
- * A userdata whose first word is mt's address, or NULL. Handles and
- * scoreboard entries start with their type's LH_*_MT: no script can write
- * a userdata's bytes, and no other userdata a script can reach starts
- * with an LH_*_MT (the others start with a heap pointer), so the word
- * tells the type where the metatable's fetch and compare cost several
- * times as much, on every method call.
+ * A userdata whose first word is mt's address, or NULL. Handles, boxes
+ * and scoreboard entries start with their type's LH_*_MT: no script can
+ * write a userdata's bytes, and no other userdata a script can reach
+ * starts with an LH_*_MT (the others start with a heap pointer), so the
+ * word tells the type where the metatable's fetch and compare cost
+ * several times as much, on every method call.
  */
 static void *tagged(lua_State *L, int idx, const char *mt)
 {
@@ -211,6 +211,32 @@ void *lh_check_udata(lua_State *L, int idx, const char *mt)
     void *p = lh_test_udata(L, idx, mt);
 
     return p != NULL ? p : luaL_checkudata(L, idx, mt);     /* the error */
+}
+
+/*
+ * An object the host keeps (a stream, a tally, ...) as a Lua value: a
+ * userdata holding its pointer after its type, so that its methods check
+ * it by that word as a handle's are.
+ */
+typedef struct LhBox {
+    const char *type;
+    void *ptr;
+} LhBox;
+
+void lh_push_box(lua_State *L, void *ptr, const char *mt)
+{
+    LhBox *b = lua_newuserdata(L, sizeof(*b));
+
+    b->type = mt;
+    b->ptr = ptr;
+    push_metatable(L, mt);
+    lua_setmetatable(L, -2);
+}
+
+/* What the box of type mt at idx holds; an error if idx is none. */
+void *lh_check_box(lua_State *L, int idx, const char *mt)
+{
+    return ((LhBox *)lh_check_udata(L, idx, mt))->ptr;
 }
 
 /* Handle kinds are named with their article: "a tb", "an insn". */

@@ -150,7 +150,7 @@ static void on_access(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t va
 
 static LhShadow *check_shadow(lua_State *L)
 {
-    return *(LhShadow **)lh_check_udata(L, 1, LH_SHADOW_MT);
+    return lh_check_box(L, 1, LH_SHADOW_MT);
 }
 
 /* shadow:mem(insn [, rw]): mirror or check each access of insn of kind rw. */
@@ -246,8 +246,7 @@ static int shadow_new(lua_State *L)
         s->on_unseen = lh_hook_new(L, 2, 0, "shadow on_unseen callback");
     }
     lh_tsan_publish(s);
-    *(LhShadow **)lua_newuserdata(L, sizeof(LhShadow *)) = s;
-    luaL_setmetatable(L, LH_SHADOW_MT);
+    lh_push_box(L, s, LH_SHADOW_MT);
     return 1;
 }
 

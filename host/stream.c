@@ -369,7 +369,7 @@ static LhStreamBuf *existing_buf(LhStream *s, lua_Integer vcpu)
 
 static LhStream *check_stream(lua_State *L)
 {
-    return *(LhStream **)lh_check_udata(L, 1, LH_STREAM_MT);
+    return lh_check_box(L, 1, LH_STREAM_MT);
 }
 
 /* The site's id: the argument at idx, 0 to 2^32 - 1, or 0. */
@@ -507,8 +507,7 @@ static int stream_new(lua_State *L)
     int depth = lh_release();   /* QEMU's plugin lock (docs/threading.md) */
     s->bufs = qemu_plugin_scoreboard_new(sizeof(LhStreamBuf *));
     lh_reacquire(depth);
-    *(LhStream **)lua_newuserdata(L, sizeof(LhStream *)) = s;
-    luaL_setmetatable(L, LH_STREAM_MT);
+    lh_push_box(L, s, LH_STREAM_MT);
     g_ptr_array_add(streams, s);
     return 1;
 }

@@ -236,7 +236,7 @@ static void on_exec(unsigned int vcpu, void *udata)
 
 static LhTally *check_tally(lua_State *L)
 {
-    return *(LhTally **)lh_check_udata(L, 1, LH_TALLY_MT);
+    return lh_check_box(L, 1, LH_TALLY_MT);
 }
 
 /* tally:mem(insn [, rw]): count each of insn's accesses. */
@@ -447,8 +447,7 @@ static int tally_new(lua_State *L)
     tally->tables = qemu_plugin_scoreboard_new(sizeof(VcpuTable *));
     lh_reacquire(depth);
     lh_tsan_publish(tally);
-    *(LhTally **)lua_newuserdata(L, sizeof(LhTally *)) = tally;
-    luaL_setmetatable(L, LH_TALLY_MT);
+    lh_push_box(L, tally, LH_TALLY_MT);
     return 1;
 }
 

@@ -35,6 +35,9 @@ case("main", "entry get range", function() entry:get(99) end)
 case("main", "entry set type", function() entry:set(0, "x") end)
 case("main", "entry huge number", function() entry:add(0, 2^64) end)
 case("main", "board find field", function() return board:find(0).nope end)
+case("main", "stream method on other type", function()
+    luahost.stream({ capacity = 16, on_batch = fn }).flush(luahost.tally {})
+end)
 
 case("tb", "tb on_exec type", function(tb) tb:on_exec(42) end)
 case("tb", "tb on_exec regs", function(tb) tb:on_exec(fn, nil, "x") end)
@@ -112,6 +115,7 @@ local EXPECTED = {
     ["tb method on other type"] = "bad argument #1 to 'vaddr' %(luahost%.tb expected, got [%w.]+%)",
     ["tb inline on other type"] = "bad argument #2 to 'inline' %(luahost%.scoreboard expected, got [%w.]+%)",
     ["entry method on other type"] = "bad argument #1 to 'get' %(luahost%.scoreboard expected, got [%w.]+%)",
+    ["stream method on other type"] = "bad argument #1 to 'flush' %(luahost%.stream expected, got [%w.]+%)",
     ["read_memory type"] = "bad argument #1 to '[%w.]*read_memory'",
     ["read_memory length"] = "bad argument #2 to '[%w.]*read_memory' %(length must be from 1 to 1048576 bytes%)",
     ["insn on_mem rw"] = "bad argument #3 to 'on_mem' %(invalid option 'x'%)",
