@@ -88,10 +88,13 @@ int lh_insn_groups(lua_State *L)
     size_t size = qemu_plugin_insn_data(insn, bytes, sizeof(bytes));
     uint64_t address = qemu_plugin_insn_vaddr(insn);
 
-    lua_newtable(L);
-    if (cs_disasm_iter(handle, &code, &size, &address, decoded)) {
+    if (!cs_disasm_iter(handle, &code, &size, &address, decoded)) {
+        lua_newtable(L);
+    } else {
         const cs_detail *detail = decoded->detail;
         int n = 0;
+
+        lua_createtable(L, detail->groups_count, 0);    /* sized once, not grown per name */
         for (int i = 0; i < detail->groups_count; i++) {
             const char *name = cs_group_name(handle, detail->groups[i]);
             if (name != NULL) {
