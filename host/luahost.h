@@ -14,7 +14,7 @@
  *      tsan.h (what ThreadSanitizer must be told), qemu_api.c (QEMU's
  *      plugin API versions: the one place that knows them)
  *   2. types: tb.c insn.c mem.c scoreboard.c stream.c callstack.c fpcalls.c blocks.c shadow.c
- *      tally.c lockstep.c registers.c guest.c clock.c disas.c, one per Lua-visible type;
+ *      tally.c lockstep.c insnmix.c registers.c guest.c clock.c disas.c, one per Lua type;
  *      modules.c symtab.c maps.c exec.c process.c threadexit.c, the guest's
  *      modules, process and threads as the host follows them
  *   3. hooks.c: hooks on QEMU's global events
@@ -44,7 +44,7 @@
  */
 extern const char LH_TB_MT[], LH_INSN_MT[], LH_SCOREBOARD_MT[], LH_MEM_MT[], LH_HWADDR_MT[],
     LH_CLOCK_MT[], LH_STREAM_MT[], LH_CALLSTACK_MT[], LH_FPCALLS_MT[], LH_TALLY_MT[],
-    LH_LOCKSTEP_MT[];
+    LH_LOCKSTEP_MT[], LH_INSN_MIX_MT[];
 
 /*
  * A function definition QEMU calls back, keyed by where it is defined:
@@ -306,6 +306,8 @@ void lh_open_shadow(lua_State *L, int raw);
 void lh_open_tally(lua_State *L, int raw);
 /* lockstep.c: two QEMUs compared before every block over a socket, in C. */
 void lh_open_lockstep(lua_State *L, int raw);
+/* insnmix.c: executed instructions counted by a class chosen per encoding. */
+void lh_open_insn_mix(lua_State *L, int raw);
 
 /* stream.c: the number of a device name, as the streams' device column. */
 uint16_t lh_device_index(const char *name);

@@ -246,6 +246,7 @@ static void push_raw(lua_State *L, const qemu_info_t *info, int argc, char **arg
     lh_open_shadow(L, raw);
     lh_open_tally(L, raw);
     lh_open_lockstep(L, raw);
+    lh_open_insn_mix(L, raw);
     lh_open_modules(L, raw, info);
     lh_open_process(L, raw, info);
     lh_open_thread_exits(info);

@@ -122,6 +122,7 @@ const char LH_CALLSTACK_MT[] = "luahost.callstack";
 const char LH_FPCALLS_MT[] = "luahost.fpcalls";
 const char LH_TALLY_MT[] = "luahost.tally";
 const char LH_LOCKSTEP_MT[] = "luahost.lockstep";
+const char LH_INSN_MIX_MT[] = "luahost.insn_mix";
 
 /*
  * The metatables lh_new_type made, by the address of their name (the

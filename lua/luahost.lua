@@ -541,6 +541,17 @@ function luahost.tally(options)
     return tally
 end
 
+-- luahost.insn_mix(classify): executed instructions counted by class,
+-- classify(insn) naming an encoding's scoreboard entry (or false) once;
+-- mix:count(tb) registers the adds in C (host/insnmix.c, docs/api.md
+-- "Instruction mixes").
+function luahost.insn_mix(classify)
+    if type(classify) ~= "function" then
+        error("luahost.insn_mix expects a function, got " .. type(classify), 2)
+    end
+    return (raw.insn_mix_new(classify))
+end
+
 -- luahost.lockstep{ fd = N, on_diverge = fn, on_error = fn }: before
 -- every block, exchange where we are with the peer on the stream socket
 -- fd, in lockstep.c's format, calling Lua only when the two differ or

@@ -133,7 +133,7 @@ local EXPRS = {
     "io.stdout", "coroutine.create(function() end)", "print", "string.rep",
     "setmetatable({}, { __tostring = function() error('x') end })",
     "setmetatable({}, { __index = function() error('idx') end })",
-    "H.tb", "H.insn", "H.mem", "H.board", "H.entry", "H.stream", "H.reg", "H.hwaddr",
+    "H.tb", "H.insn", "H.mem", "H.board", "H.entry", "H.stream", "H.reg", "H.hwaddr", "H.mix",
 }
 
 local API = {
@@ -143,7 +143,7 @@ local API = {
     "write_memory", "read_memory_hwaddr", "write_memory_hwaddr", "translate_vaddr", "path_to_binary",
     "start_code", "end_code", "entry_code", "modules", "module_at", "symbolize", "resolve", "describe",
     "parse_location", "modules_generation", "line_table", "count_blocks", "block_counts",
-    "registers", "request_time_control", "vcpu_for_each",
+    "registers", "request_time_control", "vcpu_for_each", "insn_mix",
     "usage_error", "args", "reset", "uninstall",
 }
 
@@ -157,6 +157,7 @@ local METHODS = {
     stream = { "exec", "mem", "flush", "coalesced" },
     reg = { "read", "write" },
     hwaddr = { "is_io", "phys_addr", "device_name" },
+    mix = { "count", "encodings" },
 }
 
 local function args_list()
@@ -179,9 +180,11 @@ local function statement(context)
             call = "H.board = " .. call .. "; H.entry = H.board and (H.board.f or H.board)"
         elseif fn == "registers" then
             call = "local regs = " .. call .. "; H.reg = regs and regs[1]"
+        elseif fn == "insn_mix" then
+            call = "H.mix = " .. call
         end
     elseif r < 0.85 then
-        local kind = pick({ "tb", "insn", "mem", "board", "entry", "stream", "reg", "hwaddr" })
+        local kind = pick({ "tb", "insn", "mem", "board", "entry", "stream", "reg", "hwaddr", "mix" })
         local target = "H." .. kind
         if context == "tb" and kind == "tb" then
             target = "tb"
@@ -191,6 +194,7 @@ local function statement(context)
         call = pick({
             "H.tb = tb", "H.insn = tb and tb:insn(1)", "H.mem = mem", "H.hwaddr = mem and mem:hwaddr()",
             "collectgarbage()", "H.stream = luahost.stream({ capacity = 16, on_batch = function() end })",
+            "H.mix = luahost.insn_mix(function(insn) return H.entry end)",
             "local s = ('x'):rep(1000):gsub('x', function(c) return c end)",
         })
         if context ~= "tb" and call:find("tb", 1, true) and not call:find("H.tb", 1, true) then

@@ -8,6 +8,15 @@ local function run(arch, source, args, guest, guest_args, extra_plugins)
         { args = args, guest_args = guest_args, plugins = extra_plugins })
 end
 
+-- The report's lines, as a list.
+local function report_lines(r)
+    local lines = {}
+    for line in r.report:gmatch("[^\n]+") do
+        lines[#lines + 1] = line
+    end
+    return lines
+end
+
 -- Per-vCPU block and instruction counts, by vCPU index, from lines
 -- matching pattern (three captures: cpu, blocks, instructions).
 local function per_cpu(text, pattern)
@@ -240,10 +249,7 @@ luahost.on_tb_translate(function(tb)
 end)
 luahost.on_exit(function() luahost.outs(table.concat(msgs, "\n") .. "\n") end)
 ]], {}, "loop", { "10" })
-        local lines = {}
-        for line in r.report:gmatch("[^\n]+") do
-            lines[#lines + 1] = line
-        end
+        local lines = report_lines(r)
         -- argument numbers and function names in method calls are the Lua
         -- flavour's own (5.4 counts after self, LuaJIT may say '?')
         local bad = "bad argument #%d to '[%w_?]+' "
@@ -390,5 +396,105 @@ end))
 luahost.on_exit(function() luahost.printf("translated %s\n", tostring(seen > 10)) end)
 ]], {}, "loop", { "10" })
         assert.are.equal("translated true\n", r.report)
+    end)
+end)
+
+describe("instruction mixes", function()
+    after_each(helper.cleanup)
+
+    -- docs/api.md's example: executed instructions by length.
+    local EXAMPLE = assert(helper.read(helper.source_root .. "/docs/api.md"))
+        :match("\n### Instruction mixes\n.-```lua\n(.-)```")
+
+    for _, arch in ipairs(helper.arches) do
+        it("docs/api.md's example counts every instruction libinsn.so counts (" .. arch .. ")", function()
+            local r = run(arch, EXAMPLE, {}, "loop", { "20000" },
+                { helper.c_plugin("tests/tcg/plugins/libinsn.so") })
+            local total = tonumber(r.log:match("total insns: (%d+)"))
+            local sum, sizes = 0, {}
+            for size, n in r.report:gmatch(" *(%d+) bytes: (%d+)\n") do
+                sum = sum + tonumber(n)
+                sizes[#sizes + 1] = tonumber(size)
+            end
+            assert.is_truthy(total and total > 20000, r.log)
+            assert.are.equal(total, sum)
+            if arch == "aarch64" then
+                assert.are.same({ 4 }, sizes, "A64 encodings are 4 bytes")
+            elseif arch == "riscv64" then
+                assert.are.same({ 2, 4 }, sizes, "RVC encodings are 2 bytes, the others 4")
+            end
+            assert.matches("\n%d+ encodings\n$", r.report)
+        end)
+    end
+
+    it("asks classify once per encoding, and counts as insn:inline does", function()
+        -- The same classes counted both ways in one run: by a mix, and
+        -- by insn:inline with the script's own table of encodings.
+        local r = run("x86_64", [[
+local mixed = luahost.scoreboard { "short", "long" }
+local inlined = luahost.scoreboard { "short", "long" }
+local calls, seen, n_seen = 0, {}, 0
+local function class(board, insn)
+    if insn:size() == 1 then
+        return false    -- not counted
+    end
+    return insn:size() <= 3 and board.short or board.long
+end
+local mix = luahost.insn_mix(function(insn)
+    calls = calls + 1
+    return class(mixed, insn)
+end)
+luahost.on_tb_translate(function(tb)
+    mix:count(tb)
+    for _, insn in tb:insns() do
+        local bytes = insn:data()
+        if not seen[bytes] then
+            seen[bytes], n_seen = true, n_seen + 1
+        end
+        local entry = class(inlined, insn)
+        if entry then
+            insn:inline("add", entry, 1)
+        end
+    end
+end)
+luahost.on_exit(function()
+    luahost.printf("%d %d %d\n", calls, n_seen, mix:encodings())
+    luahost.printf("%d %d %d %d\n", mixed.short:sum(), inlined.short:sum(), mixed.long:sum(), inlined.long:sum())
+end)
+]], {}, "loop", { "20000" })
+        local calls, seen, encodings = r.report:match("^(%d+) (%d+) (%d+)\n")
+        assert.is_truthy(calls, r.report)
+        assert.is_true(tonumber(seen) > 100, r.report)
+        assert.are.equal(seen, calls)
+        assert.are.equal(seen, encodings)
+        local ms, is, ml, il = r.report:match("\n(%d+) (%d+) (%d+) (%d+)\n$")
+        assert.is_true(tonumber(ms) > 20000 and tonumber(ml) > 20000, r.report)
+        assert.are.same({ is, il }, { ms, ml })
+    end)
+
+    it("refuses a classify that is no function or returns no entry, at the script's line", function()
+        local r = run("x86_64", [[
+local msgs = {}
+local function try(f) local ok, e = pcall(f) msgs[#msgs + 1] = ok and "no error" or e end
+try(function() luahost.insn_mix(42) end)
+local bad = luahost.insn_mix(function() return 42 end)
+local failing = luahost.insn_mix(function() error("no class") end)
+local done = false
+luahost.on_tb_translate(function(tb)
+    if done then return end
+    done = true
+    try(function() bad:count(tb) end)
+    try(function() failing:count(tb) end)
+    try(function() bad:count(42) end)
+    try(function() bad.count(tb, tb) end)
+end)
+luahost.on_exit(function() luahost.outs(table.concat(msgs, "\n") .. "\n") end)
+]], {}, "loop", { "10" })
+        local lines = report_lines(r)
+        assert.matches("^[^:]+:3: luahost%.insn_mix expects a function, got number$", lines[1])
+        assert.matches("^[^:]+:10: insn_mix: classify must return a scoreboard entry or false, got number$", lines[2])
+        assert.matches(":5: no class$", lines[3])
+        assert.matches("luahost%.tb expected, got number", lines[4])
+        assert.matches("luahost%.insn_mix expected, got [%w.]+", lines[5])
     end)
 end)

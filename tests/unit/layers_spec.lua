@@ -9,7 +9,7 @@ local LAYERS = {
     ["qemu_api.h"] = 1, ["qemu_api.c"] = 1,
     ["tb.c"] = 2, ["insn.c"] = 2, ["mem.c"] = 2, ["scoreboard.c"] = 2, ["stream.c"] = 2, ["callstack.c"] = 2,
     ["fpcalls.c"] = 2,
-    ["blocks.c"] = 2, ["shadow.c"] = 2, ["tally.c"] = 2, ["lockstep.c"] = 2,
+    ["blocks.c"] = 2, ["shadow.c"] = 2, ["tally.c"] = 2, ["lockstep.c"] = 2, ["insnmix.c"] = 2,
     ["registers.c"] = 2, ["guest.c"] = 2, ["clock.c"] = 2, ["disas.c"] = 2,
     ["modules.c"] = 2, ["symtab.c"] = 2, ["maps.c"] = 2, ["exec.c"] = 2, ["process.c"] = 2,
     ["threadexit.c"] = 2,
