@@ -95,26 +95,12 @@ end
 
 -- Each encoding is classified once: the same bytes always get the same
 -- entry, and classifying (capstone's groups, a walk of the class table)
--- costs microseconds per instruction, most of a block's translation.
-local by_bytes = {}
-
-local function hits_for(insn)
-    local bytes = insn:data()
-    local hits = by_bytes[bytes]
-    if hits == nil then
-        hits = classify(insn, bytes)
-        by_bytes[bytes] = hits
-    end
-    return hits
-end
+-- costs microseconds per instruction. The mix keeps the answers in C and
+-- registers the adds itself: no Lua runs for an encoding seen before.
+local mix = luahost.insn_mix(function(insn) return classify(insn, insn:data()) end)
 
 luahost.on_tb_translate(function(tb)
-    for _, insn in tb:insns() do
-        local hits = hits_for(insn)
-        if hits then
-            insn:inline("add", hits, 1)
-        end
-    end
+    mix:count(tb)
 end)
 
 local function class_lines(out)
