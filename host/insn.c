@@ -132,12 +132,8 @@ static int insn_on_exec_if(lua_State *L)
     return 0;
 }
 
-/*
- * insn:on_mem(fn [, value [, rw [, regs]]]): fn(vcpu_index, mem, vaddr,
- * value) after each of its memory accesses of kind rw ("r", "w" or "rw",
- * the default); mem is a luahost.mem handle valid during the call.
- */
-static int insn_on_mem(lua_State *L)
+/* A memory callback of insn's, from fn [, value [, rw [, regs]]] on. */
+static int register_mem_cb(lua_State *L, qemu_plugin_vcpu_mem_cb_t trampoline)
 {
     struct qemu_plugin_insn *insn = check_insn(L);
     enum qemu_plugin_mem_rw rw = lh_check_rw(L, 4);
@@ -147,8 +143,28 @@ static int insn_on_mem(lua_State *L)
                   "a memory callback cannot set the PC (use an exec callback with regs=\"pc\")");
     hook = lh_callback_new(L, 2, 5, "memory callback");
 
-    qemu_plugin_register_vcpu_mem_cb(insn, lh_mem_cb, hook->regs, rw, hook);
+    qemu_plugin_register_vcpu_mem_cb(insn, trampoline, hook->regs, rw, hook);
     return 0;
+}
+
+/*
+ * insn:on_mem(fn [, value [, rw [, regs]]]): fn(vcpu_index, mem, vaddr,
+ * value) after each of its memory accesses of kind rw ("r", "w" or "rw",
+ * the default); mem is a luahost.mem handle valid during the call.
+ */
+static int insn_on_mem(lua_State *L)
+{
+    return register_mem_cb(L, lh_mem_cb);
+}
+
+/*
+ * insn:on_access(fn [, value [, rw [, regs]]]): fn(vcpu_index, vaddr,
+ * size, is_store, value), as on_mem but with plain values: no handle is
+ * made (and collected) per access, nor its methods called.
+ */
+static int insn_on_access(lua_State *L)
+{
+    return register_mem_cb(L, lh_access_cb);
 }
 
 /* insn:mem_inline(op, entry, imm [, rw]): QEMU applies op on each access. */
@@ -216,6 +232,7 @@ static const luaL_Reg insn_methods[] = {
     { "on_exec_if", insn_on_exec_if },
     { "inline", insn_inline },
     { "on_mem", insn_on_mem },
+    { "on_access", insn_on_access },
     { "mem_inline", insn_mem_inline },
     { NULL, NULL },
 };

@@ -68,6 +68,29 @@ void lh_mem_cb(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vad
     lh_dispatch(udata, (int)vcpu_index, push_access, &a);
 }
 
+static int push_access_values(lua_State *L, const void *args)
+{
+    const LhAccess *a = args;
+
+    lua_pushinteger(L, a->vcpu_index);
+    lh_push_u64(L, a->vaddr);
+    lua_pushinteger(L, 1 << qemu_plugin_mem_size_shift(a->info));
+    lua_pushboolean(L, qemu_plugin_mem_is_store(a->info));
+    return 4;
+}
+
+/*
+ * The trampoline of insn:on_access: fn(vcpu_index, vaddr, size, is_store,
+ * value), plain values where on_mem makes a mem handle per access.
+ */
+void lh_access_cb(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
+{
+    LhAccess a = { vcpu_index, info, vaddr };
+
+    lh_tsan_received(udata);
+    lh_dispatch(udata, (int)vcpu_index, push_access_values, &a);
+}
+
 static int mem_vaddr(lua_State *L)
 {
     lh_push_u64(L, check_mem(L)->vaddr);

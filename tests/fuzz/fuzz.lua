@@ -150,7 +150,7 @@ local API = {
 local METHODS = {
     tb = { "vaddr", "n_insns", "insn", "insns", "inline", "on_exec", "on_exec_if" },
     insn = { "vaddr", "size", "data", "opcode", "disas", "symbol", "qemu_symbol", "haddr", "groups", "inline",
-             "mem_inline", "on_exec", "on_exec_if", "on_mem" },
+             "mem_inline", "on_exec", "on_exec_if", "on_mem", "on_access" },
     mem = { "size", "size_shift", "is_store", "is_big_endian", "is_sign_extended", "vaddr", "value", "hwaddr" },
     board = { "find", "get", "set", "add", "sum" },
     entry = { "get", "set", "add", "sum" },

@@ -29,6 +29,30 @@ describe("memory callbacks", function()
             end)
         end
 
+        it("on_access gives each access's address, size and kind as libmem.so prints them (" .. arch .. ")",
+            function()
+                local r = helper.run_lua(arch, [[
+local function on_access(_, vaddr, size, is_store, prefix)
+    luahost.printf("%s0x%x,%d,%s\n", prefix, vaddr, size * 8, is_store and "store" or "load")
+end
+luahost.on_tb_translate(function(tb)
+    for _, insn in tb:insns() do
+        insn:on_access(on_access, ("0x%x,%s,"):format(insn:vaddr(), insn:qemu_symbol() or ""), "w")
+    end
+end)
+]], helper.guest("api", arch), {
+                    plugins = { libmem("print-accesses=on,track=w") },
+                    guest_args = { "50" },
+                })
+                -- libmem.so's lines less the physical address and the value
+                local theirs = {}
+                for insn, vaddr, rest in r.log:gmatch("\n(0x%x+,[^,\n]*,)(0x%x+),0x%x+,(%d+,%a+),0x%x+") do
+                    theirs[#theirs + 1] = insn .. vaddr .. "," .. rest .. "\n"
+                end
+                assert.is_true(#theirs > 100, r.log)
+                assert.are.equal(table.concat(theirs), r.report)
+            end)
+
         it("sees the guest's values at and above 2^53 exactly (" .. arch .. ")", function()
             local r = helper.run_lua(arch, PRINT_ACCESSES, helper.guest("api", arch))
             local slot = helper.printed_address(r.stdout, "slot")

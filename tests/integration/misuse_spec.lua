@@ -53,6 +53,8 @@ case("tb", "read_memory length", function(tb) luahost.read_memory(tb:vaddr(), 2^
 
 case("insn", "insn on_mem rw", function(insn) insn:on_mem(fn, nil, "x") end)
 case("insn", "insn on_mem regs", function(insn) insn:on_mem(fn, nil, "r", "w") end)
+case("insn", "insn on_access rw", function(insn) insn:on_access(fn, nil, "x") end)
+case("insn", "insn on_access pc", function(insn) insn:on_access(fn, nil, "r", "pc") end)
 case("insn", "insn mem_inline rw", function(insn) insn:mem_inline("add", entry, 1, "q") end)
 case("insn", "insn on_exec_if imm", function(insn) insn:on_exec_if(entry, "eq", "x", fn) end)
 case("insn", "insn on_exec type", function(insn) insn:on_exec("f") end)
@@ -120,6 +122,8 @@ local EXPECTED = {
     ["read_memory length"] = "bad argument #2 to '[%w.]*read_memory' %(length must be from 1 to 1048576 bytes%)",
     ["insn on_mem rw"] = "bad argument #3 to 'on_mem' %(invalid option 'x'%)",
     ["insn on_mem regs"] = "bad argument #4 to 'on_mem' %(invalid option 'w'%)",
+    ["insn on_access rw"] = "bad argument #3 to 'on_access' %(invalid option 'x'%)",
+    ["insn on_access pc"] = "bad argument #4 to 'on_access' %(a memory callback cannot set the PC",
     ["insn mem_inline rw"] = "bad argument #4 to 'mem_inline' %(invalid option 'q'%)",
     ["insn on_exec_if imm"] = "bad argument #3 to 'on_exec_if'",
     ["insn on_exec type"] = "bad argument #1 to 'on_exec' %(function expected, got string%)",
