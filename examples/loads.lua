@@ -37,9 +37,9 @@ local sizes = agg.hist("bytes")
 local by_insn = agg.count("loads")
 
 -- the address is known only at run time
-local function on_load(_, mem, vaddr, where)
+local function on_load(_, vaddr, size, _, where)
     if lo and hi and vaddr >= lo and vaddr < hi then
-        sizes:add(mem:size())
+        sizes:add(size)
         by_insn:add(where)
     end
 end
@@ -48,6 +48,6 @@ luahost.on_tb_translate(function(tb)
     update_range()
     for _, insn in tb:insns() do
         local where = ("0x%x %s"):format(insn:vaddr(), luahost.describe(insn:vaddr()))
-        insn:on_mem(on_load, where, "r")
+        insn:on_access(on_load, where, "r")
     end
 end)

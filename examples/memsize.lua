@@ -11,12 +11,12 @@ agg.set_format(opt.format)
 
 local sizes = agg.hist("bytes")
 
-local function on_mem(_, mem)
-    sizes:add(mem:size(), mem:is_store() and "store" or "load")
+local function on_access(_, _, size, is_store)
+    sizes:add(size, is_store and "store" or "load")
 end
 
 luahost.on_tb_translate(function(tb)
     for _, insn in tb:insns() do
-        insn:on_mem(on_mem)
+        insn:on_access(on_access)
     end
 end)

@@ -12,20 +12,20 @@ end
 
 local pages = {}            -- page number -> { loads, stores }
 
-local function on_mem(_, mem, vaddr)
+local function on_access(_, vaddr, _, is_store)
     local n = math.floor(vaddr / opt.page)
     local p = pages[n]
     if not p then
         p = { 0, 0 }
         pages[n] = p
     end
-    local i = mem:is_store() and 2 or 1
+    local i = is_store and 2 or 1
     p[i] = p[i] + 1
 end
 
 luahost.on_tb_translate(function(tb)
     for _, insn in tb:insns() do
-        insn:on_mem(on_mem)
+        insn:on_access(on_access)
     end
 end)
 
