@@ -58,12 +58,18 @@ static LhInsnMix *check_mix(lua_State *L)
     return lh_check_box(L, 1, LH_INSN_MIX_MT);
 }
 
-/* classify(insn) for one encoding: into e->counted and e->entry. */
+/*
+ * classify(insn) for one encoding: into e->counted and e->entry. Its
+ * error, traced from where classify raised it, goes on to mix:count's
+ * caller: nothing of the mix is half made when it does.
+ */
 static void classify(lua_State *L, LhInsnMix *mix, struct qemu_plugin_insn *insn, Encoding *e)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, mix->classify_ref);
     lh_push_insn(L, insn);
-    lua_call(L, 1, 1);
+    if (!lh_pcall_nested(L, 1, 1)) {
+        lua_error(L);
+    }
     e->counted = lua_toboolean(L, -1);
     if (e->counted) {
         if (lh_test_udata(L, -1, LH_SCOREBOARD_MT) == NULL) {
