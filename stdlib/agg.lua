@@ -103,6 +103,12 @@ function Counter:mem_inline(insn, key, n, rw)
     insn:mem_inline("add", entry_of(self.cells, key_of(key)), n or 1, rw)
 end
 
+-- The scoreboard entry key is counted in, for adds registered another way
+-- (luahost.insn_mix's classify returns it); its counts are key's.
+function Counter:entry(key)
+    return entry_of(self.cells, key_of(key))
+end
+
 -- { key = total } (keys never counted are absent; NOKEY for no key).
 function Counter:values()
     local out = {}

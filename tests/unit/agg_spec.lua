@@ -59,6 +59,17 @@ describe("agg", function()
         assert.are.equal(1, #report_hooks, "one report hook for all maps")
     end)
 
+    it("gives a key's entry: adds made to it elsewhere count for the key", function()
+        local c = agg.count("mnemonics")
+        local mov = c:entry("mov")
+        assert.are.equal(mov, c:entry("mov"), "one entry per key")
+        mov.value = mov.value + 7           -- as an insn_mix's inline adds would
+        c:inline(handle(2), "mov")
+        c:entry("add").value = 3
+        assert.are.equal(9, c:get("mov"))
+        assert.are.equal("@mnemonics[add]: 3\n@mnemonics[mov]: 9\n", exit())
+    end)
+
     it("prints a map without keys as @name", function()
         agg.count("n"):add()
         assert.are.equal("@n: 1\n", exit())
