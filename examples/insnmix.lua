@@ -1,6 +1,6 @@
 -- insnmix: the instruction mix: executed instructions by mnemonic.
--- The mnemonic is the first word of QEMU's disassembly; QEMU counts each
--- instruction's executions inline.
+-- The mnemonic is the first word of QEMU's disassembly, taken once per
+-- encoding (luahost.insn_mix); QEMU counts the executions inline.
 --
 --   limit=N                mnemonics in the report (default 20)
 --   format=text|csv|json   report format (default: text, bpftrace's)
@@ -13,10 +13,11 @@ if opt.limit < 0 then
 end
 agg.set_format(opt.format)
 
-local mix = agg.count("insns", { limit = opt.limit })
+local counts = agg.count("insns", { limit = opt.limit })
+local mix = luahost.insn_mix(function(insn)
+    return counts:entry(insn:disas():match("^(%S+)") or "?")
+end)
 
 luahost.on_tb_translate(function(tb)
-    for _, insn in tb:insns() do
-        mix:inline(insn, insn:disas():match("^(%S+)") or "?")
-    end
+    mix:count(tb)
 end)
