@@ -71,12 +71,9 @@ static void classify(lua_State *L, LhInsnMix *mix, struct qemu_plugin_insn *insn
         lua_error(L);
     }
     e->counted = lua_toboolean(L, -1);
-    if (e->counted) {
-        if (lh_test_udata(L, -1, LH_SCOREBOARD_MT) == NULL) {
-            lh_error(L, "insn_mix: classify must return a scoreboard entry or false, got %s",
-                     luaL_typename(L, -1));
-        }
-        e->entry = lh_check_entry(L, lua_gettop(L));
+    if (e->counted && !lh_test_entry(L, -1, &e->entry)) {
+        lh_error(L, "insn_mix: classify must return a scoreboard entry or false, got %s",
+                 luaL_typename(L, -1));
     }
     lua_pop(L, 1);
 }

@@ -392,6 +392,7 @@ void lh_push_insn(lua_State *L, struct qemu_plugin_insn *insn);
 void lh_mem_cb(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata);
 void lh_access_cb(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata);
 qemu_plugin_u64 lh_check_entry(lua_State *L, int idx);
+bool lh_test_entry(lua_State *L, int idx, qemu_plugin_u64 *entry);
 
 typedef struct LhInline {
     enum qemu_plugin_op op;

@@ -29,6 +29,19 @@ qemu_plugin_u64 lh_check_entry(lua_State *L, int idx)
     return entry;
 }
 
+/* Whether idx is an entry, and which: for arguments that may be one. */
+bool lh_test_entry(lua_State *L, int idx, qemu_plugin_u64 *entry)
+{
+    Entry *e = lh_test_udata(L, idx, LH_SCOREBOARD_MT);
+
+    if (e == NULL) {
+        return false;
+    }
+    entry->score = e->score;
+    entry->offset = e->offset;
+    return true;
+}
+
 /* The arguments of every :inline(op, entry, imm) method, from idx on. */
 LhInline lh_check_inline(lua_State *L, int idx)
 {

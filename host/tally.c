@@ -269,10 +269,8 @@ static int tally_exec(lua_State *L)
     struct qemu_plugin_tb *tb = lh_check_handle(L, 2, LH_TB_MT, "a tb");
     Site site = { .tally = tally, .pc = qemu_plugin_tb_vaddr(tb) };
 
-    if (lh_test_udata(L, 3, LH_SCOREBOARD_MT) != NULL) {
-        site.key_entry = lh_check_entry(L, 3);
-        site.key_from_entry = true;
-    } else {
+    site.key_from_entry = lh_test_entry(L, 3, &site.key_entry);
+    if (!site.key_from_entry) {
         site.key = lh_check_u64(L, 3);
     }
     bool conditional = !lua_isnoneornil(L, 4);
