@@ -75,6 +75,8 @@ typedef struct LhStream {
     bool physical;
     bool devices_only;      /* physical = "devices": RAM accesses are not recorded */
     LhCoalesce exec_coalesce, mem_coalesce;
+    struct qemu_plugin_scoreboard *merged;  /* stream:insns' fetches counted inline, per vCPU */
+    GHashTable *ids;        /* stream:insns: instruction address -> id */
 } LhStream;
 
 /* One registration: what every event it records shares. */
@@ -425,6 +427,109 @@ static int stream_mem(lua_State *L)
     return 0;
 }
 
+/* stream:insns' iterator state: the instructions of tb it saw first, whose ids follow first. */
+typedef struct LhNewInsns {
+    uint32_t first, n;
+    struct { uint32_t index; uint64_t key; } insn[];
+} LhNewInsns;
+
+/* The iterator over them: id, insn, key. Its tb handle must still be live. */
+static int new_insns_next(lua_State *L)
+{
+    struct qemu_plugin_tb *tb = lh_live_handle(L, lua_upvalueindex(1), "a tb");
+    LhNewInsns *seen = lua_touserdata(L, lua_upvalueindex(2));
+    lua_Integer k = luaL_checkinteger(L, 2) + 1 - seen->first;
+
+    if (k < 0 || k >= seen->n) {
+        return 0;
+    }
+    lua_pushinteger(L, seen->first + k);
+    lh_push_insn(L, qemu_plugin_tb_get_insn(tb, seen->insn[k].index));
+    lh_push_u64(L, seen->insn[k].key);
+    return 3;
+}
+
+/* The id of the instruction at key, numbered from 1 when first seen (then *is_new). */
+static uint32_t id_of(LhStream *s, uint64_t key, bool *is_new)
+{
+    gpointer found;
+
+    if (s->ids == NULL) {
+        s->ids = g_hash_table_new(g_direct_hash, g_direct_equal);
+    }
+    found = g_hash_table_lookup(s->ids, (gpointer)(uintptr_t)key);
+    *is_new = found == NULL && g_hash_table_size(s->ids) < UINT32_MAX - 1;
+    if (*is_new) {
+        found = GUINT_TO_POINTER(g_hash_table_size(s->ids) + 1);
+        g_hash_table_insert(s->ids, (gpointer)(uintptr_t)key, found);
+    }
+    return GPOINTER_TO_UINT(found);
+}
+
+/*
+ * stream:insns(tb [, block]): stream:exec(insn, id) and stream:mem(insn,
+ * id) for every instruction of tb in one call, with ids the stream gives:
+ * one per instruction address (its host address in a physical stream, as
+ * cache.c keys them), from 1 in the order first seen. Returns an iterator
+ * (id, insn, address) over the instructions seen for the first time, so
+ * that a script notes what it keeps of each once and a block translated
+ * again runs no Lua per instruction. With block (a power of two), an
+ * instruction in the same block of that many bytes as the one before it
+ * in tb records no execution but counts one inline, in
+ * stream:coalesced's: its fetch follows a fetch of the same block, a hit
+ * that changes no cache.
+ */
+static int stream_insns(lua_State *L)
+{
+    LhStream *s = check_stream(L);
+    struct qemu_plugin_tb *tb = lh_check_handle(L, 2, LH_TB_MT, "a tb");
+    lua_Integer block = luaL_optinteger(L, 3, 0);
+    size_t n = qemu_plugin_tb_n_insns(tb);
+    qemu_plugin_u64 merged = qemu_plugin_scoreboard_u64(s->merged);
+    LhNewInsns *seen;
+    LhSite *sites;
+    uint64_t prev_block = 0;
+
+    luaL_argcheck(L, block >= 0 && (block & (block - 1)) == 0, 3, "block must be a power of two");
+    lua_settop(L, 2);
+    seen = lua_newuserdata(L, sizeof(*seen) + n * sizeof(seen->insn[0]));
+    seen->first = s->ids != NULL ? g_hash_table_size(s->ids) + 1 : 1;
+    seen->n = 0;
+    sites = n > 0 ? lh_new_until_flush(n * sizeof(*sites)) : NULL;   /* QEMU holds them in its TBs */
+    for (size_t i = 0; i < n; i++) {
+        struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+        uint64_t vaddr = qemu_plugin_insn_vaddr(insn);
+        uint64_t key = s->physical ? (uintptr_t)qemu_plugin_insn_haddr(insn) : vaddr;
+        bool is_new;
+        uint32_t id = id_of(s, key, &is_new);
+        LhSite *site = &sites[i];
+
+        site->stream = s;
+        site->pc = vaddr;
+        site->id = id;
+        site->kind = KIND_INSN;
+        site->size = (uint16_t)qemu_plugin_insn_size(insn);
+        lh_tsan_publish(site);
+        qemu_plugin_register_vcpu_mem_cb(insn, record_mem, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW, site);
+        if (block != 0 && i > 0 && key / (uint64_t)block == prev_block) {
+            qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64, merged, 1);
+        } else {
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, record_exec, QEMU_PLUGIN_CB_NO_REGS, site);
+        }
+        if (block != 0) {
+            prev_block = key / (uint64_t)block;
+        }
+        if (is_new) {
+            seen->insn[seen->n].index = (uint32_t)i;
+            seen->insn[seen->n++].key = key;
+        }
+    }
+    lua_pushcclosure(L, new_insns_next, 2);     /* upvalues: tb, seen */
+    lua_pushnil(L);
+    lua_pushinteger(L, (lua_Integer)seen->first - 1);
+    return 3;
+}
+
 /* stream:flush(): deliver the running vCPU's events now. */
 static int stream_flush(lua_State *L)
 {
@@ -444,13 +549,21 @@ static int stream_flush(lua_State *L)
     return 0;
 }
 
-/* stream:coalesced(vcpu): the events coalesce= counted and left out, exec and mem. */
+/*
+ * stream:coalesced(vcpu): the events coalesce= counted and left out, exec
+ * and mem; the executions stream:insns counted inline are with exec.
+ */
 static int stream_coalesced(lua_State *L)
 {
     LhStream *s = check_stream(L);
-    LhStreamBuf *b = existing_buf(s, luaL_checkinteger(L, 2));
+    lua_Integer vcpu = luaL_checkinteger(L, 2);
+    LhStreamBuf *b = existing_buf(s, vcpu);
+    uint64_t merged = 0;
 
-    lh_push_u64(L, b != NULL ? b->coalesced_exec : 0);
+    if (vcpu >= 0 && vcpu < qemu_plugin_num_vcpus()) {
+        merged = qemu_plugin_u64_get(qemu_plugin_scoreboard_u64(s->merged), (unsigned int)vcpu);
+    }
+    lh_push_u64(L, (b != NULL ? b->coalesced_exec : 0) + merged);
     lh_push_u64(L, b != NULL ? b->coalesced_mem : 0);
     return 2;
 }
@@ -506,6 +619,7 @@ static int stream_new(lua_State *L)
     s->devices_only = lua_toboolean(L, 7);
     int depth = lh_release();   /* QEMU's plugin lock (docs/threading.md) */
     s->bufs = qemu_plugin_scoreboard_new(sizeof(LhStreamBuf *));
+    s->merged = qemu_plugin_scoreboard_new(sizeof(uint64_t));
     lh_reacquire(depth);
     lh_push_box(L, s, LH_STREAM_MT);
     g_ptr_array_add(streams, s);
@@ -658,6 +772,7 @@ void lh_streams_stats(uint64_t *batches, uint64_t *events)
 static const luaL_Reg stream_methods[] = {
     { "exec", stream_exec },
     { "mem", stream_mem },
+    { "insns", stream_insns },
     { "flush", stream_flush },
     { "coalesced", stream_coalesced },
     { NULL, NULL },

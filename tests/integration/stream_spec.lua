@@ -149,6 +149,95 @@ luahost.on_exit(function()
 end)
 ]==]
 
+-- stream:insns against the per-instruction registrations it stands for:
+-- a second stream gets stream:exec(tb), and stream:exec(insn, id) and
+-- stream:mem(insn, id) per instruction, with ids numbered here by first-
+-- seen address. Its events, less the executions stream:insns merges (an
+-- instruction in the same 16-byte block as the one before it in its
+-- block), must be stream:insns' events in the same order, the merged
+-- ones its coalesced count, and every execution QEMU's inline counter
+-- counts one of the two. The iterator must give each new id once, in
+-- order, with its address.
+local INSNS = [==[
+local BLOCK = 16
+local KIND_NAMES = { [luahost.INSN] = "insn", [luahost.LOAD] = "mem", [luahost.STORE] = "mem" }
+local id_of, ids = {}, 0
+local board = luahost.scoreboard()
+local expected, got, merged, prev = {}, {}, {}, {}
+local bad = {}
+
+local function hash(h, kind, id, addr, size)
+    h = (h * 1000003 + addr % 1000000007) % 2147483647
+    return (h * 31 + (id * 4 + kind) * 17 + size) % 2147483647
+end
+
+local function on_whole(vcpu, batch)
+    local e = expected[vcpu] or { n = 0, h = 0 }
+    expected[vcpu] = e
+    merged[vcpu] = merged[vcpu] or 0
+    for i = 1, batch.n do
+        local kind, addr = tonumber(batch.kind[i]), tonumber(batch.addr[i])
+        if kind == luahost.TB then
+            prev[vcpu] = nil
+        elseif kind == luahost.INSN and prev[vcpu] == math.floor(addr / BLOCK) then
+            merged[vcpu] = merged[vcpu] + 1
+        else
+            if kind == luahost.INSN then prev[vcpu] = math.floor(addr / BLOCK) end
+            e.n, e.h = e.n + 1, hash(e.h, kind, tonumber(batch.id[i]), addr, tonumber(batch.size[i]))
+        end
+    end
+end
+
+local function on_insns(vcpu, batch)
+    local g = got[vcpu] or { n = 0, h = 0, insn = 0 }
+    got[vcpu] = g
+    for i = 1, batch.n do
+        local kind = tonumber(batch.kind[i])
+        if not KIND_NAMES[kind] then bad[#bad + 1] = "kind " .. kind end
+        if kind == luahost.INSN then g.insn = g.insn + 1 end
+        g.n, g.h = g.n + 1, hash(g.h, kind, tonumber(batch.id[i]), tonumber(batch.addr[i]),
+            tonumber(batch.size[i]))
+    end
+end
+
+local whole = luahost.stream { on_batch = on_whole, capacity = 1000 }
+local insns = luahost.stream { on_batch = on_insns, capacity = 777 }
+
+luahost.on_tb_translate(function(tb)
+    local new = {}
+    for id, insn, addr in insns:insns(tb, BLOCK) do
+        new[#new + 1] = ("%d 0x%x"):format(id, tonumber(addr))
+        if addr ~= insn:vaddr() then bad[#bad + 1] = "address of id " .. id end
+    end
+    local mine = {}
+    whole:exec(tb)
+    for _, insn in tb:insns() do
+        local addr = insn:vaddr()
+        if not id_of[addr] then
+            ids = ids + 1
+            id_of[addr] = ids
+            mine[#mine + 1] = ("%d 0x%x"):format(ids, tonumber(addr))
+        end
+        whole:exec(insn, id_of[addr])
+        whole:mem(insn, id_of[addr])
+        insn:inline("add", board, 1)
+    end
+    if table.concat(new, ",") ~= table.concat(mine, ",") then
+        bad[#bad + 1] = "new ids " .. table.concat(new, ",") .. " against " .. table.concat(mine, ",")
+    end
+end)
+
+luahost.on_exit(function()
+    for vcpu = 0, luahost.num_vcpus() - 1 do
+        local e, g = expected[vcpu] or { n = 0, h = 0 }, got[vcpu] or { n = 0, h = 0, insn = 0 }
+        local exec = insns:coalesced(vcpu)
+        luahost.printf("vcpu %d expected %d %d got %d %d merged %d coalesced %s executed %d/%s\n", vcpu,
+            e.n, e.h, g.n, g.h, merged[vcpu] or 0, exec, g.insn + exec, board:get(vcpu))
+    end
+    luahost.printf("ids %d bad %d %s\n", ids, #bad, bad[1] or "")
+end)
+]==]
+
 local function check_counts(report, vcpus)
     local rows = 0
     for vcpu, tb, tb_inline, insn, insn_inline, mem, mem_inline in
@@ -221,6 +310,24 @@ describe("event streams", function()
             assert.are.equal(dm, cm, "accesses coalesced")
             assert.is_true(tonumber(de) > 0 and tonumber(dm) > 0 and tonumber(en) > 0, r.report)
         end)
+
+        it("register every instruction with ids by address in one call: stream:insns (" .. arch .. ") #threads",
+                function()
+            local r = helper.run_lua(arch, INSNS, helper.guest("threads", arch), { guest_args = { "4", "20000" } })
+            local rows = 0
+            for vcpu, en, eh, gn, gh, merged, coalesced, executed, inline in r.report:gmatch(
+                    "vcpu (%d+) expected (%d+) (%d+) got (%d+) (%d+) merged (%d+) coalesced (%d+) "
+                    .. "executed (%d+)/(%d+)\n") do
+                rows = rows + 1
+                assert.are.equal(en, gn, "events of vCPU " .. vcpu)
+                assert.are.equal(eh, gh, "the events of vCPU " .. vcpu .. ", in order")
+                assert.are.equal(merged, coalesced, "executions merged on vCPU " .. vcpu)
+                assert.are.equal(inline, executed, "executions of vCPU " .. vcpu)
+                assert.is_true(tonumber(gn) > 0 and tonumber(merged) > 0, r.report)
+            end
+            assert.is_true(rows >= 2, r.report)
+            assert.matches("\nids %d+ bad 0 \n", "\n" .. r.report)
+        end)
     end
 
     it("give physical addresses and devices in system mode as libmem.so does", function()
@@ -255,6 +362,18 @@ describe("stream misuse", function()
         fails("luahost.stream { }", ":1: luahost.stream: option on_batch (a function) is required")
         fails("local s = luahost.stream { on_batch = print }\nluahost.on_tb_translate(function(tb) s:exec(tb, -1) end)",
             ":2: bad argument #2 to 'exec' (id must be an integer from 0 to 2^32 - 1)")
+        local made = "local s = luahost.stream { on_batch = print }\n"
+        fails(made .. "luahost.on_tb_translate(function(tb) s:insns(tb, 48) end)",
+            ":2: bad argument #2 to 'insns' (block must be a power of two)")
+        fails(made .. "luahost.on_tb_translate(function(tb) s:insns(tb:insn(1)) end)",
+            ":2: bad argument #1 to 'insns' (luahost.tb expected, got ")
+        fails([[
+local s, later = luahost.stream { on_batch = print }
+luahost.on_tb_translate(function(tb) later = later or s:insns(tb) end)
+luahost.on_exit(function()
+    later(nil, 0)
+end)
+]], ":4: attempt to use a tb handle after the callback that provided it returned")
     end)
 
     it("refuses a batch used after its on_batch returned, naming the line", function()
