@@ -127,21 +127,13 @@ end
 local cores = opt.cores
 
 -- One record per instruction address, kept in columns indexed by the id
--- its events carry: a table per instruction took twice the memory (65,000
--- instructions on the sqlite workload).
-local id_of = {}            -- id_of[addr] = id
+-- the stream gives it and its events carry: a table per instruction took
+-- twice the memory (65,000 instructions on the sqlite workload).
 local addr_of = {}          -- the address it is keyed and fetched by
 local symbol_of = {}        -- QEMU's symbol for it, or false
 local text_of = {}          -- its bytes, disassembled at exit, or its text
 local location_of = {}      -- symbolize=on: luahost.describe's
 local dmisses, imisses, l2misses = {}, {}, {}
-
--- Fetches sure to hit the L1 instruction cache are only counted, inline,
--- per vCPU: those of an instruction in the same cache block as the one
--- before it in its translation block, which has just fetched that block.
--- Exact while a cache serves one vCPU at a time (cache.c's interleaving of
--- vCPUs sharing a cache is the luck of the threads anyway).
-local sure_hits = luahost.scoreboard()
 
 local INSN = luahost.INSN
 
@@ -198,31 +190,21 @@ local stream = luahost.stream { on_batch = on_batch, physical = system, unchecke
 -- was a quarter of the translation hook's time.
 local disassemble_later = not system and luahost.disassemble("", 0) ~= nil
 
+-- The stream records every instruction's fetch and accesses, with ids it
+-- keys as cache.c keys instructions (by host address in system mode, by
+-- guest address in user mode); the loop sees each instruction once, at
+-- its first translation, whose symbol and text stay. A fetch of the
+-- same cache block as the instruction before it in its translation block
+-- is sure to hit: the stream only counts it, inline.
 luahost.on_tb_translate(function(tb)
-    local prev_block
-    for _, insn in tb:insns() do
-        -- cache.c keys (and fetches) instructions by their host address in
-        -- system mode, by guest address in user mode
-        local addr = system and (insn:haddr() or 0) or insn:vaddr()
-        local id = id_of[addr]
-        if not id then   -- the first translation's symbol and text stay
-            id = #addr_of + 1
-            id_of[addr], addr_of[id] = id, addr
-            symbol_of[id] = insn:qemu_symbol() or false
-            text_of[id] = disassemble_later and insn:data() or insn:disas()
-            dmisses[id], imisses[id], l2misses[id] = 0, 0, 0
-            if opt.symbolize then
-                location_of[id] = luahost.describe(insn:vaddr())
-            end
+    for id, insn, addr in stream:insns(tb, opt.iblksize) do
+        addr_of[id] = addr
+        symbol_of[id] = insn:qemu_symbol() or false
+        text_of[id] = disassemble_later and insn:data() or insn:disas()
+        dmisses[id], imisses[id], l2misses[id] = 0, 0, 0
+        if opt.symbolize then
+            location_of[id] = luahost.describe(insn:vaddr())
         end
-        stream:mem(insn, id)
-        local block = math.floor(addr / opt.iblksize)
-        if block == prev_block then
-            insn:inline("add", sure_hits, 1)
-        else
-            stream:exec(insn, id)
-        end
-        prev_block = block
     end
 end)
 
@@ -260,7 +242,7 @@ local function stats_row(label, from, to)
     for vcpu = 0, luahost.num_vcpus() - 1 do
         if vcpu % cores + 1 >= from and vcpu % cores + 1 <= to then
             local exec, mem = stream:coalesced(vcpu)
-            fetches.accesses = fetches.accesses + sure_hits:get(vcpu) + exec
+            fetches.accesses = fetches.accesses + exec
             data.accesses = data.accesses + mem
         end
     end
