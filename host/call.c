@@ -506,6 +506,89 @@ static void push_value(lua_State *L, const LhHook *hook)
 }
 
 /*
+ * The registry references of the functions callbacks call: one per
+ * function value until QEMU's next flush (then every hook made before it
+ * is gone), in a table from function to reference. stoptrigger.lua
+ * registers one closure on every instruction, and a reference each (and
+ * a record to drop it at the flush) was a tenth of its translation hook.
+ */
+static int fn_refs_ref = LUA_NOREF;
+static struct {
+    const void *fn;         /* the last callback's Lua function, or NULL */
+    LhFunc *func;
+    int ref;
+} last_callback;
+
+static int callback_fn_ref(lua_State *L, int fn_idx)
+{
+    int ref;
+
+    if (fn_refs_ref == LUA_NOREF) {
+        lua_newtable(L);
+        fn_refs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, fn_refs_ref);
+    lua_pushvalue(L, fn_idx);
+    lua_rawget(L, -2);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+        ref = (int)lua_tointeger(L, -1);
+        lua_pop(L, 2);
+        return ref;
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, fn_idx);
+    ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, fn_idx);
+    lua_pushinteger(L, ref);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    return ref;
+}
+
+/* At the flush: the references callback_fn_ref took, all dropped. */
+static void drop_callback_fn_refs(lua_State *L)
+{
+    if (fn_refs_ref == LUA_NOREF) {
+        return;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, fn_refs_ref);
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, (int)lua_tointeger(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, fn_refs_ref);
+    fn_refs_ref = LUA_NOREF;
+    last_callback.fn = NULL;
+}
+
+/*
+ * A callback's function record and registry reference. The last Lua
+ * function's are kept by its address: a script registers one closure on
+ * instruction after instruction, and its reference keeps it (and so its
+ * address) until the flush, which forgets it here too.
+ */
+static LhFunc *callback_func(lua_State *L, int fn_idx, const char *what, int *ref)
+{
+    const void *fn = lua_iscfunction(L, fn_idx) ? NULL : lua_topointer(L, fn_idx);
+    LhFunc *func;
+
+    if (fn != NULL && fn == last_callback.fn) {
+        *ref = last_callback.ref;
+        return last_callback.func;
+    }
+    func = func_for(L, fn_idx, what);
+    *ref = callback_fn_ref(L, fn_idx);
+    if (fn != NULL) {
+        last_callback.fn = fn;
+        last_callback.func = func;
+        last_callback.ref = *ref;
+    }
+    return func;
+}
+
+/*
  * A hook of a global event is kept until exit; one that QEMU holds in a
  * translated block until QEMU flushes it (lh_callback_new). Once
  * luahost.uninstall was called, the callback that called it and the
@@ -527,11 +610,19 @@ static LhHook *hook_make(lua_State *L, int fn_idx, int value_idx, const char *wh
         lua_pushcfunction(L, lh_message_handler);
         handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    hook = callback ? lh_new_until_flush(sizeof(*hook)) : g_new0(LhHook, 1);
-    hook->func = func_for(L, fn_idx, what);
+    if (fn_idx < 0) {     /* absolute: values are pushed above it */
+        fn_idx = lua_gettop(L) + fn_idx + 1;
+    }
+    if (callback) {
+        hook = lh_new_until_flush(sizeof(*hook));
+        hook->func = callback_func(L, fn_idx, what, &hook->fn_ref);
+    } else {
+        hook = g_new0(LhHook, 1);
+        hook->func = func_for(L, fn_idx, what);
+        lua_pushvalue(L, fn_idx);
+        hook->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     hook->what = hook->func->c_what != NULL ? hook->func->c_what : what;
-    lua_pushvalue(L, fn_idx);
-    hook->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (value_idx != 0 && !lua_isnoneornil(L, value_idx)) {
         keep_value(L, value_idx, hook);
     } else {
@@ -637,16 +728,19 @@ void lh_flush_records(void)
     }
     lh_tsan_exclusive_end();
     g_mutex_unlock(&records_lock);
+    drop_callback_fn_refs(lh_thread()->L);
 }
 
-/* A hook of lh_callback_new's, once QEMU has flushed its code. */
+/*
+ * The value a hook of lh_callback_new's carries in the registry, once
+ * QEMU has flushed its code; its function's reference goes with the
+ * others (drop_callback_fn_refs).
+ */
 static void callback_free(void *p)
 {
     LhHook *hook = p;
-    lua_State *L = lh_thread()->L;
 
-    luaL_unref(L, LUA_REGISTRYINDEX, hook->fn_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, hook->value_ref);
+    luaL_unref(lh_thread()->L, LUA_REGISTRYINDEX, hook->value_ref);
 }   /* its memory goes with its chunk (lh_new_until_flush), after the flush's records */
 
 /*
@@ -660,7 +754,9 @@ LhHook *lh_callback_new(lua_State *L, int fn_idx, int regs_idx, const char *what
     LhHook *hook = hook_make(L, fn_idx, fn_idx + 1, what, true);
 
     hook->regs = regs;
-    lh_keep_until_flush(hook, callback_free);
+    if (hook->value_ref >= 0) {     /* a reference, not a number kept in the hook */
+        lh_keep_until_flush(hook, callback_free);
+    }
     lh_tsan_publish(hook);
     return hook;
 }

@@ -182,6 +182,30 @@ luahost.on_exit(function()
 end)
 ]]
 
+-- Callbacks hold their functions by one registry reference per function
+-- until the flush, the last one found by its address (host/call.c): each
+-- block calls one closure shared by all and one made for it, with a value,
+-- and both must run exactly as often as QEMU's inline counter counts,
+-- however many flushes come between.
+local ACROSS_FLUSHES = [[
+local board = luahost.scoreboard()
+local flushes, shared, own, wrong = 0, 0, 0, 0
+local function count() shared = shared + 1 end
+luahost.on_tb_translate(function(tb)
+    local pc = tb:vaddr()
+    tb:inline("add", board, 1)
+    tb:on_exec(count)
+    tb:on_exec(function(_, value)
+        own = own + 1
+        if value ~= pc then wrong = wrong + 1 end
+    end, pc)
+end)
+luahost.on_flush(function() flushes = flushes + 1 end)
+luahost.on_exit(function()
+    luahost.printf("flushes=%d shared=%d own=%d inline=%d wrong=%d\n", flushes, shared, own, board:sum(), wrong)
+end)
+]]
+
 describe("lock order", function()
     after_each(helper.cleanup)
 
@@ -274,6 +298,17 @@ describe("memory per translated block", function()
             assert.is_true(flushes4 >= 3 * flushes, report)
             assert.is_true(hwm4 - hwm < 8 * 1024,
                 ("peak RSS %d kB after %d flushes, %d kB after %d"):format(hwm, flushes, hwm4, flushes4))
+        end)
+
+        it(("keeps each callback's function and value across QEMU's flushes (%s)"):format(arch), function()
+            local r = run(arch, ACROSS_FLUSHES, { "1", "100", "256" }, { "-tb-size", "1" })
+            assert.are.equal(0, r.status, r.stderr)
+            local flushes, shared, own, inline, wrong = r.report:match(
+                "flushes=(%d+) shared=(%d+) own=(%d+) inline=(%d+) wrong=(%d+)")
+            assert.is_true(tonumber(flushes) >= 5, r.report)
+            assert.are.equal(inline, shared, "the shared closure's calls")
+            assert.are.equal(inline, own, "each block's own closure's calls")
+            assert.are.equal("0", wrong, r.report)
         end)
     end
 end)
