@@ -485,7 +485,7 @@ static int stream_insns(lua_State *L)
     struct qemu_plugin_tb *tb = lh_check_handle(L, 2, LH_TB_MT, "a tb");
     lua_Integer block = luaL_optinteger(L, 3, 0);
     size_t n = qemu_plugin_tb_n_insns(tb);
-    qemu_plugin_u64 merged = qemu_plugin_scoreboard_u64(s->merged);
+    qemu_plugin_u64 merged = { .score = s->merged, .offset = 0 };
     LhNewInsns *seen;
     LhSite *sites;
     uint64_t prev_block = 0;
@@ -558,10 +558,11 @@ static int stream_coalesced(lua_State *L)
     LhStream *s = check_stream(L);
     lua_Integer vcpu = luaL_checkinteger(L, 2);
     LhStreamBuf *b = existing_buf(s, vcpu);
+    qemu_plugin_u64 entry = { .score = s->merged, .offset = 0 };
     uint64_t merged = 0;
 
     if (vcpu >= 0 && vcpu < qemu_plugin_num_vcpus()) {
-        merged = qemu_plugin_u64_get(qemu_plugin_scoreboard_u64(s->merged), (unsigned int)vcpu);
+        merged = qemu_plugin_u64_get(entry, (unsigned int)vcpu);
     }
     lh_push_u64(L, (b != NULL ? b->coalesced_exec : 0) + merged);
     lh_push_u64(L, b != NULL ? b->coalesced_mem : 0);
