@@ -75,7 +75,7 @@ typedef struct LhStream {
     bool physical;
     bool devices_only;      /* physical = "devices": RAM accesses are not recorded */
     LhCoalesce exec_coalesce, mem_coalesce;
-    struct qemu_plugin_scoreboard *merged;  /* stream:insns' fetches counted inline, per vCPU */
+    qemu_plugin_u64 merged; /* stream:insns' fetches counted inline, per vCPU */
     GHashTable *ids;        /* stream:insns: instruction address -> id */
 } LhStream;
 
@@ -374,6 +374,16 @@ static LhStream *check_stream(lua_State *L)
     return lh_check_box(L, 1, LH_STREAM_MT);
 }
 
+static void site_init(LhSite *site, LhStream *s, uint64_t pc, uint32_t id, uint8_t kind, uint16_t size)
+{
+    site->stream = s;
+    site->pc = pc;
+    site->id = id;
+    site->kind = kind;
+    site->size = size;
+    lh_tsan_publish(site);
+}
+
 /* The site's id: the argument at idx, 0 to 2^32 - 1, or 0. */
 static LhSite *site_new(lua_State *L, LhStream *s, int id_idx, uint64_t pc, uint8_t kind, uint16_t size)
 {
@@ -383,12 +393,7 @@ static LhSite *site_new(lua_State *L, LhStream *s, int id_idx, uint64_t pc, uint
     luaL_argcheck(L, id >= 0 && id <= UINT32_MAX && id == (lua_Number)(uint32_t)id, id_idx,
                   "id must be an integer from 0 to 2^32 - 1");
     site = lh_new_until_flush(sizeof(*site));   /* QEMU holds it in its TBs */
-    site->stream = s;
-    site->pc = pc;
-    site->id = (uint32_t)id;
-    site->kind = kind;
-    site->size = size;
-    lh_tsan_publish(site);
+    site_init(site, s, pc, (uint32_t)id, kind, size);
     return site;
 }
 
@@ -485,7 +490,6 @@ static int stream_insns(lua_State *L)
     struct qemu_plugin_tb *tb = lh_check_handle(L, 2, LH_TB_MT, "a tb");
     lua_Integer block = luaL_optinteger(L, 3, 0);
     size_t n = qemu_plugin_tb_n_insns(tb);
-    qemu_plugin_u64 merged = { .score = s->merged, .offset = 0 };
     LhNewInsns *seen;
     LhSite *sites;
     uint64_t prev_block = 0;
@@ -500,25 +504,19 @@ static int stream_insns(lua_State *L)
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         uint64_t vaddr = qemu_plugin_insn_vaddr(insn);
         uint64_t key = s->physical ? (uintptr_t)qemu_plugin_insn_haddr(insn) : vaddr;
+        uint64_t key_block = block != 0 ? key / (uint64_t)block : 0;
         bool is_new;
         uint32_t id = id_of(s, key, &is_new);
         LhSite *site = &sites[i];
 
-        site->stream = s;
-        site->pc = vaddr;
-        site->id = id;
-        site->kind = KIND_INSN;
-        site->size = (uint16_t)qemu_plugin_insn_size(insn);
-        lh_tsan_publish(site);
+        site_init(site, s, vaddr, id, KIND_INSN, (uint16_t)qemu_plugin_insn_size(insn));
         qemu_plugin_register_vcpu_mem_cb(insn, record_mem, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW, site);
-        if (block != 0 && i > 0 && key / (uint64_t)block == prev_block) {
-            qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64, merged, 1);
+        if (block != 0 && i > 0 && key_block == prev_block) {
+            qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64, s->merged, 1);
         } else {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, record_exec, QEMU_PLUGIN_CB_NO_REGS, site);
         }
-        if (block != 0) {
-            prev_block = key / (uint64_t)block;
-        }
+        prev_block = key_block;
         if (is_new) {
             seen->insn[seen->n].index = (uint32_t)i;
             seen->insn[seen->n++].key = key;
@@ -558,11 +556,10 @@ static int stream_coalesced(lua_State *L)
     LhStream *s = check_stream(L);
     lua_Integer vcpu = luaL_checkinteger(L, 2);
     LhStreamBuf *b = existing_buf(s, vcpu);
-    qemu_plugin_u64 entry = { .score = s->merged, .offset = 0 };
     uint64_t merged = 0;
 
     if (vcpu >= 0 && vcpu < qemu_plugin_num_vcpus()) {
-        merged = qemu_plugin_u64_get(entry, (unsigned int)vcpu);
+        merged = qemu_plugin_u64_get(s->merged, (unsigned int)vcpu);
     }
     lh_push_u64(L, (b != NULL ? b->coalesced_exec : 0) + merged);
     lh_push_u64(L, b != NULL ? b->coalesced_mem : 0);
@@ -620,7 +617,7 @@ static int stream_new(lua_State *L)
     s->devices_only = lua_toboolean(L, 7);
     int depth = lh_release();   /* QEMU's plugin lock (docs/threading.md) */
     s->bufs = qemu_plugin_scoreboard_new(sizeof(LhStreamBuf *));
-    s->merged = qemu_plugin_scoreboard_new(sizeof(uint64_t));
+    s->merged.score = qemu_plugin_scoreboard_new(sizeof(uint64_t));
     lh_reacquire(depth);
     lh_push_box(L, s, LH_STREAM_MT);
     g_ptr_array_add(streams, s);
