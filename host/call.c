@@ -412,6 +412,7 @@ static void remember_func(lua_State *L, int fn_idx, LhFunc *func)
     lua_pop(L, 1);
 }
 
+/* The record of the function at fn_idx, an absolute index (hook_make's). */
 static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
 {
     lua_Debug ar;
@@ -419,9 +420,6 @@ static LhFunc *func_for(lua_State *L, int fn_idx, const char *what)
     LhFunc *func;
     bool is_c = lua_iscfunction(L, fn_idx);
 
-    if (fn_idx < 0) {     /* absolute: values are pushed above it */
-        fn_idx = lua_gettop(L) + fn_idx + 1;
-    }
     if (!is_c && (func = known_func(L, fn_idx)) != NULL) {
         return func;
     }
