@@ -401,6 +401,27 @@ local function mem_regions(text)
     return regions, total
 end
 
+-- A region-summary report without what depends on the order of other
+-- threads' accesses: which load first read a byte the mirror had not
+-- seen stored (the warnings and the "Seen all" column). Each plugin
+-- mirrors under its own lock, and QEMU calls the C plugin, then ours,
+-- after each access: when one thread loads what another stores, the two
+-- calls of each can interleave differently in the two plugins. Within one
+-- report the two must still agree: a region has a warning if and only if
+-- it was not seen all.
+local function without_thread_order(report)
+    local warned = {}
+    for base in report:gmatch("Warning: (0x%x+):%d+ read an un%-instrumented value\n") do
+        assert.is_nil(warned[base], "one warning per region")
+        warned[base] = true
+    end
+    for base, seen in report:gmatch("\n(0x%x+), %d+, %d+, (%a+)") do
+        assert.are.equal(seen == "false", warned[base] == true, base .. " warned if not seen all")
+    end
+    return (report:gsub("Warning: 0x%x+:%d+ read an un%-instrumented value\n", "")
+                  :gsub("(\n0x%x+, %d+, %d+, )%a+", "%1?"))
+end
+
 describe("mem.lua", function()
     after_each(helper.cleanup)
 
@@ -416,7 +437,13 @@ describe("mem.lua", function()
                 if args:find("region") then
                     assert.matches("Region Base, Reads, Writes, Seen all\n0x", r.log, 1, true)
                 end
-                assert.are.equal(r.log, r.report)
+                if args:find("region") and not args:find("track=w") then
+                    -- the reads and writes of each region exactly; the
+                    -- exact report is compared on memtraffic, one thread
+                    assert.are.equal(without_thread_order(r.log), without_thread_order(r.report))
+                else
+                    assert.are.equal(r.log, r.report)
+                end
             end)
         end
 
