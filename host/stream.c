@@ -77,7 +77,30 @@ typedef struct LhStream {
     LhCoalesce exec_coalesce, mem_coalesce;
     qemu_plugin_u64 merged; /* stream:insns' fetches counted inline, per vCPU */
     GHashTable *ids;        /* stream:insns: instruction address -> id */
+    GArray *insns;          /* stream:insns: LhStreamInsn by id - 1 */
 } LhStream;
+
+/*
+ * What stream:insn(id) gives of an instruction stream:insns numbered: as
+ * it was at its first translation, for a report made after its code may
+ * be gone. The symbol is QEMU's, kept by pointer as cache.c keeps it:
+ * QEMU never frees its symbol tables.
+ */
+typedef struct LhStreamInsn {
+    uint64_t key;           /* the address it is numbered by */
+    uint64_t vaddr;
+    const char *symbol;     /* or NULL */
+    uint32_t size;          /* its bytes: */
+    union {
+        uint8_t here[16];   /* up to 16 (x86: 15; a Hexagon packet: 16) */
+        uint8_t *there;     /* else allocated */
+    } data;
+} LhStreamInsn;
+
+static const uint8_t *kept_data(const LhStreamInsn *kept)
+{
+    return kept->size <= sizeof(kept->data.here) ? kept->data.here : kept->data.there;
+}
 
 /* One registration: what every event it records shares. */
 typedef struct LhSite {
@@ -454,17 +477,31 @@ static int new_insns_next(lua_State *L)
     return 3;
 }
 
-/* The id of the instruction at key, numbered from 1 when first seen (then *is_new). */
-static uint32_t id_of(LhStream *s, uint64_t key, bool *is_new)
+/*
+ * The id of insn, keyed at key: numbered from 1 when first seen (then
+ * *is_new, and what stream:insn gives of it is kept).
+ */
+static uint32_t id_of(LhStream *s, struct qemu_plugin_insn *insn, uint64_t key, bool *is_new)
 {
     gpointer found;
 
     if (s->ids == NULL) {
         s->ids = g_hash_table_new(g_direct_hash, g_direct_equal);
+        s->insns = g_array_new(FALSE, FALSE, sizeof(LhStreamInsn));
     }
     found = g_hash_table_lookup(s->ids, (gpointer)(uintptr_t)key);
     *is_new = found == NULL && g_hash_table_size(s->ids) < UINT32_MAX - 1;
     if (*is_new) {
+        LhStreamInsn kept = { .key = key, .vaddr = qemu_plugin_insn_vaddr(insn),
+                              .symbol = qemu_plugin_insn_symbol(insn),
+                              .size = (uint32_t)qemu_plugin_insn_size(insn) };
+        uint8_t *dest = kept.data.here;
+
+        if (kept.size > sizeof(kept.data.here)) {
+            dest = kept.data.there = g_malloc(kept.size);
+        }
+        qemu_plugin_insn_data(insn, dest, kept.size);
+        g_array_append_val(s->insns, kept);
         found = GUINT_TO_POINTER(g_hash_table_size(s->ids) + 1);
         g_hash_table_insert(s->ids, (gpointer)(uintptr_t)key, found);
     }
@@ -506,7 +543,7 @@ static int stream_insns(lua_State *L)
         uint64_t key = s->physical ? (uintptr_t)qemu_plugin_insn_haddr(insn) : vaddr;
         uint64_t key_block = block != 0 ? key / (uint64_t)block : 0;
         bool is_new;
-        uint32_t id = id_of(s, key, &is_new);
+        uint32_t id = id_of(s, insn, key, &is_new);
         LhSite *site = &sites[i];
 
         site_init(site, s, vaddr, id, KIND_INSN, (uint16_t)qemu_plugin_insn_size(insn));
@@ -526,6 +563,43 @@ static int stream_insns(lua_State *L)
     lua_pushnil(L);
     lua_pushinteger(L, (lua_Integer)seen->first - 1);
     return 3;
+}
+
+/*
+ * stream:insn(id): the address stream:insns numbered the instruction by,
+ * its bytes and QEMU's symbol for it (or nil), as at its first
+ * translation, and its guest address.
+ */
+static int stream_insn(lua_State *L)
+{
+    LhStream *s = check_stream(L);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    guint n = s->insns != NULL ? s->insns->len : 0;
+
+    if (id < 1 || id > (lua_Integer)n) {
+        return luaL_argerror(L, 2, lua_pushfstring(L, "not an id stream:insns gave (it numbered %d, from 1)",
+                                                   (int)n));
+    }
+    const LhStreamInsn *kept = &g_array_index(s->insns, LhStreamInsn, id - 1);
+
+    lh_push_u64(L, kept->key);
+    lua_pushlstring(L, (const char *)kept_data(kept), kept->size);
+    if (kept->symbol != NULL) {
+        lua_pushstring(L, kept->symbol);
+    } else {
+        lua_pushnil(L);
+    }
+    lh_push_u64(L, kept->vaddr);
+    return 4;
+}
+
+/* stream:numbered(): how many instructions stream:insns has numbered. */
+static int stream_numbered(lua_State *L)
+{
+    LhStream *s = check_stream(L);
+
+    lua_pushinteger(L, s->insns != NULL ? (lua_Integer)s->insns->len : 0);
+    return 1;
 }
 
 /* stream:flush(): deliver the running vCPU's events now. */
@@ -771,6 +845,8 @@ static const luaL_Reg stream_methods[] = {
     { "exec", stream_exec },
     { "mem", stream_mem },
     { "insns", stream_insns },
+    { "insn", stream_insn },
+    { "numbered", stream_numbered },
     { "flush", stream_flush },
     { "coalesced", stream_coalesced },
     { NULL, NULL },

@@ -157,11 +157,13 @@ end)
 -- block), must be stream:insns' events in the same order, the merged
 -- ones its coalesced count, and every execution QEMU's inline counter
 -- counts one of the two. The iterator must give each new id once, in
--- order, with its address.
+-- order, with its address, and stream:insn each id's address, bytes,
+-- QEMU's symbol and guest address as the instruction's handle gave them.
 local INSNS = [==[
 local BLOCK = 16
 local KIND_NAMES = { [luahost.INSN] = "insn", [luahost.LOAD] = "mem", [luahost.STORE] = "mem" }
 local id_of, ids = {}, 0
+local kept = {}     -- kept[id]: what stream:insn(id) must give
 local board = luahost.scoreboard()
 local expected, got, merged, prev = {}, {}, {}, {}
 local bad = {}
@@ -208,6 +210,7 @@ luahost.on_tb_translate(function(tb)
     for id, insn, addr in insns:insns(tb, BLOCK) do
         new[#new + 1] = ("%d 0x%x"):format(id, tonumber(addr))
         if addr ~= insn:vaddr() then bad[#bad + 1] = "address of id " .. id end
+        kept[id] = { addr, insn:data(), insn:qemu_symbol() }
     end
     local mine = {}
     whole:exec(tb)
@@ -234,6 +237,18 @@ luahost.on_exit(function()
         luahost.printf("vcpu %d expected %d %d got %d %d merged %d coalesced %s executed %d/%s\n", vcpu,
             e.n, e.h, g.n, g.h, merged[vcpu] or 0, exec, g.insn + exec, board:get(vcpu))
     end
+    local entry     -- counted_loop's first instruction, by QEMU's symbols
+    for id = 1, insns:numbered() do
+        local addr, data, symbol, vaddr = insns:insn(id)
+        local k = kept[id]
+        if addr ~= k[1] or data ~= k[2] or symbol ~= k[3] or vaddr ~= addr then
+            bad[#bad + 1] = "stream:insn(" .. id .. ")"
+        end
+        if symbol == "counted_loop" and not (entry and entry < vaddr) then
+            entry = vaddr
+        end
+    end
+    luahost.printf("ids %d numbered %d counted_loop 0x%x\n", ids, insns:numbered(), entry or 0)
     luahost.printf("ids %d bad %d %s\n", ids, #bad, bad[1] or "")
 end)
 ]==]
@@ -327,6 +342,9 @@ describe("event streams", function()
             end
             assert.is_true(rows >= 2, r.report)
             assert.matches("\nids %d+ bad 0 \n", "\n" .. r.report)
+            local ids, numbered, entry = r.report:match("\nids (%d+) numbered (%d+) counted_loop 0x(%x+)\n")
+            assert.are.equal(ids, numbered)
+            assert.are.equal(helper.nm(helper.guest("threads", arch), "counted_loop"), tonumber(entry, 16))
         end)
     end
 
@@ -367,6 +385,13 @@ describe("stream misuse", function()
             ":2: bad argument #2 to 'insns' (block must be a power of two)")
         fails(made .. "luahost.on_tb_translate(function(tb) s:insns(tb:insn(1)) end)",
             ":2: bad argument #1 to 'insns' (luahost.tb expected, got ")
+        fails(made .. "luahost.on_exit(function() assert(s:numbered() == 0) s:insn(1) end)",
+            ":2: bad argument #1 to 'insn' (not an id stream:insns gave (it numbered 0, from 1))")
+        fails(made .. "luahost.on_tb_translate(function(tb) s:insns(tb) end)\n"
+            .. "luahost.on_exit(function() s:insn(s:numbered() + 1) end)",
+            ":3: bad argument #1 to 'insn' (not an id stream:insns gave (it numbered ")
+        fails(made .. "luahost.on_exit(function() s:insn('one') end)",
+            ":2: bad argument #1 to 'insn' (number expected, got string)")
         fails([[
 local s, later = luahost.stream { on_batch = print }
 luahost.on_tb_translate(function(tb) later = later or s:insns(tb) end)
