@@ -128,21 +128,32 @@ local cores = opt.cores
 
 -- One record per instruction address, kept in columns indexed by the id
 -- the stream gives it and its events carry: a table per instruction took
--- twice the memory (65,000 instructions on the sqlite workload).
-local addr_of = {}          -- the address it is keyed and fetched by
-local symbol_of = {}        -- QEMU's symbol for it, or false
-local text_of = {}          -- its bytes, disassembled at exit, or its text
+-- twice the memory (65,000 instructions on the sqlite workload). The
+-- stream keeps each instruction's address, bytes and symbol itself
+-- (stream:insn). In user mode a fetch's address is its event's.
+local addr_of = {}          -- the address it is keyed and fetched by: in
+                            -- system mode from its first fetch, else at exit
+local text_of = {}          -- its text, where it cannot be disassembled at exit
 local location_of = {}      -- symbolize=on: luahost.describe's
-local dmisses, imisses, l2misses = {}, {}, {}
+local dmisses, imisses, l2misses = {}, {}, {}   -- nil: none
 
 local INSN = luahost.INSN
+local stream
+
+-- The address of instruction id, asked of the stream at its first fetch
+-- (system mode: its host address, which no column holds).
+local function fetch_addr(id)
+    local addr = stream:insn(id)
+    addr_of[id] = addr
+    return addr
+end
 
 -- After an L1 miss: charge it to instruction id (misses is the column of
 -- the kind) and go on to the core's L2.
 local function l1_missed(core, addr, id, misses)
-    misses[id] = misses[id] + 1
+    misses[id] = (misses[id] or 0) + 1
     if use_l2 and not l2cache[core](addr) then
-        l2misses[id] = l2misses[id] + 1
+        l2misses[id] = (l2misses[id] or 0) + 1
     end
 end
 
@@ -158,7 +169,7 @@ local function on_batch(vcpu, batch)
     for i = 1, batch.n do
         local id = ids[i]
         if kind[i] == INSN then
-            local addr = addr_of[id]
+            local addr = system and (addr_of[id] or fetch_addr(id)) or addrs[i]
             if not fetch(addr) then
                 l1_missed(core, addr, id, imisses)
             end
@@ -181,7 +192,7 @@ end
 local function sets_of(list)   -- the stream remembers blocks of up to 65536 sets; else one
     return list[1].sets <= 65536 and list[1].sets or 1
 end
-local stream = luahost.stream { on_batch = on_batch, physical = system, unchecked = true,
+stream = luahost.stream { on_batch = on_batch, physical = system, unchecked = true,
     coalesce = { mem = opt.dblksize, mem_sets = sets_of(l1d),
         exec = not system and opt.iblksize or nil, exec_sets = not system and sets_of(l1i) or nil } }
 
@@ -192,16 +203,21 @@ local disassemble_later = not system and luahost.disassemble("", 0) ~= nil
 
 -- The stream records every instruction's fetch and accesses, with ids it
 -- keys as cache.c keys instructions (by host address in system mode, by
--- guest address in user mode); the loop sees each instruction once, at
--- its first translation, whose symbol and text stay. A fetch of the
--- same cache block as the instruction before it in its translation block
--- is sure to hit: the stream only counts it, inline.
+-- guest address in user mode), and keeps what the report shows of each
+-- as at its first translation: its address, bytes and symbol. The loop
+-- sees each instruction once, for what the stream does not keep. A fetch
+-- of the same cache block as the instruction before it in its
+-- translation block is sure to hit: the stream only counts it, inline.
+local note_each = opt.symbolize or not disassemble_later
 luahost.on_tb_translate(function(tb)
-    for id, insn, addr in stream:insns(tb, opt.iblksize) do
-        addr_of[id] = addr
-        symbol_of[id] = insn:qemu_symbol() or false
-        text_of[id] = disassemble_later and insn:data() or insn:disas()
-        dmisses[id], imisses[id], l2misses[id] = 0, 0, 0
+    if not note_each then
+        stream:insns(tb, opt.iblksize)
+        return
+    end
+    for id, insn in stream:insns(tb, opt.iblksize) do
+        if not disassemble_later then
+            text_of[id] = insn:disas()
+        end
         if opt.symbolize then
             location_of[id] = luahost.describe(insn:vaddr())
         end
@@ -267,16 +283,21 @@ end
 local function top_list(title, misses)
     local out = { ("address, %s misses, instruction%s\n"):format(title, opt.symbolize and ", location" or "") }
     for _, id in ipairs(report.top_ids(#addr_of, misses, opt.limit, addr_of)) do
-        local addr = addr_of[id]
-        local symbol = symbol_of[id] and (" (%s)"):format(symbol_of[id]) or ""
+        local addr, data, symbol = stream:insn(id)
+        symbol = symbol and (" (%s)"):format(symbol) or ""
         local location = location_of[id] and ", " .. location_of[id] or ""
-        local text = disassemble_later and luahost.disassemble(text_of[id], addr) or text_of[id]
+        local text = disassemble_later and luahost.disassemble(data, addr) or text_of[id]
         out[#out + 1] = ("0x%x%s, %d, %s%s\n"):format(addr, symbol, misses[id], text, location)
     end
     return table.concat(out)
 end
 
 luahost.on_exit(function()
+    -- every instruction numbered, with its address and its misses
+    for id = 1, stream:numbered() do
+        addr_of[id] = addr_of[id] or stream:insn(id)
+        dmisses[id], imisses[id], l2misses[id] = dmisses[id] or 0, imisses[id] or 0, l2misses[id] or 0
+    end
     local lists = { top_list("data", dmisses), top_list("fetch", imisses) }
     if use_l2 then
         lists[#lists + 1] = top_list("L2", l2misses)
