@@ -44,21 +44,24 @@ for _, value in ipairs(opt.count) do
         luahost.usage_error(why .. ": count=" .. value)
     end
 end
--- Every count, of a class too, is kept per (class, opcode), as howvec.c
--- keeps its individual counts, and a class's hits are summed at exit:
--- one shared counter per class would chain the inline adds of consecutive
--- instructions through the same memory word, which costs up to twice the
--- time of independent counters.
+-- A class's hits are kept in SLOTS counters, summed at exit, an opcode's
+-- in the slot its value picks: one shared counter per class would chain
+-- the inline adds of consecutive instructions through the same memory
+-- word, which costs up to twice the time of independent counters. A
+-- counter per (class, opcode), as howvec.c keeps its individual counts,
+-- made a counter for nearly every new x86 encoding (its first 4 bytes
+-- hold displacements): a fifth of the translation hook.
+local SLOTS = 61    -- a prime: the slot depends on all 4 bytes
 for _, class in ipairs(classes) do
-    class.parts = {}   -- parts[opcode] = scoreboard entry
+    class.parts = {}   -- parts[slot] = scoreboard entry
 end
 
 local individual = {}   -- individual[opcode] = { text =, class =, hits = }
 
 -- A new counter: a field of a scoreboard of 64 (stdlib/entries.lua).
 -- QEMU makes and sizes a scoreboard for every vCPU, about 2,700
--- instructions each, and a counter is made per (class, opcode) at
--- translation: 40% of the translated instructions on a short program.
+-- instructions each, and a counter is made per individual opcode at
+-- translation.
 local new_counter = require("entries").new
 
 local function individual_hits(insn, opcode, class)
@@ -73,17 +76,19 @@ local function individual_hits(insn, opcode, class)
 end
 
 local function class_hits(opcode, class)
-    local hits = class.parts[opcode]
+    local slot = opcode % SLOTS
+    local hits = class.parts[slot]
     if not hits then
         hits = new_counter()
-        class.parts[opcode] = hits
+        class.parts[slot] = hits
     end
     return hits
 end
 
 -- The scoreboard entry an instruction's executions add to, or false.
-local function classify(insn, bytes)
-    local opcode = insnclass.opcode(bytes)
+-- insn:opcode() is insnclass.opcode(insn:data()) without the string.
+local function classify(insn)
+    local opcode = insn:opcode()
     local class = insnclass.match(classes, opcode, classes.uses_groups and insn:groups())
     if class.what == "class" then
         return class_hits(opcode, class)
@@ -97,7 +102,7 @@ end
 -- entry, and classifying (capstone's groups, a walk of the class table)
 -- costs microseconds per instruction. The mix keeps the answers in C and
 -- registers the adds itself: no Lua runs for an encoding seen before.
-local mix = luahost.insn_mix(function(insn) return classify(insn, insn:data()) end)
+local mix = luahost.insn_mix(classify)
 
 luahost.on_tb_translate(function(tb)
     mix:count(tb)
