@@ -72,35 +72,65 @@ static const char *open_capstone(void)
 }
 
 /*
+ * Why this guest has no capstone groups, with its name ("... (riscv64)"),
+ * or NULL.
+ */
+const char *lh_capstone_groups_missing(void)
+{
+    static char why[160];
+    const char *error = open_capstone();
+
+    if (error == NULL) {
+        return NULL;
+    }
+    g_snprintf(why, sizeof(why), "%s (%s)", error, target_name != NULL ? target_name : "?");
+    return why;
+}
+
+/*
+ * The capstone group ids of insn (as many as LH_MAX_GROUPS, as capstone
+ * keeps) into ids: their count, 0 if capstone cannot decode it. The
+ * handle must be open (lh_capstone_groups_missing() is NULL).
+ */
+int lh_insn_group_ids(struct qemu_plugin_insn *insn, uint8_t ids[LH_MAX_GROUPS])
+{
+    uint8_t bytes[16];  /* x86 instructions are at most 15 bytes */
+    const uint8_t *code = bytes;
+    size_t size = qemu_plugin_insn_data(insn, bytes, sizeof(bytes));
+    uint64_t address = qemu_plugin_insn_vaddr(insn);
+
+    if (!cs_disasm_iter(handle, &code, &size, &address, decoded)) {
+        return 0;
+    }
+    const cs_detail *detail = decoded->detail;
+    int n = MIN(detail->groups_count, LH_MAX_GROUPS);
+
+    memcpy(ids, detail->groups, (size_t)n);
+    return n;
+}
+
+/*
  * insn:groups(): the capstone group names of the instruction, a list;
  * empty if capstone cannot decode it.
  */
 int lh_insn_groups(lua_State *L)
 {
     struct qemu_plugin_insn *insn = lh_check_handle(L, 1, LH_INSN_MT, "an insn");
-    const char *why = open_capstone();
-    uint8_t bytes[16];  /* x86 instructions are at most 15 bytes */
+    const char *why = lh_capstone_groups_missing();
+    uint8_t ids[LH_MAX_GROUPS];
 
     if (why != NULL) {
-        return lh_error(L, "insn:groups: %s (%s)", why, target_name != NULL ? target_name : "?");
+        return lh_error(L, "insn:groups: %s", why);
     }
-    const uint8_t *code = bytes;
-    size_t size = qemu_plugin_insn_data(insn, bytes, sizeof(bytes));
-    uint64_t address = qemu_plugin_insn_vaddr(insn);
+    int count = lh_insn_group_ids(insn, ids);
+    int n = 0;
 
-    if (!cs_disasm_iter(handle, &code, &size, &address, decoded)) {
-        lua_newtable(L);
-    } else {
-        const cs_detail *detail = decoded->detail;
-        int n = 0;
-
-        lua_createtable(L, detail->groups_count, 0);    /* sized once, not grown per name */
-        for (int i = 0; i < detail->groups_count; i++) {
-            const char *name = cs_group_name(handle, detail->groups[i]);
-            if (name != NULL) {
-                lua_pushstring(L, name);
-                lua_rawseti(L, -2, ++n);
-            }
+    lua_createtable(L, count, 0);    /* sized once, not grown per name */
+    for (int i = 0; i < count; i++) {
+        const char *name = cs_group_name(handle, ids[i]);
+        if (name != NULL) {
+            lua_pushstring(L, name);
+            lua_rawseti(L, -2, ++n);
         }
     }
     return 1;

@@ -412,6 +412,9 @@ LhCondition lh_check_condition(lua_State *L, int idx, const char *what);
 /* disas.c: capstone instruction groups for insn:groups(), user-mode insn:disas(). */
 void lh_disas_init(lua_State *L, int raw);
 int lh_insn_groups(lua_State *L);
+enum { LH_MAX_GROUPS = 8 };     /* capstone keeps at most 8 per instruction */
+const char *lh_capstone_groups_missing(void);
+int lh_insn_group_ids(struct qemu_plugin_insn *insn, uint8_t ids[LH_MAX_GROUPS]);
 bool lh_push_disas(lua_State *L, struct qemu_plugin_insn *insn);
 
 /* Embedded Lua sources (generated at build time from lua/). */
