@@ -9,6 +9,14 @@
  * a string of its bytes for the key, a table lookup and an insn:inline
  * call: most of howvec.lua's translation hook.
  *
+ * classify may name a list of entries instead: an encoding is counted in
+ * the one its opcode picks, so that consecutive instructions of a class
+ * rarely add to the same memory word. With key = "groups" classify
+ * decides from capstone's groups alone and is asked once per set of
+ * groups: on x86 nearly every new encoding is a new opcode (its first 4
+ * bytes hold displacements), and asking Lua about each was most of
+ * howvec.lua's hook.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <stddef.h>
@@ -29,21 +37,39 @@ typedef struct Encoding {
     uint8_t bytes[KEY_MAX];
 } Encoding;
 
+/* What classify answered: not counted (n = 0), or entries to pick from. */
+typedef struct Answer {
+    uint32_t n;
+    qemu_plugin_u64 entries[];
+} Answer;
+
+/* key = "groups": a set of capstone group ids, as a bitmap. */
+typedef struct GroupSet {
+    uint8_t bits[256 / 8];
+} GroupSet;
+
 typedef struct LhInsnMix {
-    GHashTable *seen;   /* Encoding * -> itself */
+    GHashTable *seen;       /* Encoding * -> itself */
+    GHashTable *by_groups;  /* key = "groups": GroupSet * -> Answer *; else NULL */
     int classify_ref;
 } LhInsnMix;
 
-/* FNV-1a of the bytes. */
+/* FNV-1a of n bytes. */
+static guint fnv1a(const uint8_t *bytes, size_t n)
+{
+    guint h = 2166136261u;
+
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ bytes[i]) * 16777619u;
+    }
+    return h;
+}
+
 static guint encoding_hash(gconstpointer p)
 {
     const Encoding *e = p;
-    guint h = 2166136261u;
 
-    for (int i = 0; i < e->size; i++) {
-        h = (h ^ e->bytes[i]) * 16777619u;
-    }
-    return h;
+    return fnv1a(e->bytes, e->size);
 }
 
 static gboolean encoding_equal(gconstpointer a, gconstpointer b)
@@ -53,29 +79,129 @@ static gboolean encoding_equal(gconstpointer a, gconstpointer b)
     return x->size == y->size && memcmp(x->bytes, y->bytes, x->size) == 0;
 }
 
+static guint group_set_hash(gconstpointer p)
+{
+    return fnv1a(((const GroupSet *)p)->bits, sizeof(GroupSet));
+}
+
+static gboolean group_set_equal(gconstpointer a, gconstpointer b)
+{
+    return memcmp(a, b, sizeof(GroupSet)) == 0;
+}
+
 static LhInsnMix *check_mix(lua_State *L)
 {
     return lh_check_box(L, 1, LH_INSN_MIX_MT);
 }
 
 /*
- * classify(insn) for one encoding: into e->counted and e->entry. Its
- * error, traced from where classify raised it, goes on to mix:count's
- * caller: nothing of the mix is half made when it does.
+ * classify's answer at the top of the stack: false or nil, an entry, or a
+ * non-empty list of entries. Allocated; popped.
  */
-static void classify(lua_State *L, LhInsnMix *mix, struct qemu_plugin_insn *insn, Encoding *e)
+static Answer *answer_of(lua_State *L)
+{
+    Answer *a;
+
+    if (!lua_toboolean(L, -1)) {
+        a = g_malloc0(sizeof(*a));
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+        size_t n = lh_rawlen(L, -1);
+
+        if (n == 0 || n > UINT32_MAX) {
+            lh_error(L, "insn_mix: classify returned an empty list");
+        }
+        a = g_malloc(sizeof(*a) + n * sizeof(a->entries[0]));
+        a->n = (uint32_t)n;
+        for (size_t i = 0; i < n; i++) {
+            lua_rawgeti(L, -1, (lua_Integer)i + 1);
+            if (!lh_test_entry(L, -1, &a->entries[i])) {
+                const char *type = luaL_typename(L, -1);
+                g_free(a);
+                lh_error(L, "insn_mix: classify's list must hold scoreboard entries, item %d is a %s",
+                         (int)i + 1, type);
+            }
+            lua_pop(L, 1);
+        }
+    } else {
+        a = g_malloc(sizeof(*a) + sizeof(a->entries[0]));
+        a->n = 1;
+        if (!lh_test_entry(L, -1, &a->entries[0])) {
+            const char *type = luaL_typename(L, -1);
+            g_free(a);
+            lh_error(L, "insn_mix: classify must return a scoreboard entry, a list of them or false, got %s",
+                     type);
+        }
+    }
+    lua_pop(L, 1);
+    return a;
+}
+
+/*
+ * classify(insn), its answer allocated. Its error, traced from where
+ * classify raised it, goes on to mix:count's caller: nothing of the mix
+ * is half made when it does.
+ */
+static Answer *ask(lua_State *L, LhInsnMix *mix, struct qemu_plugin_insn *insn)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, mix->classify_ref);
     lh_push_insn(L, insn);
     if (!lh_pcall_nested(L, 1, 1)) {
         lua_error(L);
     }
-    e->counted = lua_toboolean(L, -1);
-    if (e->counted && !lh_test_entry(L, -1, &e->entry)) {
-        lh_error(L, "insn_mix: classify must return a scoreboard entry or false, got %s",
-                 luaL_typename(L, -1));
+    return answer_of(L);
+}
+
+/* key = "groups": the answer for insn's set of groups, asked once per set. */
+static const Answer *answer_by_groups(lua_State *L, LhInsnMix *mix, struct qemu_plugin_insn *insn)
+{
+    uint8_t ids[LH_MAX_GROUPS];
+    int n = lh_insn_group_ids(insn, ids);
+    GroupSet set = { { 0 } };
+
+    for (int i = 0; i < n; i++) {
+        set.bits[ids[i] / 8] |= (uint8_t)(1u << (ids[i] % 8));
     }
-    lua_pop(L, 1);
+    Answer *a = g_hash_table_lookup(mix->by_groups, &set);
+    if (a == NULL) {
+        a = ask(L, mix, insn);
+        g_hash_table_insert(mix->by_groups, g_memdup2(&set, sizeof(set)), a);
+    }
+    return a;
+}
+
+/* The entry of the answer an encoding's first 4 bytes pick (as insn:opcode() reads them). */
+static qemu_plugin_u64 pick(const Answer *a, const Encoding *e)
+{
+    uint32_t opcode = 0;
+
+    if (a->n == 1) {
+        return a->entries[0];
+    }
+    for (int i = 0; i < 4 && i < e->size; i++) {
+        opcode |= (uint32_t)e->bytes[i] << (8 * i);
+    }
+    return a->entries[opcode % a->n];
+}
+
+/* What e's executions are counted in: into e->counted and e->entry. */
+static void classify(lua_State *L, LhInsnMix *mix, struct qemu_plugin_insn *insn, Encoding *e)
+{
+    if (mix->by_groups != NULL) {
+        const Answer *a = answer_by_groups(L, mix, insn);
+
+        e->counted = a->n > 0;
+        if (e->counted) {
+            e->entry = pick(a, e);
+        }
+        return;
+    }
+    Answer *a = ask(L, mix, insn);
+
+    e->counted = a->n > 0;
+    if (e->counted) {
+        e->entry = pick(a, e);
+    }
+    g_free(a);
 }
 
 /* The encoding of insn, classified the first time it is seen. */
@@ -84,11 +210,11 @@ static const Encoding *encoding_of(lua_State *L, LhInsnMix *mix, struct qemu_plu
 {
     size_t size = qemu_plugin_insn_size(insn);
 
+    probe->size = (uint8_t)qemu_plugin_insn_data(insn, probe->bytes, MIN(size, KEY_MAX));
     if (size > KEY_MAX) {
         classify(L, mix, insn, probe);
         return probe;
     }
-    probe->size = (uint8_t)qemu_plugin_insn_data(insn, probe->bytes, size);
     const Encoding *known = g_hash_table_lookup(mix->seen, probe);
     if (known != NULL) {
         return known;
@@ -133,13 +259,22 @@ static int mix_tostring(lua_State *L)
     return 1;
 }
 
-/* raw.insn_mix_new(classify) */
+/* raw.insn_mix_new(classify, by_groups) */
 static int insn_mix_new(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
+    bool by_groups = lua_toboolean(L, 2);
+    const char *why = by_groups ? lh_capstone_groups_missing() : NULL;
+
+    if (why != NULL) {
+        return lh_error(L, "luahost.insn_mix: key = \"groups\" needs capstone's groups: %s", why);
+    }
     LhInsnMix *mix = g_new0(LhInsnMix, 1);
 
     mix->seen = g_hash_table_new(encoding_hash, encoding_equal);
+    if (by_groups) {
+        mix->by_groups = g_hash_table_new(group_set_hash, group_set_equal);
+    }
     lua_pushvalue(L, 1);
     mix->classify_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lh_push_box(L, mix, LH_INSN_MIX_MT);

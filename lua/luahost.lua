@@ -541,15 +541,31 @@ function luahost.tally(options)
     return tally
 end
 
--- luahost.insn_mix(classify): executed instructions counted by class,
--- classify(insn) naming an encoding's scoreboard entry (or false) once;
--- mix:count(tb) registers the adds in C (host/insnmix.c, docs/api.md
--- "Instruction mixes").
-function luahost.insn_mix(classify)
+-- luahost.insn_mix(classify [, { key = "groups" }]): executed
+-- instructions counted by class, classify(insn) naming an encoding's
+-- scoreboard entry, a list of entries or false once (once per set of
+-- capstone groups with key = "groups"); mix:count(tb) registers the adds
+-- in C (host/insnmix.c, docs/api.md "Instruction mixes").
+function luahost.insn_mix(classify, options)
     if type(classify) ~= "function" then
         error("luahost.insn_mix expects a function, got " .. type(classify), 2)
     end
-    return (raw.insn_mix_new(classify))
+    local key = "encoding"
+    if options ~= nil then
+        if type(options) ~= "table" then
+            error("luahost.insn_mix: options must be a table, got " .. type(options), 2)
+        end
+        for name in pairs(options) do
+            if name ~= "key" then
+                error(("luahost.insn_mix: unknown option %s (expected key)"):format(tostring(name)), 2)
+            end
+        end
+        key = options.key == nil and key or options.key
+        if key ~= "encoding" and key ~= "groups" then
+            error(('luahost.insn_mix: key must be "encoding" or "groups", got %s'):format(tostring(key)), 2)
+        end
+    end
+    return (raw.insn_mix_new(classify, key == "groups"))
 end
 
 -- luahost.lockstep{ fd = N, on_diverge = fn, on_error = fn }: before

@@ -195,6 +195,7 @@ local function statement(context)
             "H.tb = tb", "H.insn = tb and tb:insn(1)", "H.mem = mem", "H.hwaddr = mem and mem:hwaddr()",
             "collectgarbage()", "H.stream = luahost.stream({ capacity = 16, on_batch = function() end })",
             "H.mix = luahost.insn_mix(function(insn) return H.entry end)",
+            "H.mix = luahost.insn_mix(function(insn) return { H.entry, H.entry } end, { key = 'groups' })",
             "local s = ('x'):rep(1000):gsub('x', function(c) return c end)",
         })
         if context ~= "tb" and call:find("tb", 1, true) and not call:find("H.tb", 1, true) then

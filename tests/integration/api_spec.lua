@@ -472,6 +472,70 @@ end)
         assert.are.same({ is, il }, { ms, ml })
     end)
 
+    it("picks from a list of entries by opcode, and asks once per set of groups with key = groups", function()
+        -- Two mixes, and their classes counted by insn:inline per
+        -- instruction in the same run: lanes (a list of 5 entries, the
+        -- one the opcode picks) and by_groups (key = "groups", a class
+        -- by capstone's groups), with the sets of groups seen.
+        local r = run("x86_64", [==[
+local LANES = 5
+local names = {}
+for i = 1, LANES do names[i] = "l" .. i end
+local lanes, lanes_inline = luahost.scoreboard(names), luahost.scoreboard(names)
+local list = {}
+for i = 1, LANES do list[i] = lanes[names[i]] end
+local CLASSES = { "call", "ret", "jump", "other" }
+local classes, classes_inline = luahost.scoreboard(CLASSES), luahost.scoreboard(CLASSES)
+local function class(board, insn)
+    local set = {}
+    for _, g in ipairs(insn:groups()) do set[g] = true end
+    for _, name in ipairs(CLASSES) do
+        if set[name] then return board[name] end
+    end
+    return next(set) ~= nil and board.other or false
+end
+local calls, sets, n_sets = 0, {}, 0
+local by_lane = luahost.insn_mix(function() return list end)
+local by_groups = luahost.insn_mix(function(insn)
+    calls = calls + 1
+    return class(classes, insn)
+end, { key = "groups" })
+luahost.on_tb_translate(function(tb)
+    by_lane:count(tb)
+    by_groups:count(tb)
+    for _, insn in tb:insns() do
+        insn:inline("add", lanes_inline[names[insn:opcode() % LANES + 1]], 1)
+        local entry = class(classes_inline, insn)
+        if entry then insn:inline("add", entry, 1) end
+        local groups = insn:groups()
+        table.sort(groups)
+        local key = table.concat(groups, ",")
+        if not sets[key] then sets[key], n_sets = true, n_sets + 1 end
+    end
+end)
+luahost.on_exit(function()
+    luahost.printf("calls %d sets %d encodings %d\n", calls, n_sets, by_groups:encodings())
+    for _, name in ipairs(names) do
+        luahost.printf("%s %d %d\n", name, lanes[name]:sum(), lanes_inline[name]:sum())
+    end
+    for _, name in ipairs(CLASSES) do
+        luahost.printf("%s %d %d\n", name, classes[name]:sum(), classes_inline[name]:sum())
+    end
+end)
+]==], {}, "loop", { "20000" })
+        local calls, sets, encodings = r.report:match("^calls (%d+) sets (%d+) encodings (%d+)\n")
+        assert.is_truthy(calls, r.report)
+        assert.are.equal(sets, calls)
+        assert.is_true(tonumber(calls) > 3 and tonumber(calls) * 4 < tonumber(encodings), r.report)
+        local rows = 0
+        for name, mixed, inlined in r.report:gmatch("\n(%w+) (%d+) (%d+)") do
+            rows = rows + 1
+            assert.are.equal(inlined, mixed, name)
+            assert.is_true(tonumber(mixed) > (name == "ret" and 0 or 1000), name .. " " .. mixed)
+        end
+        assert.are.equal(9, rows)
+    end)
+
     it("refuses a classify that is no function or returns no entry, at the script's line", function()
         local r = run("x86_64", [[
 local msgs = {}
@@ -482,6 +546,11 @@ end
 try(function() luahost.insn_mix(42) end)
 local bad = luahost.insn_mix(function() return 42 end)
 local failing = luahost.insn_mix(function() error("no class") end)
+local entry = luahost.scoreboard({ "v" }).v
+local bad_list = luahost.insn_mix(function() return { entry, 42 } end)
+local empty_list = luahost.insn_mix(function() return {} end)
+try(function() luahost.insn_mix(print, { key = "bytes" }) end)
+try(function() luahost.insn_mix(print, { by = "groups" }) end)
 local done = false
 luahost.on_tb_translate(function(tb)
     if done then return end
@@ -490,14 +559,29 @@ luahost.on_tb_translate(function(tb)
     try(function() failing:count(tb) end)
     try(function() bad:count(42) end)
     try(function() bad.count(tb, tb) end)
+    try(function() bad_list:count(tb) end)
+    try(function() empty_list:count(tb) end)
 end)
 luahost.on_exit(function() luahost.outs(table.concat(msgs, "\n") .. "\n") end)
 ]], {}, "loop", { "10" })
         local lines = report_lines(r)
         assert.matches("^[^:]+:6: luahost%.insn_mix expects a function, got number$", lines[1])
-        assert.matches("^[^:]+:13: insn_mix: classify must return a scoreboard entry or false, got number$", lines[2])
-        assert.matches(":8: no class$", lines[3])
-        assert.matches("luahost%.tb expected, got number", lines[4])
-        assert.matches("luahost%.insn_mix expected, got [%w.]+", lines[5])
+        assert.matches('^[^:]+:12: luahost%.insn_mix: key must be "encoding" or "groups", got bytes$', lines[2])
+        assert.matches("^[^:]+:13: luahost%.insn_mix: unknown option by %(expected key%)$", lines[3])
+        assert.matches("^[^:]+:18: insn_mix: classify must return a scoreboard entry, a list of them or false, "
+            .. "got number$", lines[4])
+        assert.matches(":8: no class$", lines[5])
+        assert.matches("luahost%.tb expected, got number", lines[6])
+        assert.matches("luahost%.insn_mix expected, got [%w.]+", lines[7])
+        assert.matches(":22: insn_mix: classify's list must hold scoreboard entries, item 2 is a number$", lines[8])
+        assert.matches(":23: insn_mix: classify returned an empty list$", lines[9])
+    end)
+
+    it("refuses key = groups where luahost has no capstone groups, naming the architecture", function()
+        local r = helper.run_lua("riscv64", 'luahost.insn_mix(print, { key = "groups" })',
+            helper.guest("loop", "riscv64"), { status = false })
+        assert.are.equal(1, r.status)
+        assert.matches(':1: luahost.insn_mix: key = "groups" needs capstone\'s groups: no capstone support '
+            .. "in luahost for this guest architecture (riscv64)", r.stderr, 1, true)
     end)
 end)
