@@ -44,17 +44,15 @@ for _, value in ipairs(opt.count) do
         luahost.usage_error(why .. ": count=" .. value)
     end
 end
--- A class's hits are kept in SLOTS counters, summed at exit, an opcode's
--- in the slot its value picks: one shared counter per class would chain
--- the inline adds of consecutive instructions through the same memory
--- word, which costs up to twice the time of independent counters. A
--- counter per (class, opcode), as howvec.c keeps its individual counts,
--- made a counter for nearly every new x86 encoding (its first 4 bytes
--- hold displacements): a fifth of the translation hook.
-local SLOTS = 61    -- a prime: the slot depends on all 4 bytes
-for _, class in ipairs(classes) do
-    class.parts = {}   -- parts[slot] = scoreboard entry
-end
+-- A class's hits are kept in SLOTS counters, summed at exit; the mix
+-- adds an encoding to the one its opcode picks (opcode % SLOTS). One
+-- shared counter per class would chain the inline adds of consecutive
+-- instructions through the same memory word, which costs up to twice the
+-- time of independent counters. A counter per (class, opcode), as
+-- howvec.c keeps its individual counts, made one for nearly every new x86
+-- encoding (its first 4 bytes hold displacements): a fifth of the
+-- translation hook.
+local SLOTS = 61    -- a prime: the counter depends on all 4 bytes
 
 local individual = {}   -- individual[opcode] = { text =, class =, hits = }
 
@@ -75,34 +73,51 @@ local function individual_hits(insn, opcode, class)
     return rec.hits
 end
 
-local function class_hits(opcode, class)
-    local slot = opcode % SLOTS
-    local hits = class.parts[slot]
-    if not hits then
-        hits = new_counter()
-        class.parts[slot] = hits
+-- A class's counters, made at its first instruction.
+local function class_hits(class)
+    if not class.parts then
+        class.parts = {}
+        for i = 1, SLOTS do
+            class.parts[i] = new_counter()
+        end
     end
-    return hits
+    return class.parts
 end
 
--- The scoreboard entry an instruction's executions add to, or false.
+-- The scoreboard entries an instruction's executions add to, or false.
 -- insn:opcode() is insnclass.opcode(insn:data()) without the string.
 local function classify(insn)
     local opcode = insn:opcode()
     local class = insnclass.match(classes, opcode, classes.uses_groups and insn:groups())
     if class.what == "class" then
-        return class_hits(opcode, class)
+        return class_hits(class)
     elseif class.what == "individual" then
         return individual_hits(insn, opcode, class)
     end
     return false
 end
 
+-- Whether the class of an instruction follows from its capstone groups
+-- alone: a group table (x86_64) with no class counted instruction by
+-- instruction (count=), whose rows are keyed by opcode.
+local function by_groups_alone()
+    if not classes.uses_groups then
+        return false
+    end
+    for _, class in ipairs(classes) do
+        if class.what == "individual" then
+            return false
+        end
+    end
+    return true
+end
+
 -- Each encoding is classified once: the same bytes always get the same
--- entry, and classifying (capstone's groups, a walk of the class table)
+-- entries, and classifying (capstone's groups, a walk of the class table)
 -- costs microseconds per instruction. The mix keeps the answers in C and
 -- registers the adds itself: no Lua runs for an encoding seen before.
-local mix = luahost.insn_mix(classify)
+-- Where the groups alone decide, Lua runs once per set of groups.
+local mix = luahost.insn_mix(classify, { key = by_groups_alone() and "groups" or "encoding" })
 
 luahost.on_tb_translate(function(tb)
     mix:count(tb)
@@ -111,7 +126,7 @@ end)
 local function class_lines(out)
     for _, class in ipairs(classes) do
         local hits = 0
-        for _, part in pairs(class.parts) do
+        for _, part in ipairs(class.parts or {}) do
             hits = hits + part:sum()
         end
         if class.what == "individual" then
