@@ -107,7 +107,7 @@ static Answer *answer_of(lua_State *L)
     } else if (lua_type(L, -1) == LUA_TTABLE) {
         size_t n = lh_rawlen(L, -1);
 
-        if (n == 0 || n > UINT32_MAX) {
+        if (n == 0) {
             lh_error(L, "insn_mix: classify returned an empty list");
         }
         a = g_malloc(sizeof(*a) + n * sizeof(a->entries[0]));
@@ -186,22 +186,14 @@ static qemu_plugin_u64 pick(const Answer *a, const Encoding *e)
 /* What e's executions are counted in: into e->counted and e->entry. */
 static void classify(lua_State *L, LhInsnMix *mix, struct qemu_plugin_insn *insn, Encoding *e)
 {
-    if (mix->by_groups != NULL) {
-        const Answer *a = answer_by_groups(L, mix, insn);
-
-        e->counted = a->n > 0;
-        if (e->counted) {
-            e->entry = pick(a, e);
-        }
-        return;
-    }
-    Answer *a = ask(L, mix, insn);
+    Answer *asked = NULL;   /* an answer for this encoding alone */
+    const Answer *a = mix->by_groups != NULL ? answer_by_groups(L, mix, insn) : (asked = ask(L, mix, insn));
 
     e->counted = a->n > 0;
     if (e->counted) {
         e->entry = pick(a, e);
     }
-    g_free(a);
+    g_free(asked);
 }
 
 /* The encoding of insn, classified the first time it is seen. */
