@@ -51,13 +51,18 @@ static int insn_data(lua_State *L)
  * insnclass.opcode(insn:data()) made a string and took it apart, a third
  * of execlog.lua's translation hook.
  */
-static int insn_opcode(lua_State *L)
+/* The first 4 bytes of insn as a little-endian word, zero-padded: howvec.c's opcode. */
+uint32_t lh_insn_opcode(struct qemu_plugin_insn *insn)
 {
     uint8_t bytes[4] = { 0 };
 
-    qemu_plugin_insn_data(check_insn(L), bytes, sizeof(bytes));
-    lua_pushinteger(L, (lua_Integer)((uint32_t)bytes[0] | (uint32_t)bytes[1] << 8
-                                     | (uint32_t)bytes[2] << 16 | (uint32_t)bytes[3] << 24));
+    qemu_plugin_insn_data(insn, bytes, sizeof(bytes));
+    return (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 | (uint32_t)bytes[2] << 16 | (uint32_t)bytes[3] << 24;
+}
+
+static int insn_opcode(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)lh_insn_opcode(check_insn(L)));
     return 1;
 }
 

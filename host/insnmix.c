@@ -169,18 +169,10 @@ static const Answer *answer_by_groups(lua_State *L, LhInsnMix *mix, struct qemu_
     return a;
 }
 
-/* The entry of the answer an encoding's first 4 bytes pick (as insn:opcode() reads them). */
-static qemu_plugin_u64 pick(const Answer *a, const Encoding *e)
+/* The entry of the answer insn's opcode (insn:opcode()) picks. */
+static qemu_plugin_u64 pick(const Answer *a, struct qemu_plugin_insn *insn)
 {
-    uint32_t opcode = 0;
-
-    if (a->n == 1) {
-        return a->entries[0];
-    }
-    for (int i = 0; i < 4 && i < e->size; i++) {
-        opcode |= (uint32_t)e->bytes[i] << (8 * i);
-    }
-    return a->entries[opcode % a->n];
+    return a->n == 1 ? a->entries[0] : a->entries[lh_insn_opcode(insn) % a->n];
 }
 
 /* What e's executions are counted in: into e->counted and e->entry. */
@@ -191,7 +183,7 @@ static void classify(lua_State *L, LhInsnMix *mix, struct qemu_plugin_insn *insn
 
     e->counted = a->n > 0;
     if (e->counted) {
-        e->entry = pick(a, e);
+        e->entry = pick(a, insn);
     }
     g_free(asked);
 }
@@ -202,11 +194,11 @@ static const Encoding *encoding_of(lua_State *L, LhInsnMix *mix, struct qemu_plu
 {
     size_t size = qemu_plugin_insn_size(insn);
 
-    probe->size = (uint8_t)qemu_plugin_insn_data(insn, probe->bytes, MIN(size, KEY_MAX));
     if (size > KEY_MAX) {
         classify(L, mix, insn, probe);
         return probe;
     }
+    probe->size = (uint8_t)qemu_plugin_insn_data(insn, probe->bytes, size);
     const Encoding *known = g_hash_table_lookup(mix->seen, probe);
     if (known != NULL) {
         return known;

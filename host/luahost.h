@@ -389,6 +389,7 @@ void lh_hooks_forget(void);
 /* Constructors and checkers shared between the type files. */
 void lh_push_tb(lua_State *L, struct qemu_plugin_tb *tb);
 void lh_push_insn(lua_State *L, struct qemu_plugin_insn *insn);
+uint32_t lh_insn_opcode(struct qemu_plugin_insn *insn);
 void lh_mem_cb(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata);
 void lh_access_cb(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata);
 qemu_plugin_u64 lh_check_entry(lua_State *L, int idx);
